@@ -91,12 +91,12 @@ def noise_next(st):
     b = NOISE_BASE
     hi = st[b + N_HI]
     lo = st[b + N_LO]
-    x = -4094
+    x = -2046
     for _ in range(4):
         p = LCG_A * lo + LCG_C
         lo = p & 0x7FFF
         hi = (LCG_A * hi + (p >> 15)) & 0x7FFF
-        x += hi >> 4
+        x += hi >> 5
     st[b + N_HI] = hi
     st[b + N_LO] = lo
     y = (filter_step(st, x, b) * st[b + N_GAIN]) >> 12

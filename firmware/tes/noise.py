@@ -1,10 +1,11 @@
 """Band-limited Gaussian noise for tRNS, in integers only.
 
 A 30-bit linear congruential generator (kept as two 15-bit halves so no value reaches
-2**30 on a 32-bit board) feeds an Irwin-Hall sum of four 11-bit uniforms, which is close to
+2**30 on a 32-bit board) feeds an Irwin-Hall sum of four 10-bit uniforms (half the
+clamp range, so resonant sections keep headroom), which is close to
 Gaussian and exactly zero-mean. The noise is made at a base rate fs / 2**shift (about
-four times the band's upper edge), filtered there by fourth-order Butterworth high- and
-low-pass sections (integer RBJ biquads whose coefficients come from the integer sine
+four times the band's upper edge), filtered there by an eighth-order Butterworth low-pass and a
+fourth-order high-pass (integer RBJ biquads whose coefficients come from the integer sine
 table, so every platform designs the same filter), then linearly interpolated up to fs.
 The per-sample code lives in tes.kernels; this module designs and seeds it.
 """
@@ -14,16 +15,19 @@ LCG_A = 27949      # multiplier < 2**15 so a*half fits in 30 bits; a % 4 == 1 fo
 LCG_C = 12345      # odd increment
 X_LIMIT = 4095     # filter signals are clamped to +/-X_LIMIT: products stay below 2**28
 Q_BUTTER4 = (8867, 21407)  # Q of the two sections of a 4th-order Butterworth, in Q14
+# 8th-order Butterworth, low Q first so the resonant section sees a damped signal.
+Q_BUTTER8 = (8352, 9852, 14746, 41991)
 GAIN_MAX = (1 << 18) - 1   # keeps |y * gain| < 2**30
 PHASE_BITS = 20
 
 # Layout of the noise part of the engine state (indices from NOISE_BASE in tes.kernels):
 # [hi, lo, a, b, j, shift, gain, nsec, dcb_k, dcb_x1, dcb_y1, then per section
-#  b0 b1 b2 a1 a2 x1 x2 y1 y2]
+#  b0 b1 b2 a1 a2 x1 x2 y1 y2 e]; e is the rounding remainder fed back (error feedback)
+# so the low-frequency sections have no dead band and no limit cycle.
 N_HI, N_LO, N_A, N_B, N_J, N_SHIFT, N_GAIN, N_NSEC, N_DCK, N_DCX, N_DCY = range(11)
 N_SEC = 11
-SEC_LEN = 9
-MAX_SECTIONS = 4
+SEC_LEN = 10
+MAX_SECTIONS = 6
 NOISE_LEN = N_SEC + SEC_LEN * MAX_SECTIONS
 
 
@@ -75,7 +79,7 @@ def design(seg, fs):
 
     nyq = fs * 1000 // (2 << shift)
     if high < nyq * 9 // 10:
-        for q in Q_BUTTER4:
+        for q in Q_BUTTER8:
             sections.append(biquad("lp", phase_of(high), q))
     hp_phase = phase_of(low)
     if hp_phase >= 1 << 11:   # f_low above ~0.2% of the base rate: a true high-pass
@@ -83,7 +87,7 @@ def design(seg, fs):
             sections.append(biquad("hp", hp_phase, q))
     elif low > 0:             # very low edge: a first-order DC blocker, fc = fb / (2 pi 2**k)
         k = 1
-        while (1 << PHASE_BITS) > 6 * hp_phase * (1 << k) and k < 16:
+        while (1 << PHASE_BITS) > 6 * hp_phase * (1 << k) and k < 14:
             k += 1
         st[N_DCK] = k
     st[N_NSEC] = len(sections)
@@ -105,7 +109,7 @@ def _gain(st, seg):
         y = filter_step(probe, x)
         energy += y * y
         x = 0
-    var_in = 4 * (2048 * 2048 - 1) // 12      # Irwin-Hall of four uniforms on 0..2047
+    var_in = 4 * (1024 * 1024 - 1) // 12      # Irwin-Hall of four uniforms on 0..1023
     # var_out = var_in * energy / X_LIMIT**2;  want SD = sd_uA / peak * 32768 (Q15)
     var_out = var_in * energy // (X_LIMIT * X_LIMIT)
     want = seg["noise_sd_uA"] * 32768 // max(1, seg["amplitude_uA"])
@@ -130,15 +134,22 @@ def filter_step(st, x, base=0):
     """One base-rate sample x through the DC blocker and biquad cascade of `st`."""
     k = st[base + N_DCK]
     if k:
-        y = x - st[base + N_DCX] + st[base + N_DCY] - (st[base + N_DCY] >> k)
+        # DC blocker y = x - x1 + (1 - 2**-k) y1, its state kept as y * 2**k so the decay
+        # term never rounds to zero (a plain integer y would hold a bias up to 2**k).
+        acc = st[base + N_DCY] + ((x - st[base + N_DCX]) << k)
+        acc -= acc >> k
+        lim = X_LIMIT << k
+        acc = lim if acc > lim else (-lim if acc < -lim else acc)
         st[base + N_DCX] = x
-        x = clamp(y, X_LIMIT)
-        st[base + N_DCY] = x
+        st[base + N_DCY] = acc
+        x = acc >> k
     for n in range(st[base + N_NSEC]):
         p = base + N_SEC + n * SEC_LEN
         acc = (st[p] * x + st[p + 1] * st[p + 5] + st[p + 2] * st[p + 6]
-               - st[p + 3] * st[p + 7] - st[p + 4] * st[p + 8])
-        y = clamp((acc + 8192) >> 14, X_LIMIT)
+               - st[p + 3] * st[p + 7] - st[p + 4] * st[p + 8] + st[p + 9])
+        y = acc >> 14
+        st[p + 9] = acc - (y << 14)
+        y = clamp(y, X_LIMIT)
         st[p + 6] = st[p + 5]
         st[p + 5] = x
         st[p + 8] = st[p + 7]

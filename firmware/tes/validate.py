@@ -221,6 +221,12 @@ def warnings(proto):
         out.append("current density %d.%03d mA/cm^2 (peak %d uA over %d.%02d cm^2) is above the 0.06 mA/cm^2 guideline"
                    % (peak * 100 // area_mm2 // 1000, peak * 100 // area_mm2 % 1000, peak,
                       area_mm2 // 100, area_mm2 % 100))
+    for i, seg in enumerate(proto["segments"]):
+        if seg["kind"] == "stim" and seg["waveform"] == "noise":
+            low, high = seg["band_mHz"]
+            if 0 < low and high < 2 * low:
+                out.append("segments[%d]: noise band narrower than an octave: its filter skirts put more "
+                           "than 10%% of the power outside the band" % i)
     return out
 
 

@@ -1,0 +1,500 @@
+"""Simulated board: the analog stage and an electrode-skin load, modelled per sample with
+integer math, on a virtual clock. Runs under the unix port and CPython.
+
+Signal chain per sample (all ints, every product below 2**30 for the parameter ranges
+that tes.board accepts; see _set_load for the two clamps that keep it so):
+  uA -> DAC code (board calibration, hw limit, 12-bit range; frozen if dac-stuck)
+     -> source current: code * nA_per_code (the true slope), clamped to
+        hw_current_limit_uA, zero while the enable is off
+     -> load: series R + (skin R || skin C). The voltage is v = i*Rs + vc; where it would
+        pass compliance the source saturates: i = (+-compliance - vc) / Rs
+     -> skin capacitor: backward-Euler step vc = (vc*k1 + i*k2) / 1024, exact DC gain
+     -> ADC: current and voltage plus seeded uniform noise, quantized to the sense chain's
+        codes (frozen if adc-stuck).
+Slow changes (skin R falling while current flows, Hahn 2013; drift) update once per block.
+
+Faults (DESIGN.md names), inject(kind, at_ms), take effect at the first sample at or after
+at_ms:
+  liftoff    series R -> model.liftoff_ohm (10 MOhm): current collapses to ~3 uA at
+             compliance voltage
+  short      series R -> model.short_ohm (10 Ohm), skin R and C bridged
+  dac-stuck  the DAC keeps its last code; DAC_BACK reports the frozen code
+  adc-stuck  current and voltage readings freeze; ADC_MOVES drops to 0
+  drift      skin R climbs model.fault_drift_ohm_per_s (default 2000) ohm per second
+  host-lost  host_lost() turns True: the app must treat the host as silent
+  stall      the app loop hangs inside write(): the DAC holds its last code until the
+             virtual watchdog (start_watchdog) expires, then the board resets (SimReset);
+             without a watchdog write() raises SimHang with the output still on
+  reset      output zero and enable off from the onset sample; write() raises SimReset
+"""
+import time
+from array import array
+
+from hal.base import Hal, I_MEAN, I_MIN, I_MAX, V_MEAN, V_PEAK, ADC_MOVES, DAC_BACK
+from tes.board import conversion
+
+FAULT_KINDS = ("liftoff", "short", "dac-stuck", "adc-stuck", "drift", "host-lost", "stall",
+               "reset")
+_MODEL = {"series_ohm": 1000, "skin_ohm": 10000, "skin_ohm_floor": 4000, "skin_tau_s": 60,
+          "skin_nF": 100, "adc_noise_uA": 2, "adc_noise_mV": 5, "drift_ohm_per_s": 0,
+          "fault_drift_ohm_per_s": 2000, "liftoff_ohm": 10000000, "short_ohm": 10, "seed": 1}
+_SKIN_MAX = 1000000       # skin R ceiling (drift): keeps the RC constants small ints
+_K2_MAX = (1 << 30) // 5000   # i * k2 < 2**30 for |i| <= 5000 uA
+_ALWAYS_SANE = 1 << 29    # "never" as a time in ms
+
+
+def _is_micropython():
+    import sys
+    return sys.implementation.name == "micropython"
+
+
+_MP = _is_micropython()
+
+
+class SimReset(Exception):
+    """The simulated board reset (reason 'reset' or 'watchdog'): output is off."""
+
+
+class SimHang(Exception):
+    """The app loop stalled and no watchdog was running: the output is still on."""
+
+
+def _scale(board, key):
+    # (num, den) of the sense chain: uA per current code, mV per voltage code.
+    s = board.get("sense") or {}
+    adc = s.get("adc") or {}
+    fsr = adc.get("ref_mV", 2048)
+    full = 1 << (adc.get("bits", 16) - 1)
+    if key == "i":
+        num, den = fsr * 1000, full * s.get("shunt_ohm", 100) * s.get("current_gain", 3)
+    else:
+        num, den = fsr * s.get("voltage_divider", 20), full
+    a, b = num, den
+    while b:
+        a, b = b, a % b
+    return num // a, den // a, full - 1
+
+
+class SimHal(Hal):
+    def __init__(self, board, realtime=False, storage=None, seed=None):
+        super().__init__(board)
+        m = dict(_MODEL)
+        m.update(board.get("model") or {})
+        self.model = m
+        self.realtime = realtime
+        self._storage = storage
+        self.conv = conversion(board)
+        cs = board.get("current_source") or {}
+        self.npc = cs.get("nA_per_code", 2200)          # true slope of the current source
+        self.hw = board["hw_current_limit_uA"]
+        self.vcomp = board.get("compliance_V", 30) * 1000
+        self.inum, self.iden, self.icode_max = _scale(board, "i")
+        self.vnum, self.vden, self.vcode_max = _scale(board, "v")
+        c = self.conv
+        self.z, self.sc, self.su, self.top = c["zero_code"], c["span_code"], c["span_uA"], c["code_max"]
+        self.dac_stuck = False   # hardware faults outlive a reset
+        self.adc_stuck = False
+        self.noise_i = m["adc_noise_uA"] * 1000          # nA
+        self.noise_v = m["adc_noise_mV"] * 1000          # uV
+        self.rng = (m["seed"] if seed is None else seed) & 0xFFFF
+        self.block = array("i", [0] * 12)  # running figures of the last block (see sense)
+        self.fs = 1000
+        self.ms = 0          # virtual clock: ms + frac / fs
+        self.frac = 0
+        self.faults = []     # pending (at_ms, kind), sorted
+        self.next_at = _ALWAYS_SANE
+        self.log = []        # (ms, event) for tests and the host: faults, resets, zero
+        self.resets = 0
+        self.zero_at_us = -1
+        self._exc_reset = SimReset("reset")
+        self._exc_wdt = SimReset("watchdog")
+        self._exc_hang = SimHang("stall")
+        self._wall0 = None
+        self._boot()
+
+    # ---- state -------------------------------------------------------------------------
+    def _boot(self):
+        """Power-on state of the analog stage (after a reset too); the skin keeps its state."""
+        self.en = False
+        self.code = self.z
+        self.stall = False
+        self.wdt_ms = 0
+        self.fed_ms = self.ms
+        if not hasattr(self, "vc"):
+            m = self.model
+            self.vc = 0
+            self.rs = m["series_ohm"]
+            self.skin_floor = m["skin_ohm_floor"]
+            self.skin_ex = (m["skin_ohm"] - self.skin_floor) << 12   # Q12 excess over floor
+            self.skin_add = 0         # drift so far, ohm
+            self.drift = m["drift_ohm_per_s"]
+            self.drift_acc = 0
+            self.shorted = False
+            self.host_gone = False
+            self.i_raw = 0
+            self.v_raw = 0
+            self.i_meas = 0
+            self.v_meas = 0
+            self.i_true = 0
+            self.skin_ms = 0
+            self.peak_uA = 0         # largest |delivered current| ever (tests)
+            self._set_load()
+
+    def _skin(self):
+        if self.shorted:
+            return 0
+        r = self.skin_floor + (self.skin_ex >> 12) + self.skin_add
+        return r if r < _SKIN_MAX else _SKIN_MAX
+
+    def _set_load(self):
+        """RC constants for the current skin R and sample rate (per block: a few divisions)."""
+        r = self._skin()
+        self.skin = r
+        c = self.model["skin_nF"]
+        dt_us = 1000000 // self.fs or 1
+        tau_us = r * c // 1000
+        if self.shorted or r == 0:
+            self.k1, self.k2 = 0, 0
+        else:
+            self.k1 = 1024 * tau_us // (tau_us + dt_us)
+            k2 = (1024 - self.k1) * r // 1000
+            self.k2 = k2 if k2 < _K2_MAX else _K2_MAX
+        # |i| above this surely saturates: |i*Rs| > 2 * compliance >= compliance + |vc|.
+        self.i_fast = 2 * self.vcomp * 1000 // self.rs + 1
+
+    # ---- Hal interface -----------------------------------------------------------------
+    def start(self, fs):
+        self.fs = fs
+        self.frac = 0
+        self.code = self.z
+        self._set_load()
+        self._wall0 = None
+
+    def enable(self, on):
+        self.en = bool(on)
+
+    def zero(self):
+        if not self.dac_stuck:
+            self.code = self.z
+        self.en = False
+        self.zero_at_us = self.now_us()
+
+    def ticks_ms(self):
+        return self.ms
+
+    def now_us(self):
+        return self.ms * 1000 + self.frac * 1000 // self.fs
+
+    def feed(self):
+        self.fed_ms = self.ms
+
+    def start_watchdog(self, ms):
+        self.wdt_ms = ms
+        self.fed_ms = self.ms
+
+    def storage(self):
+        if self._storage is None:
+            self._storage = "build/sim-storage"
+        _mkdirs(self._storage)
+        return self._storage
+
+    def host_lost(self):
+        return self.host_gone
+
+    def stalled(self):
+        return self.stall
+
+    def inject(self, kind, at_ms):
+        if kind not in FAULT_KINDS:
+            raise ValueError("unknown fault %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
+        self.faults.append((at_ms, kind))
+        self.faults.sort()
+        self.next_at = self.faults[0][0]
+
+    def sleep_ms(self, ms):
+        """Let virtual time pass with the output as it is (an idle app); checks the watchdog."""
+        self.ms += ms
+        self._watchdog()
+        self._pace()
+
+    def write(self, buf, n):
+        self._watchdog()
+        b = self.block
+        b[0] = 0            # sum of measured current
+        b[1] = 1 << 30      # min measured
+        b[2] = -(1 << 30)   # max measured
+        b[3] = 0            # sum of voltage
+        b[4] = 0            # peak |voltage|
+        b[5] = 0            # current code moves
+        b[6] = 0            # peak |true current| (skin model: did current flow?)
+        b[7] = n
+        start = 0
+        # Block end, rounded up: faults due before it start at their exact sample.
+        end_ms = self.ms + (self.frac + n * 1000 + self.fs - 1) // self.fs
+        while self.next_at <= end_ms:
+            at = self.next_at
+            j = (at - self.ms) * self.fs - self.frac
+            j = 0 if j <= 0 else (j + 999) // 1000
+            if j > n:
+                break
+            self._run(buf, start, j)
+            start = j
+            self._onset(j, n)
+        self._run(buf, start, n)
+        self._advance(n)
+        self._slow()
+        self._pace()
+
+    def sense(self, out):
+        b = self.block
+        n = b[7] or 1
+        out[I_MEAN] = b[0] // n
+        out[I_MIN] = b[1]
+        out[I_MAX] = b[2]
+        out[V_MEAN] = b[3] // n
+        out[V_PEAK] = b[4]
+        out[ADC_MOVES] = b[5]
+        # Readback through the calibration, as tes.board.code_to_ua (toward zero).
+        p = (self.code - self.z) * self.su
+        out[DAC_BACK] = p // self.sc if p >= 0 else -((-p) // self.sc)
+
+    # ---- the per-sample model ----------------------------------------------------------
+    def _run(self, buf, a, e):
+        """Play buf[a:e]: the only per-sample loop. Locals only: no attribute traffic."""
+        if a >= e:
+            return
+        z = self.z
+        sc = self.sc
+        su = self.su
+        half = su >> 1
+        top = self.top
+        hw = self.hw
+        npc = self.npc
+        code = self.code
+        stuck = self.dac_stuck
+        en = self.en
+        vc = self.vc
+        rs = self.rs
+        k1 = self.k1
+        k2 = self.k2
+        ifast = self.i_fast
+        vcomp = self.vcomp
+        rng = self.rng
+        ni = self.noise_i
+        nv = self.noise_v
+        spi = 2 * ni + 1
+        spv = 2 * nv + 1
+        inum = self.inum
+        iden = self.iden
+        imax = self.icode_max
+        vnum = self.vnum
+        vden = self.vden
+        vmax = self.vcode_max
+        idiv = inum * 1000
+        vdiv = vnum * 1000
+        astuck = self.adc_stuck
+        iraw = self.i_raw
+        vraw = self.v_raw
+        im = self.i_meas
+        vm = self.v_meas
+        b = self.block
+        isum = b[0]   # (one name per line: a long tuple unpack would allocate)
+        imin = b[1]
+        imx = b[2]
+        vsum = b[3]
+        vpk = b[4]
+        moves = b[5]
+        tpk = b[6]
+        i = 0
+        for j in range(a, e):
+            if not stuck:
+                # Calibration: nearest code (as tes.board.ua_to_code), hw limit, DAC range.
+                s = buf[j]
+                if s > hw:
+                    s = hw
+                elif s < -hw:
+                    s = -hw
+                if s >= 0:
+                    code = z + (s * sc + half) // su
+                else:
+                    code = z - ((half - s * sc) // su)
+                if code > top:
+                    code = top
+                elif code < 0:
+                    code = 0
+            if en:
+                i = (code - z) * npc // 1000
+                if i > hw:       # the stage's own current limit
+                    i = hw
+                elif i < -hw:
+                    i = -hw
+                # Compliance: the source saturates where i*Rs + vc would pass it.
+                if i > ifast or i < -ifast:
+                    v = vcomp if i > 0 else -vcomp
+                    i = (v - vc) * 1000 // rs
+                else:
+                    v = i * rs // 1000 + vc
+                    if v > vcomp:
+                        v = vcomp
+                        i = (v - vc) * 1000 // rs
+                    elif v < -vcomp:
+                        v = -vcomp
+                        i = (v - vc) * 1000 // rs
+            else:
+                i = 0
+                v = vc
+            vc = (vc * k1 + i * k2 + 512) >> 10
+            if i > tpk:
+                tpk = i
+            elif -i > tpk:
+                tpk = -i
+            if not astuck:
+                rng = (rng * 4093 + 13849) & 0xFFFF
+                r = (i * 1000 + ((rng >> 4) * spi >> 12) - ni) * iden
+                raw = r // idiv
+                if raw > imax:
+                    raw = imax
+                elif raw < -imax:
+                    raw = -imax
+                if raw != iraw:
+                    moves += 1
+                    iraw = raw
+                    im = raw * inum // iden
+                rng = (rng * 4093 + 13849) & 0xFFFF
+                raw = (v * 1000 + ((rng >> 4) * spv >> 12) - nv) * vden // vdiv
+                if raw > vmax:
+                    raw = vmax
+                elif raw < -vmax:
+                    raw = -vmax
+                if raw != vraw:
+                    vraw = raw
+                    vm = raw * vnum // vden
+            isum += im
+            if im < imin:
+                imin = im
+            if im > imx:
+                imx = im
+            vsum += vm
+            if vm > vpk:
+                vpk = vm
+            elif -vm > vpk:
+                vpk = -vm
+        b[0] = isum
+        b[1] = imin
+        b[2] = imx
+        b[3] = vsum
+        b[4] = vpk
+        b[5] = moves
+        b[6] = tpk
+        self.code = code
+        self.vc = vc
+        self.rng = rng
+        self.i_raw = iraw
+        self.v_raw = vraw
+        self.i_meas = im
+        self.v_meas = vm
+        self.i_true = i
+        if tpk > self.peak_uA:
+            self.peak_uA = tpk
+
+    # ---- per block ---------------------------------------------------------------------
+    def _advance(self, n):
+        acc = self.frac + n * 1000
+        self.ms += acc // self.fs
+        self.frac = acc % self.fs
+
+    def _slow(self):
+        """Once per elapsed ms: skin R falls while current flows; drift climbs."""
+        d = self.ms - self.skin_ms
+        if d <= 0:
+            return
+        self.skin_ms = self.ms
+        if self.block[6] >= 10:
+            self.skin_ex -= (self.skin_ex // (self.model["skin_tau_s"] * 1000 or 1)) * d
+        if self.drift:
+            self.drift_acc += self.drift * d
+            self.skin_add += self.drift_acc // 1000
+            self.drift_acc %= 1000
+        if self._skin() != self.skin:
+            self._set_load()
+
+    def _onset(self, j, n):
+        """Apply the fault due at sample j of the current block."""
+        at, kind = self.faults.pop(0)
+        self.next_at = self.faults[0][0] if self.faults else _ALWAYS_SANE
+        self.log.append((at, kind))
+        if kind == "liftoff":
+            self.rs = self.model["liftoff_ohm"]
+            self._set_load()
+        elif kind == "short":
+            self.rs = self.model["short_ohm"] or 1
+            self.shorted = True
+            self._set_load()
+        elif kind == "dac-stuck":
+            self.dac_stuck = True
+        elif kind == "adc-stuck":
+            self.adc_stuck = True
+        elif kind == "drift":
+            self.drift = self.model["fault_drift_ohm_per_s"]
+        elif kind == "host-lost":
+            self.host_gone = True
+        elif kind == "stall":
+            self.stall = True
+            self._advance(j)   # the clock stops at the sample where the loop hung
+            self.block[7] = j
+            if not self.wdt_ms:
+                raise self._exc_hang
+            # The DAC holds its code until the watchdog fires.
+            if self.ms < self.fed_ms + self.wdt_ms:
+                self.ms = self.fed_ms + self.wdt_ms
+            self._reset("watchdog")
+            raise self._exc_wdt
+        elif kind == "reset":
+            self._advance(j)
+            self.block[7] = j
+            self._reset("reset")
+            raise self._exc_reset
+
+    def _reset(self, why):
+        self.resets += 1
+        self.zero_at_us = self.now_us()
+        self.log.append((self.ms, why))
+        self.frac = 0
+        self._boot()
+
+    def _watchdog(self):
+        if self.wdt_ms and self.ms - self.fed_ms > self.wdt_ms:
+            self.ms = self.fed_ms + self.wdt_ms
+            self._reset("watchdog")
+            raise self._exc_wdt
+
+    def _pace(self):
+        if not self.realtime:
+            return
+        if _MP:
+            if self._wall0 is None:
+                self._wall0 = time.ticks_add(time.ticks_ms(), -self.ms)
+            ahead = time.ticks_diff(time.ticks_add(self._wall0, self.ms), time.ticks_ms())
+            if ahead > 0:
+                time.sleep_ms(ahead)
+        else:
+            if self._wall0 is None:
+                self._wall0 = time.monotonic() - self.ms / 1000
+            ahead = self._wall0 + self.ms / 1000 - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+def _mkdirs(path):
+    import os
+    parts = path.split("/")
+    cur = "/" if path.startswith("/") else ""
+    for p in parts:
+        if not p:
+            continue
+        cur = cur + p
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass
+        cur += "/"

@@ -1,0 +1,31 @@
+"""Where the project's files are: firmware, boards, protocols, and the unix-port binary."""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import tes
+
+ROOT = Path(tes.__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+BOARDS = ROOT / "boards"
+PROTOCOLS = ROOT / "protocols"
+
+
+def micropython():
+    """The MicroPython unix port: $MICROPYTHON, beside this interpreter, or on PATH."""
+    env = os.environ.get("MICROPYTHON")
+    if env:
+        return env
+    local = Path(sys.executable).parent / "micropython"
+    if local.exists():
+        return str(local)
+    found = shutil.which("micropython")
+    if found:
+        return found
+    raise FileNotFoundError("no MicroPython unix port found: set MICROPYTHON=/path/to/micropython")
+
+
+def micropypath():
+    """MICROPYPATH replaces sys.path entirely: keep .frozen or asyncio will not import."""
+    return "%s:.frozen" % FIRMWARE

@@ -1,0 +1,46 @@
+"""Plots for preview and report (matplotlib, no display needed)."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _envelope(values, fs, width=4000):
+    """(t, low, high) per bucket, so hours of samples plot as their min/max envelope."""
+    n = len(values)
+    step = max(1, n // width)
+    t, lo, hi = [], [], []
+    for i in range(0, n, step):
+        part = values[i:i + step]
+        t.append(i / fs)
+        lo.append(min(part))
+        hi.append(max(part))
+    return t, lo, hi
+
+
+def _zoom_start(values, fs):
+    """Start of a window worth a close look: the first sample at full plateau level."""
+    peak = max(abs(v) for v in values) if len(values) else 0
+    for i, v in enumerate(values):
+        if abs(v) >= peak:
+            return max(0, i - fs // 10)
+    return 0
+
+
+def preview_png(path, values, fs, title):
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6.5))
+    t, lo, hi = _envelope(values, fs)
+    ax1.fill_between(t, lo, hi, step="post", color="tab:blue", linewidth=0.6)
+    ax1.set_xlabel("time (s)")
+    ax1.set_ylabel("current (uA)")
+    ax1.set_title(title)
+    ax1.grid(alpha=0.3)
+    start = _zoom_start(values, fs)
+    count = min(len(values) - start, fs)  # one second
+    ax2.plot([(start + i) / fs for i in range(count)], values[start:start + count], lw=0.8)
+    ax2.set_xlabel("time (s), zoomed: 1 s from t = %.1f s" % (start / fs))
+    ax2.set_ylabel("current (uA)")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
