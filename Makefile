@@ -14,6 +14,9 @@ $(VENV)/.setup-done: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# Board stubs go to a folder each: both packages ship machine.pyi and would clash in one venv.
+	$(BIN)/pip install -q --no-deps --target build/stubs/rp2 micropython-rp2-rpi-pico-stubs==1.29.0.post1
+	$(BIN)/pip install -q --no-deps --target build/stubs/esp32 micropython-esp32-esp32-generic-stubs==1.29.0.post1
 	@test -x "$(MICROPYTHON)" || (echo "no MicroPython unix port at $(MICROPYTHON): set MICROPYTHON=/path/to/micropython" && false)
 	touch $@
 

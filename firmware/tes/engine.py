@@ -97,6 +97,7 @@ class Engine:
         self.elapsed = 0     # samples delivered so far
         self.state = OFF
         self.seg = -1
+        self.stopping = False
 
     def remaining(self):
         return self.total - self.elapsed
@@ -115,6 +116,8 @@ class Engine:
         self.state = state
         if state == RAMP_UP or state == RAMP_DOWN:
             full = 65536 if self.cosine[seg] else 32768
+            st[K.ECOS] = 1 if self.cosine[seg] else 0
+            st[K.ETOP] = K.FULL
             st[K.EP] = 0
             st[K.EF] = 0
             st[K.EQ] = full // n
@@ -124,6 +127,51 @@ class Engine:
             s = self.segments[seg]
             st[K.AMP] = s["amplitude_uA"]
             st[K.OFF] = s["offset_uA"]
+
+    def envelope(self):
+        """Envelope now, Q15 (32768 = full): where a soft stop starts its ramp."""
+        state = self.state
+        if state == PLATEAU:
+            return K.FULL
+        if state != RAMP_UP and state != RAMP_DOWN:
+            return 0
+        st = self.st
+        pos = st[K.EP]
+        if st[K.ECOS]:
+            k = pos >> 8
+            e = RCOS[k]
+            if k < 256:
+                e += ((RCOS[k + 1] - e) * (pos & 255)) >> 8
+        else:
+            e = pos
+        return st[K.ETOP] - e if st[K.EDOWN] else e
+
+    def soft_stop(self, ms):
+        """Ramp linearly from the present envelope to zero over ms, then end. Allocates
+        nothing, so a supervisor stop can call it from the control loop."""
+        if self.state == DONE or self.index < 0:
+            self.state = DONE
+            self.left = 0
+            return
+        e0 = self.envelope()
+        n = samples(ms, self.fs) or 1
+        self.index = len(self.phases) - 1   # nothing after this ramp
+        if e0 == 0 or self.osc_init[self.seg] is None:
+            self.left = 0
+            self.state = DONE
+            return
+        st = self.st
+        st[K.EP] = 0
+        st[K.EF] = 0
+        st[K.EQ] = e0 // n
+        st[K.ER] = e0 % n
+        st[K.EN] = n
+        st[K.EDOWN] = 1
+        st[K.ETOP] = e0
+        st[K.ECOS] = 0
+        self.left = n
+        self.state = RAMP_DOWN
+        self.stopping = True
 
     def fill(self, out, n):
         """Write up to n samples (uA) into out[0:n]; return how many (0 when done)."""
@@ -164,4 +212,4 @@ class Engine:
         if env == 0:
             k.env_flat(out, start, m, seg["amplitude_uA"], seg["offset_uA"])
         else:
-            k.env_ramp(out, start, m, st, RCOS if self.cosine[self.seg] else None)
+            k.env_ramp(out, start, m, st, RCOS)

@@ -30,7 +30,9 @@ EN = const(11)
 EDOWN = const(12)
 AMP = const(13)
 OFF = const(14)
-NOISE_BASE = const(16)
+ECOS = const(15)  # 1: raised-cosine ramp (table position in Q8), 0: linear
+ETOP = const(16)  # level a down-ramp starts from, Q15 (FULL, or the envelope at a soft stop)
+NOISE_BASE = const(18)
 
 PHASE_MASK = const(0xFFFFF)
 FULL = const(32768)
@@ -127,26 +129,28 @@ def env_flat(out, start, n, amp, off):
 
 
 def env_ramp(out, start, n, st, rcos):
-    """Ramp from 0 to full (EDOWN=0) or full to 0 (EDOWN=1). Linear when rcos is None,
-    raised cosine otherwise (table position in Q8). Monotonic, never past the plateau."""
+    """Ramp from 0 to full (EDOWN=0) or from ETOP down to 0 (EDOWN=1); linear, or raised
+    cosine when ECOS is set (table position in Q8). Monotonic, never past the plateau."""
     pos = st[EP]
     fr = st[EF]
     q = st[EQ]
     r = st[ER]
     m = st[EN]
     down = st[EDOWN]
+    top = st[ETOP]
+    cos = st[ECOS]
     amp = st[AMP]
     off = st[OFF]
     for i in range(start, start + n):
-        if rcos is None:
-            e = pos
-        else:
+        if cos:
             k = pos >> 8
             e = rcos[k]
             if k < 256:
                 e += ((rcos[k + 1] - e) * (pos & 255)) >> 8
+        else:
+            e = pos
         if down:
-            e = FULL - e
+            e = top - e
         out[i] = ((off * e) >> 15) + ((((amp * e) >> 15) * out[i] + 16384) >> 15)
         fr += r
         pos += q

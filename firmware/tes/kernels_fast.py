@@ -13,19 +13,19 @@ from tes.kernels import osc_sine, osc_pulse, env_flat, env_ramp  # noqa: F401  p
 
 AVAILABLE = True
 
-_B = const(16)          # tes.kernels.NOISE_BASE
-_HI = const(16 + 0)     # tes.noise N_* offsets from the noise base
-_LO = const(16 + 1)
-_A = const(16 + 2)
-_V = const(16 + 3)
-_J = const(16 + 4)
-_SHIFT = const(16 + 5)
-_GAIN = const(16 + 6)
-_NSEC = const(16 + 7)
-_DCK = const(16 + 8)
-_DCX = const(16 + 9)
-_DCY = const(16 + 10)
-_SEC = const(16 + 11)
+_B = const(18)          # tes.kernels.NOISE_BASE
+_HI = const(18 + 0)     # tes.noise N_* offsets from the noise base
+_LO = const(18 + 1)
+_A = const(18 + 2)
+_V = const(18 + 3)
+_J = const(18 + 4)
+_SHIFT = const(18 + 5)
+_GAIN = const(18 + 6)
+_NSEC = const(18 + 7)
+_DCK = const(18 + 8)
+_DCX = const(18 + 9)
+_DCY = const(18 + 10)
+_SEC = const(18 + 11)
 _XLIM = const(4095)
 _LCG_A = const(27949)   # tes.noise.LCG_A
 _LCG_C = const(12345)   # tes.noise.LCG_C

@@ -54,7 +54,8 @@ def board_limits(board):
         if type(rate) is not int or rate <= 0:
             problems.append("max_sample_rate_hz: must be a positive integer")
         elif rate > CEILING["max_sample_rate_hz"]:
-            problems.append("max_sample_rate_hz = %d: above the compiled-in ceiling %d" % (rate, CEILING["max_sample_rate_hz"]))
+            problems.append("max_sample_rate_hz = %d: above the compiled-in ceiling %d"
+                            % (rate, CEILING["max_sample_rate_hz"]))
         elif rate < limits["max_sample_rate_hz"]:
             limits["max_sample_rate_hz"] = rate
     return limits, problems

@@ -123,7 +123,8 @@ def _check_stim(seg, path, fs, lim, out):
             active = width * (2 if seg["biphasic"] else 1)
             period_us = 1000000000 // f
             if width * fs < 1000000:
-                out.append((path + "pulse_width_us", width, ">=", (1000000 + fs - 1) // fs, "one sample at the sample rate"))
+                out.append((path + "pulse_width_us", width, ">=", (1000000 + fs - 1) // fs,
+                            "one sample at the sample rate"))
             elif active >= period_us:
                 out.append((path + "pulse_width_us", width, "<", period_us // (2 if seg["biphasic"] else 1),
                             "pulses must fit in the period"))
@@ -138,9 +139,11 @@ def _check_stim(seg, path, fs, lim, out):
             if high <= low:
                 out.append((path + "band_mHz[1]", high, ">", low, "band high edge above low edge"))
             elif high * 2 > fs * 1000:
-                out.append((path + "band_mHz[1]", high, "<=", nyq_mhz, "sample rate at least twice the band's upper edge"))
+                out.append((path + "band_mHz[1]", high, "<=", nyq_mhz,
+                            "sample rate at least twice the band's upper edge"))
         _range(out, path + "seed", seg["seed"], 0, SEED_MAX, "noise seed")
-        _range(out, path + "noise_sd_uA", seg["noise_sd_uA"], 1, max(1, amp), "noise standard deviation within the peak")
+        _range(out, path + "noise_sd_uA", seg["noise_sd_uA"], 1, max(1, amp),
+               "noise standard deviation within the peak")
 
 
 def check(proto, lim):

@@ -45,7 +45,8 @@ def main():
 
 @main.command()
 @click.argument("protocol", type=click.Path(dir_okay=True))
-@click.option("--board", "-b", default=None, help="Board name (boards/NAME.json) or path; default: compiled-in ceiling.")
+@click.option("--board", "-b", default=None,
+              help="Board name (boards/NAME.json) or path; default: compiled-in ceiling.")
 def validate(protocol, board):
     """Check a protocol file against the limits; exit 0 if valid, 2 otherwise."""
     loaded, _ = load_valid(protocol, board)
