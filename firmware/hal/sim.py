@@ -41,6 +41,8 @@ _MODEL = {"series_ohm": 1000, "skin_ohm": 10000, "skin_ohm_floor": 4000, "skin_t
 _SKIN_MAX = 1000000       # skin R ceiling (drift): keeps the RC constants small ints
 _K2_MAX = (1 << 30) // 5000   # i * k2 < 2**30 for |i| <= 5000 uA
 _ALWAYS_SANE = 1 << 29    # "never" as a time in ms
+EVENTS = FAULT_KINDS + ("watchdog",)
+_EV_MAX = 64
 
 
 def _is_micropython():
@@ -101,9 +103,12 @@ class SimHal(Hal):
         self.fs = 1000
         self.ms = 0          # virtual clock: ms + frac / fs
         self.frac = 0
-        self.faults = []     # pending (at_ms, kind), sorted
+        self.faults = []     # (at_ms, kind) sorted; faults[fi:] are still pending
+        self.fi = 0
         self.next_at = _ALWAYS_SANE
-        self.log = []        # (ms, event) for tests and the host: faults, resets, zero
+        # Event log (ms, index into EVENTS), preallocated: onsets happen with the heap locked.
+        self.ev = array("i", [0] * 2 * _EV_MAX)
+        self.ev_n = 0
         self.resets = 0
         self.zero_at_us = -1
         self._exc_reset = SimReset("reset")
@@ -207,9 +212,19 @@ class SimHal(Hal):
     def inject(self, kind, at_ms):
         if kind not in FAULT_KINDS:
             raise ValueError("unknown fault %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
-        self.faults.append((at_ms, kind))
-        self.faults.sort()
+        self.faults = sorted(self.faults[self.fi:] + [(at_ms, kind)])
+        self.fi = 0
         self.next_at = self.faults[0][0]
+
+    def log(self):
+        """[(ms, event)]: fault onsets and resets so far ("reset", "watchdog")."""
+        return [(self.ev[2 * k], EVENTS[self.ev[2 * k + 1]]) for k in range(self.ev_n)]
+
+    def _event(self, ms, name):
+        if self.ev_n < _EV_MAX:
+            self.ev[2 * self.ev_n] = ms
+            self.ev[2 * self.ev_n + 1] = EVENTS.index(name)
+            self.ev_n += 1
 
     def sleep_ms(self, ms):
         """Let virtual time pass with the output as it is (an idle app); checks the watchdog."""
@@ -420,15 +435,18 @@ class SimHal(Hal):
 
     def _onset(self, j, n):
         """Apply the fault due at sample j of the current block."""
-        at, kind = self.faults.pop(0)
-        self.next_at = self.faults[0][0] if self.faults else _ALWAYS_SANE
-        self.log.append((at, kind))
+        at, kind = self.faults[self.fi]
+        self.fi += 1
+        self.next_at = self.faults[self.fi][0] if self.fi < len(self.faults) else _ALWAYS_SANE
+        if kind != "reset":
+            self._event(at, kind)
         if kind == "liftoff":
             self.rs = self.model["liftoff_ohm"]
             self._set_load()
         elif kind == "short":
             self.rs = self.model["short_ohm"] or 1
             self.shorted = True
+            self.vc = 0          # the bridge discharges the skin capacitance at once
             self._set_load()
         elif kind == "dac-stuck":
             self.dac_stuck = True
@@ -458,7 +476,7 @@ class SimHal(Hal):
     def _reset(self, why):
         self.resets += 1
         self.zero_at_us = self.now_us()
-        self.log.append((self.ms, why))
+        self._event(self.ms, why)
         self.frac = 0
         self._boot()
 

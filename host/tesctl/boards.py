@@ -11,13 +11,18 @@ class BoardError(Exception):
     pass
 
 
+def board_path(name_or_path):
+    path = Path(name_or_path)
+    if not path.exists() and not path.suffix:
+        path = BOARDS / (str(name_or_path) + ".json")
+    return path
+
+
 def resolve(name_or_path):
     """-> (board dict, its limits). Raises BoardError with one clear sentence."""
     if name_or_path is None:
         return None, dict(CEILING)
-    path = Path(name_or_path)
-    if not path.exists() and not path.suffix:
-        path = BOARDS / (str(name_or_path) + ".json")
+    path = board_path(name_or_path)
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in BOARDS.glob("*.json")))
         raise BoardError("no board %r (known boards: %s)" % (str(name_or_path), known))

@@ -94,5 +94,183 @@ def preview(protocol, board, csv_out, plot_out, engine):
         click.echo("wrote %s" % plot_out)
 
 
+def _board_for_port(port, board):
+    """The board file to validate against: the one named, or sim for --port sim."""
+    return board or ("sim" if port == "sim" else None)
+
+
+def _connect_or_exit(port, board, allow_mismatch=False):
+    from tesctl.runner import SessionError, connect
+    try:
+        return connect(port, board or "sim", allow_mismatch=allow_mismatch, log=lambda m: click.echo(m, err=True))
+    except SessionError as e:
+        fail(str(e), e.code)
+
+
+@main.command()
+@click.argument("protocol", type=click.Path())
+@click.option("--port", "-p", required=True, help="Device path, pyserial URL, or 'sim' for a simulated board.")
+@click.option("--board", "-b", default=None, help="Board file to validate against (default: sim for --port sim).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Session directory (default: sessions/DATE-TIME-PROTOCOL).")
+@click.option("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
+              help="Simulated board only: inject a fault at a time after START (repeatable).")
+@click.option("--fast", is_flag=True, help="Simulated board: virtual clock, as fast as it computes.")
+@click.option("--subject", default=None, help="Subject/participant code recorded in session.json.")
+@click.option("--lsl", is_flag=True, help="Publish LSL marker and telemetry streams.")
+@click.option("--raw", is_flag=True, help="Also record every commanded sample (raw_set_uA.txt).")
+@click.option("--allow-mismatch", is_flag=True, help="Run even if the device firmware differs from this tesctl's.")
+@click.option("--plain", is_flag=True, default=None, help="Plain progress lines instead of the live panel.")
+def run(protocol, port, board, out_dir, faults, fast, subject, lsl, raw, allow_mismatch, plain):
+    """Pre-check impedance, run a session with a live display, and record it."""
+    from tesctl.runner import Run, SessionError, default_out_dir
+    from tesctl.simfaults import check_fault_specs
+    if port != "sim" and (faults or fast):
+        fail("--fault and --fast work only with a simulated board (--port sim)", EXIT_INPUT)
+    problems = check_fault_specs(faults)
+    if problems:
+        fail(problems[0], EXIT_INPUT)
+    board = _board_for_port(port, board)
+    loaded, _ = load_valid(protocol, board)
+    out_dir = out_dir or default_out_dir(protocol)
+    r = Run(loaded, port, out_dir, board=board or "sim", faults=faults, fast=fast, subject=subject, lsl=lsl,
+            raw=raw, allow_mismatch=allow_mismatch, plain=plain)
+    try:
+        outcome, reason, charge = r.execute(log=lambda m: click.echo(m))
+    except SessionError as e:
+        if r.rec is not None:
+            r.rec.close()
+        fail(str(e), e.code)
+    from tesctl.report import summary_text, summarize, write_report
+    png = write_report(out_dir)
+    click.echo(summary_text(summarize(out_dir)))
+    click.echo("session: %s" % out_dir)
+    click.echo("report: %s" % png)
+    sys.exit(EXIT_OK if outcome in ("completed", "stopped") else EXIT_SESSION)
+
+
+@main.command()
+@click.option("--port", "-p", required=True, help="Device path, pyserial URL, or 'sim'.")
+@click.option("--board", "-b", default=None, help="Board file (simulated board only).")
+@click.option("--current", "current_uA", type=click.IntRange(1, 100), default=100, show_default=True,
+              help="Test current, uA (at most 100).")
+@click.option("--allow-mismatch", is_flag=True)
+def check(port, board, current_uA, allow_mismatch):
+    """Impedance check with a small test current: prints ohms and pass/fail."""
+    from tesctl.device import DeviceError
+    dev = _connect_or_exit(port, board, allow_mismatch)
+    try:
+        ev = dev.check(current_uA=current_uA)
+    except DeviceError as e:
+        fail(str(e), EXIT_DEVICE)
+    finally:
+        dev.close()
+    z = ev.get("z_ohm")
+    click.echo("impedance: %s at %d uA (limit %d ohm): %s" % (
+        "open circuit" if z is None else "%d ohm" % z, ev.get("current_uA", current_uA), ev["limit_ohm"],
+        "PASS" if ev.get("pass") else "FAIL"))
+    sys.exit(EXIT_OK if ev.get("pass") else EXIT_SESSION)
+
+
+@main.command()
+@click.option("--port", "-p", required=True, help="Device path, pyserial URL, or 'sim'.")
+@click.option("--board", "-b", default=None)
+@click.option("--current", "current_uA", type=click.IntRange(1, 100), default=100, show_default=True)
+@click.option("--seconds", type=click.FloatRange(0.1, 3600), default=None, help="Stop after this long.")
+@click.option("--allow-mismatch", is_flag=True)
+def stream(port, board, current_uA, seconds, allow_mismatch):
+    """Live telemetry without stimulating: impedance and state with the test current."""
+    import time as _time
+
+    from tes import link as L
+
+    from tesctl.device import DeviceError
+    rows = []
+
+    def on_frame(f):
+        if f.type == L.TELEM:
+            rows.append(L.unpack_telem(f.payload))
+    dev = _connect_or_exit(port, board, allow_mismatch)
+    dev.on_frame = on_frame
+    try:
+        dev.stream(True, current_uA)
+        t_end = _time.monotonic() + seconds if seconds else None
+        last = 0.0
+        click.echo("t_ms,state,meas_uA,v_mV,z_ohm")
+        try:
+            while t_end is None or _time.monotonic() < t_end:
+                dev.pump(0.05)
+                dev.heartbeat()
+                if rows and _time.monotonic() - last >= 0.2:
+                    t, st, _, m, v, z, _, _ = rows[-1]
+                    click.echo("%d,%s,%d,%d,%s" % (t, L.STATE_NAMES[st], m, v, "" if z is None else z))
+                    last = _time.monotonic()
+        except KeyboardInterrupt:
+            pass
+        dev.stream(False)
+    except DeviceError as e:
+        fail(str(e), EXIT_DEVICE)
+    finally:
+        dev.close()
+
+
+@main.command()
+@click.option("--board", "-b", default="sim", show_default=True)
+@click.option("--fault", "faults", multiple=True, metavar="KIND@SECONDS")
+@click.option("--realtime/--fast", default=True, help="Real-time clock (default) or virtual fast clock.")
+@click.option("--repl", is_flag=True, help="Serve the MicroPython REPL instead of the link (for mpremote).")
+def sim(board, faults, realtime, repl):
+    """Start a simulated board on a pseudo-terminal and print its path."""
+    from tesctl.simfaults import check_fault_specs
+    from tesctl.simpty import serve
+    problems = check_fault_specs(faults)
+    if problems:
+        fail(problems[0], EXIT_INPUT)
+    try:
+        serve(board=board, faults=faults, realtime=realtime, repl=repl,
+              ready=lambda path: click.echo(path, nl=True) or sys.stdout.flush())
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--port", "-p", required=True)
+@click.option("--board", "-b", required=True, help="Board name (boards/NAME.json) or path.")
+def deploy(port, board):
+    """Copy the firmware and board file with mpremote; verify both by hash."""
+    from tesctl.deploy import DeployError
+    from tesctl.deploy import deploy as do_deploy
+    try:
+        resolve(board)
+        result = do_deploy(port, board, log=click.echo)
+    except (BoardError, DeployError) as e:
+        fail(str(e), EXIT_INPUT if isinstance(e, BoardError) else EXIT_DEVICE)
+    click.echo("deployed and verified: %s" % result)
+
+
+@main.command()
+@click.option("--all", "show_all", is_flag=True, help="List every serial port, not only likely boards.")
+def ports(show_all):
+    """List serial ports that look like boards."""
+    from tesctl.ports import format_ports, list_ports
+    rows = list_ports()
+    if not show_all:
+        rows = [r for r in rows if r.get("likely")]
+    click.echo(format_ports(rows) if rows else "no serial ports%s found" % ("" if show_all else " that look like boards"))
+
+
+@main.command()
+@click.argument("session_dir", type=click.Path())
+def report(session_dir):
+    """Write SESSION_DIR/report.png and print the session summary."""
+    from tesctl.report import ReportError, summary_text, summarize, write_report
+    try:
+        png = write_report(session_dir)
+        click.echo(summary_text(summarize(session_dir)))
+    except ReportError as e:
+        fail(str(e), EXIT_INPUT)
+    click.echo("report: %s" % png)
+
+
 if __name__ == "__main__":
     main()

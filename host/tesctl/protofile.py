@@ -142,7 +142,7 @@ def _convert(value, kind, scale, path, problems):
         value = int(value)
     scaled = value * scale
     rounded = round(scaled)
-    if abs(scaled - rounded) > 1e-6 * max(1, abs(scaled)):
+    if abs(scaled - rounded) > 1e-9 * max(1, abs(scaled)):
         problems.append("%s = %s: finer than the resolution %s" % (path, _fmt(value), _fmt(1 / scale)))
         return None
     if abs(rounded) >= 1 << 62:

@@ -1,0 +1,162 @@
+"""Append-only session journal on device storage, one record per line:
+
+    J1 <crc32 of the JSON text, 8 hex digits> <JSON object>\\n
+
+A record is valid only if its line is complete (ends in a newline) and its CRC matches,
+so a write torn by a reset, or garbage after it, costs that record and nothing before it.
+
+Session records carry: id, protocol_sha256 (hex), start_ms, end_ms, outcome
+(open | completed | stopped | aborted | fault), reason, delivered_charge_uC, and wall_s
+when the wall clock is known. begin() writes an "open" record at session start; finish()
+writes the closing record with the same id. At boot, recover() closes any session still
+open (the board reset mid-session) with outcome "fault", reason "reset".
+"""
+import binascii
+import json
+import os
+
+NAME = "journal.log"
+OUTCOMES = ("open", "completed", "stopped", "aborted", "fault")
+
+
+def _path(d):
+    return d + "/" + NAME
+
+
+def _sync():
+    sync = getattr(os, "sync", None)
+    if sync is not None:
+        sync()
+
+
+def _crc(text):
+    return binascii.crc32(text.encode()) & 0xFFFFFFFF
+
+
+def append(d, record):
+    """Write one record and flush it to storage before returning."""
+    _heal(d)
+    text = json.dumps(record)
+    line = "J1 %08x %s\n" % (_crc(text), text)
+    with open(_path(d), "a") as f:
+        f.write(line)
+        f.flush()
+    _sync()
+
+
+def _parse(line):
+    if not line.startswith("J1 ") or len(line) < 13 or line[11] != " ":
+        return None
+    text = line[12:]
+    try:
+        if int(line[3:11], 16) != _crc(text):
+            return None
+        rec = json.loads(text)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def read(d):
+    """All valid records, oldest first; torn or garbled lines are skipped."""
+    try:
+        with open(_path(d)) as f:
+            data = f.read()
+    except OSError:
+        return []
+    out = []
+    lines = data.split("\n")
+    # The last piece has no newline: a torn write (or empty). Never trust it.
+    for line in lines[:-1]:
+        rec = _parse(line)
+        if rec is not None:
+            out.append(rec)
+    return out
+
+
+def _next_id(records):
+    top = 0
+    for r in records:
+        i = r.get("id")
+        if type(i) is int and i > top:
+            top = i
+    return top + 1
+
+
+def begin(d, protocol_sha256, start_ms, wall_s=None):
+    """Record a session as open; returns its id for finish()."""
+    sid = _next_id(read(d))
+    rec = {"id": sid, "protocol_sha256": protocol_sha256, "start_ms": start_ms,
+           "end_ms": None, "outcome": "open", "reason": "", "delivered_charge_uC": 0}
+    if wall_s is not None:
+        rec["wall_s"] = wall_s
+    append(d, rec)
+    return sid
+
+
+def checkpoint(d, sid, delivered_charge_uC, now_ms):
+    """Note progress of an open session, so a reset keeps the charge delivered so far."""
+    for r in sessions(d):
+        if r.get("id") == sid and r.get("outcome") == "open":
+            rec = dict(r)
+            rec["delivered_charge_uC"] = delivered_charge_uC
+            rec["end_ms"] = now_ms
+            append(d, rec)
+            return rec
+    return None
+
+
+def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None):
+    if outcome not in OUTCOMES[1:]:
+        raise ValueError("journal: outcome must be one of %s" % ", ".join(OUTCOMES[1:]))
+    opened = None
+    for r in read(d):
+        if r.get("id") == sid:
+            opened = r
+    rec = {"id": sid, "protocol_sha256": opened["protocol_sha256"] if opened else "",
+           "start_ms": opened["start_ms"] if opened else None, "end_ms": end_ms,
+           "outcome": outcome, "reason": reason, "delivered_charge_uC": delivered_charge_uC}
+    if wall_s is not None:
+        rec["wall_s"] = wall_s
+    append(d, rec)
+    return rec
+
+
+def sessions(d):
+    """Latest record per session id, oldest session first."""
+    last = {}
+    order = []
+    for r in read(d):
+        sid = r.get("id")
+        if sid not in last:
+            order.append(sid)
+        last[sid] = r
+    return [last[s] for s in order]
+
+
+def recover(d, now_ms=None):
+    """At boot: close every session still open as fault/reset. Returns the new records."""
+    out = []
+    for r in sessions(d):
+        if r.get("outcome") == "open":
+            end = now_ms if now_ms is not None else r.get("end_ms")
+            out.append(finish(d, r["id"], "fault", "reset", r.get("delivered_charge_uC", 0), end))
+    return out
+
+
+def _heal(d):
+    """End a torn last line with a newline, so the next record starts on a line of its own
+    (the torn bytes become one invalid line that read() skips)."""
+    try:
+        with open(_path(d), "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            if size == 0:
+                return
+            f.seek(size - 1)
+            last = f.read(1)
+    except OSError:
+        return
+    if last != b"\n":
+        with open(_path(d), "a") as f:
+            f.write("\n")

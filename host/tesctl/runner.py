@@ -1,0 +1,233 @@
+"""`tesctl run`: connect, check impedance, upload, start, watch, record, end.
+
+The device owns safety: the host only asks (START, STOP, ABORT) and keeps it company with
+heartbeats. Everything the device reports goes to the session directory as it arrives.
+"""
+import os
+import signal
+import time
+from datetime import datetime
+
+from tes import link as L
+from tes import validate as V
+from tes.fwhash import tree_sha256
+
+from tesctl import paths, reconcile
+from tesctl.device import Device, DeviceError
+from tesctl.recorder import Recorder
+from tesctl.transport import open_port
+
+HEARTBEAT_S = 0.25          # real time, link on a real clock
+FAST_HEARTBEAT_S = 0.005    # fast sim: answer its telemetry promptly so its clock runs on
+
+
+class SessionError(Exception):
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+def firmware_hash():
+    return tree_sha256(str(paths.FIRMWARE))
+
+
+def connect(port, board="sim", faults=(), fast=False, allow_mismatch=False, on_frame=None, log=print):
+    """Open the port, say hello, refuse mismatched firmware, reconcile pending sessions."""
+    try:
+        transport = open_port(port, board=board, faults=faults, realtime=not fast)
+    except Exception as e:  # TransportError, FileNotFoundError (no micropython)
+        raise SessionError(str(e), 3) from None
+    dev = Device(transport, on_frame)
+    try:
+        info = dev.hello()
+        if info.get("fw_sha256") != firmware_hash():
+            msg = ("device firmware %s differs from this tesctl's %s (deploy it, or pass --allow-mismatch)"
+                   % (str(info.get("fw_sha256"))[:12], firmware_hash()[:12]))
+            if not allow_mismatch:
+                raise SessionError(msg, 3)
+            log("warning: " + msg)
+        reconcile.reconcile(dev, log=log)
+    except (DeviceError, OSError) as e:
+        dev.close()
+        raise SessionError(str(e), 3) from None
+    except SessionError:
+        dev.close()
+        raise
+    except Exception as e:  # TransportError and friends: one sentence, exit 3
+        dev.close()
+        raise SessionError(str(e), 3) from None
+    return dev
+
+
+def default_out_dir(protocol_path):
+    stem = os.path.splitext(os.path.basename(str(protocol_path)))[0]
+    return os.path.join("sessions", "%s-%s" % (datetime.now().strftime("%Y%m%d-%H%M%S"), stem))
+
+
+def total_ms(canon):
+    return sum(V.stim_ms(s) if s["kind"] == "stim" else s["duration_ms"] for s in canon["segments"])
+
+
+class Run:
+    def __init__(self, loaded, port, out_dir, board="sim", faults=(), fast=False, subject=None,
+                 lsl=False, raw=False, allow_mismatch=False, plain=None):
+        self.loaded = loaded
+        self.port = port
+        self.out_dir = out_dir
+        self.board = board
+        self.faults = faults
+        self.fast = fast
+        self.subject = subject
+        self.lsl_on = lsl
+        self.raw = raw
+        self.allow_mismatch = allow_mismatch
+        self.plain = plain
+        self.rec = None
+        self.display = None
+        self.lsl = None
+        self.result = None
+        self.interrupts = 0
+        self.raw_next = 0
+        self.raw_gaps = 0
+
+    # ---- frames from the device ---------------------------------------------------------
+    def on_frame(self, f):
+        if self.rec is None:
+            return
+        if f.type == L.TELEM:
+            t_ms, state, set_uA, meas_uA, v_mV, z, q, flags = L.unpack_telem(f.payload)
+            name = L.STATE_NAMES[state] if state < len(L.STATE_NAMES) else str(state)
+            self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
+            if self.display:
+                self.display.update(t_ms - (self.rec.t0_ms or t_ms), name, set_uA, meas_uA, v_mV, z, q)
+            if self.lsl:
+                self.lsl.telemetry((set_uA, meas_uA, v_mV, -1 if z is None else z, q))
+        elif f.type == L.RAW:
+            first, _, samples = L.unpack_raw(f.payload)
+            if first != self.raw_next:
+                self.raw_gaps += 1
+            self.raw_next = first + len(samples)
+            self._raw_file.write("".join("%d\n" % v for v in samples))
+        elif f.type == L.EVENT:
+            ev = f.obj
+            kind = ev.get("ev")
+            t = ev.get("t_ms", 0)
+            if kind == "state":
+                self.rec.state(t, ev.get("state"))
+                self._marker(ev.get("state"))
+                if self.display:
+                    self.display.state_change("-> %s" % ev.get("state"))
+            elif kind == "fault":
+                self.rec.event(t, "fault:%s" % ev.get("fault"))
+                self._marker("fault:%s" % ev.get("fault"))
+                if self.display:
+                    self.display.message("FAULT: %s (%s)" % (ev.get("fault"), ev.get("detail")))
+            elif kind == "end":
+                self.result = ("end", ev)
+            elif kind == "boot":
+                self.result = ("boot", ev)
+
+    def _marker(self, text):
+        if self.lsl:
+            self.lsl.marker(text)
+
+    # ---- the run ------------------------------------------------------------------------
+    def execute(self, log=print):
+        loaded = self.loaded
+        canon = loaded.canonical
+        dev = connect(self.port, self.board, self.faults, self.fast, self.allow_mismatch, self.on_frame, log)
+        try:
+            return self._execute(dev, canon, log)
+        finally:
+            dev.close()
+            if self.lsl:
+                self.lsl.close()
+
+    def _execute(self, dev, canon, log):
+        try:
+            reply = dev.load(self.loaded.canonical_bytes())
+        except DeviceError as e:
+            raise SessionError("the device refused the protocol: %s" % e, 2 if e.code == "invalid-protocol" else 3)
+        if reply.get("sha256") != self.loaded.sha256():
+            raise SessionError("device hashed the protocol as %s, host as %s" % (reply.get("sha256"),
+                                                                                self.loaded.sha256()), 3)
+        check = dev.check()
+        z = check.get("z_ohm")
+        log("impedance check: %s (limit %d ohm, test current %d uA): %s" % (
+            "open circuit" if z is None else "%d ohm" % z, check["limit_ohm"], check.get("current_uA", 0),
+            "pass" if check.get("pass") else "FAIL"))
+        if not check.get("pass"):
+            raise SessionError("impedance check failed: not starting (check electrode contact and gel)", 1)
+        meta = {"protocol_sha256": self.loaded.sha256(), "protocol": canon, "protocol_file": str(self.loaded.path),
+                "firmware_version": dev.info.get("fw"), "firmware_sha256": dev.info.get("fw_sha256"),
+                "board": dev.info.get("board"), "port": self.port, "subject": self.subject,
+                "pre_check": check, "faults_injected": list(self.faults), "fast": bool(self.fast)}
+        self.rec = Recorder(self.out_dir, meta)
+        if self.lsl_on:
+            from tesctl.lsl import LslOutlets
+            self.lsl = LslOutlets("tesctl", "tesctl-%s-%d" % (dev.info.get("board"), os.getpid()))
+        self._raw_file = open(os.path.join(self.out_dir, "raw_set_uA.txt"), "w") if self.raw else None
+        if self.raw:
+            dev.raw(True)
+        start = dev.start(self.loaded.sha256())
+        self.rec.meta["device_session_id"] = start.get("sid")
+        self.rec.save()
+        reconcile.add(self.out_dir, dev.info.get("board"), start.get("sid"), self.loaded.sha256())
+        from tesctl.display import Display
+        old = signal.signal(signal.SIGINT, self._sigint)
+        try:
+            with Display(canon["name"], total_ms(canon), plain=self.plain) as disp:
+                self.display = disp
+                self._loop(dev)
+        finally:
+            signal.signal(signal.SIGINT, old)
+        return self._finish(dev)
+
+    def _sigint(self, signum, frame):
+        self.interrupts += 1
+
+    def _loop(self, dev):
+        handled = 0
+        hb_every = FAST_HEARTBEAT_S if self.fast else HEARTBEAT_S
+        last_hb = 0.0
+        while self.result is None:
+            if self.interrupts > handled:
+                handled = self.interrupts
+                if handled == 1:
+                    self.display.message("stopping: ramping down (Ctrl-C again to abort)")
+                    self.display.note = "stopping"
+                    dev.stop()
+                else:
+                    self.display.message("ABORT: output to zero now")
+                    dev.abort()
+            got = dev.pump(0.02)
+            now = time.monotonic()
+            if now - last_hb >= hb_every and (got or not self.fast or now - last_hb > 0.1):
+                dev.heartbeat()
+                last_hb = now
+
+    def _finish(self, dev):
+        kind, ev = self.result
+        if kind == "end":
+            outcome, reason = ev["outcome"], ev["reason"]
+            charge, stim_ms = ev["delivered_charge_uC"], ev["stim_duration_ms"]
+        else:
+            # The board rebooted mid-session: its journal has the record (closed at boot).
+            outcome, reason = "fault", ev.get("reason", "reset")
+            rec = [r for r in dev.journal() if r.get("id") == self.rec.meta.get("device_session_id")]
+            # The journal's figure is from its last checkpoint; telemetry may be more recent.
+            journal_q = rec[-1].get("delivered_charge_uC", 0) if rec else 0
+            charge = max(journal_q, self.rec.meta["delivered_charge_uC"])
+            stim_ms = 0
+            self.rec.event(ev.get("t_ms", 0), "fault:%s" % reason)
+        # Drain what is still in flight (the last telemetry frame, the end state).
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            if not dev.pump(0.05):
+                break
+        self.rec.finish(outcome, reason, charge, stim_ms, ev.get("t_ms"), lost=dev.lost)
+        if self._raw_file:
+            self._raw_file.close()
+        reconcile.remove(self.out_dir)
+        self._marker("end:%s" % outcome)
+        return outcome, reason, charge

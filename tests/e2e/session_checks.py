@@ -1,0 +1,45 @@
+"""Checks every recorded session must pass (used by the end-to-end tests)."""
+import csv
+import json
+import os
+
+
+def load(session_dir):
+    with open(os.path.join(session_dir, "session.json")) as f:
+        meta = json.load(f)
+    with open(os.path.join(session_dir, "telemetry.csv")) as f:
+        rows = list(csv.DictReader(f))
+    with open(os.path.join(session_dir, "events.tsv")) as f:
+        lines = f.read().splitlines()
+    events = [dict(zip(lines[0].split("\t"), ln.split("\t"))) for ln in lines[1:]]
+    return meta, rows, events
+
+
+def measured_integral_uC(rows):
+    """Integral of the measured current over telemetry rows (rectangle rule on 20 ms windows)."""
+    total = 0.0
+    prev_t = None
+    for r in rows:
+        t = float(r["t_s"])
+        if prev_t is not None:
+            total += abs(int(r["meas_uA"])) * (t - prev_t)
+        prev_t = t
+    return total
+
+
+def common(session_dir):
+    meta, rows, events = load(session_dir)
+    assert meta["complete"] is True
+    assert meta["outcome"] in ("completed", "stopped", "aborted", "fault")
+    assert meta["reason"]
+    assert meta["lost_frames"] == 0, "device frames lost: sequence gap"
+    assert meta["telemetry_rows"] == len(rows) > 0
+    assert list(rows[0].keys()) == ["t_s", "state", "set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC"]
+    ts = [float(r["t_s"]) for r in rows]
+    assert all(b >= a for a, b in zip(ts, ts[1:])), "telemetry time goes backwards"
+    assert os.path.getsize(os.path.join(session_dir, "report.png")) > 10000
+    assert any(e["trial_type"] == "end:" + meta["outcome"] for e in events)
+    for key in ("protocol_sha256", "protocol", "firmware_version", "board", "started_at", "ended_at",
+                "delivered_charge_uC", "stim_duration_s"):
+        assert key in meta
+    return meta, rows, events

@@ -1,0 +1,66 @@
+"""Every simulated fault kind through the real CLI: the session ends at zero current with
+the right outcome and reason, recorded on the host and in the device journal."""
+import pytest
+
+from conftest import ROOT, tesctl
+from session_checks import common
+
+SHORT_DC = """schema = 1
+name = "e2e DC 2 mA, 60 s"
+sample_rate_hz = 1000
+[montage]
+anode = "F3"
+cathode = "Fp2"
+electrode_area_cm2 = 35
+[stimulation]
+waveform = "dc"
+amplitude_uA = 2000
+duration_s = 60
+ramp_up_s = 10
+ramp_down_s = 10
+"""
+
+# fault -> (outcome, reason); faults start 30 s after START, in the plateau.
+EXPECTED = {
+    "liftoff": ("fault", "open-circuit"),
+    "short": ("fault", "short"),
+    "adc-stuck": ("fault", "adc-stuck"),
+    "drift": ("fault", "impedance-high"),
+    "host-lost": ("fault", "host-lost"),
+    "stall": ("fault", "watchdog"),
+    "reset": ("fault", "reset"),
+    # A DAC frozen on a constant plateau is harmless and invisible until the set current
+    # moves: the ramp-down at 70 s reveals it.
+    "dac-stuck": ("fault", "dac-stuck"),
+}
+
+
+@pytest.fixture
+def protocol(tmp_path):
+    p = tmp_path / "short.toml"
+    p.write_text(SHORT_DC)
+    return p
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED))
+def test_fault_ends_session(kind, protocol, tmp_path, cli_env):
+    out = tmp_path / "session"
+    p = tesctl(["run", protocol, "--port", "sim", "--fast", "--plain", "--out", out, "--fault", kind + "@30"],
+               cli_env, check=1)
+    meta, rows, events = common(out)
+    assert (meta["outcome"], meta["reason"]) == EXPECTED[kind], p.stdout
+    # The last telemetry shows the output at zero.
+    assert int(rows[-1]["set_uA"]) == 0 and abs(int(rows[-1]["meas_uA"])) < 20
+    # The device journal holds the same ending (read back by `tesctl check`'s connection).
+    assert any(e["trial_type"].startswith("fault:") for e in events), events
+    assert 29.0 <= float(rows[-1]["t_s"]) <= 75.0
+
+
+def test_unknown_fault_is_bad_input(protocol, tmp_path, cli_env):
+    p = tesctl(["run", protocol, "--port", "sim", "--fast", "--fault", "meltdown@3"], cli_env, check=2)
+    assert "unknown fault" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_fault_needs_sim(protocol, cli_env):
+    p = tesctl(["run", protocol, "--port", "/dev/null", "--fault", "short@3"], cli_env, check=2)
+    assert "simulated board" in p.stderr
