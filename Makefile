@@ -26,11 +26,11 @@ test-mp: setup
 	$(MICROPYTHON) tools/mptest.py
 
 test-py: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -p no:cacheprovider
 
 demo: setup
 	$(BIN)/tesctl validate protocols/tdcs-anodal-dlpfc.toml
-	$(BIN)/tesctl preview protocols/tdcs-anodal-dlpfc.toml --csv build/demo/tdcs.csv --plot build/demo/tdcs.png
+	$(BIN)/tesctl run protocols/tdcs-anodal-dlpfc.toml --port sim --fast --out build/demo/session --subject demo
 
 bench: setup
 	$(BIN)/python tools/bench.py

@@ -179,8 +179,9 @@ def check(proto, lim):
             continue
         if seg["kind"] == "pause":
             if _check_keys(seg, PAUSE_KEYS, path, out):
-                if seg["duration_ms"] <= 0:
-                    out.append((path + "duration_ms", seg["duration_ms"], ">", 0, "pause duration"))
+                if seg["duration_ms"] * fs < 1000:
+                    out.append((path + "duration_ms", seg["duration_ms"], ">=", (1000 + fs - 1) // fs,
+                                "pause of at least one sample"))
                 else:
                     session += seg["duration_ms"]
             continue
@@ -188,11 +189,14 @@ def check(proto, lim):
             continue
         _check_stim(seg, path, fs, lim, out)
         stim_count += 1
+        if seg["duration_ms"] * fs < 1000 and seg["duration_ms"] > 0:
+            out.append((path + "duration_ms", seg["duration_ms"], ">=", (1000 + fs - 1) // fs, "one sample"))
         total = stim_ms(seg)
         stim_total += total
         session += total
         charge += charge_bound_uC(seg)
-        shortest = total if shortest is None else min(shortest, total)
+        n = _n(seg["ramp_up_ms"], fs) + _n(seg["duration_ms"], fs) + _n(seg["ramp_down_ms"], fs)
+        shortest = n if shortest is None else min(shortest, n)
     if stim_count == 0 and segs:
         out.append(("segments", 0, ">=", 1, "at least one stimulation segment"))
     if stim_total > lim["max_stim_ms"]:
@@ -207,11 +211,22 @@ def check(proto, lim):
             _range(out, "sham." + key, sham[key], lim["min_ramp_ms"], lim["max_ramp_ms"], "sham ramp length")
         if sham["plateau_ms"] < 0:
             out.append(("sham.plateau_ms", sham["plateau_ms"], ">=", 0, "sham plateau"))
-        fade = sham["ramp_up_ms"] + sham["plateau_ms"] + sham["ramp_down_ms"]
-        need = fade * (2 if sham["double"] else 1)
-        if shortest is not None and need > shortest:
-            out.append(("sham.plateau_ms", need, "<=", shortest, "sham fades must fit in every stimulation segment"))
+        if sham["plateau_ms"] and sham["plateau_ms"] * fs < 1000:
+            out.append(("sham.plateau_ms", sham["plateau_ms"], ">=", (1000 + fs - 1) // fs, "one sample, or 0"))
+        # Fit in samples, as the engine lays them out (each phase rounds down on its own).
+        times = 2 if sham["double"] else 1
+        ramps = _n(sham["ramp_up_ms"], fs) + _n(sham["ramp_down_ms"], fs)
+        if shortest is not None and (ramps + _n(sham["plateau_ms"], fs)) * times > shortest:
+            room = shortest // times - ramps
+            limit = max(0, room) * 1000 // fs
+            out.append(("sham.plateau_ms", sham["plateau_ms"], "<=", limit,
+                        "sham fades (twice for a double sham) must fit in every stimulation segment"))
     return out
+
+
+def _n(ms, fs):
+    """Samples of a phase, rounded down as the engine does."""
+    return ms * fs // 1000
 
 
 def warnings(proto):

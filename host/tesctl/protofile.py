@@ -174,7 +174,7 @@ def _fields(obj, spec, path, problems, extra=()):
     return out
 
 
-def _stim_segment(fields, path, problems):
+def _stim_segment(fields, path, problems, present=()):
     """Canonical stim segment from converted file fields (file keys -> values)."""
     wf = fields.get("waveform")
     if wf is None:
@@ -185,10 +185,10 @@ def _stim_segment(fields, path, problems):
         problems.append("%swaveform = %s: unknown waveform (one of dc, sine, noise, pulse)%s"
                         % (path, _fmt(wf), _did_you_mean(wf, REQUIRED)))
         return None
-    missing = [k for k in REQUIRED[wf] if k not in fields]
+    missing = [k for k in REQUIRED[wf] if k not in fields and k not in present]  # present but bad: reported
     for k in missing:
         problems.append("%s%s: missing (needed by waveform %s)" % (path, k, _fmt(wf)))
-    if missing:
+    if missing or any(k not in fields for k in REQUIRED[wf]):
         return None
     merged = {}
     for key, default in STIM_DEFAULTS.items():
@@ -270,12 +270,12 @@ def parse(data: bytes, name="protocol"):
                 continue
             fields = dict(base)
             fields.update(_fields(s, STIM_FIELDS, path, problems))
-            seg = _stim_segment(fields, path, problems)
+            seg = _stim_segment(fields, path, problems, set(base_in or {}) | set(s))
             if seg is not None:
                 segments.append(seg)
     elif base_in is not None:
         layout[0] = "stimulation."
-        seg = _stim_segment(base, "stimulation.", problems)
+        seg = _stim_segment(base, "stimulation.", problems, set(base_in))
         if seg is not None:
             segments.append(seg)
     else:
