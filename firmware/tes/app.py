@@ -100,6 +100,7 @@ class App:
         self.last_telem = 0
         self.last_err = -ERROR_GAP_MS
         self.last_flush = 0
+        self.next_tick = 0
         self.faults = []
         self.rx_errors = 0
         self.rx_lost = 0
@@ -162,21 +163,22 @@ class App:
             hal.sleep_ms(10)         # simulated board: let virtual time pass while idle
 
     def control_step(self):
+        """One block: generate, write, sense, check. Everything slower than that (telemetry,
+        link, journal checkpoint, watchdog) runs in tick() every LINK_POLL_MS."""
         s = self.session
         hal = self.hal
         buf = s.buf
+        sense = self.sense
         n = s.engine.fill(buf, s.block)
         if n == 0:
             self.end_session(*(s.outcome or ("completed", "completed")))
             return
         hal.write(buf, n)
-        hal.sense(self.sense)
+        hal.sense(sense)
         now = hal.ticks_ms()
-        age = now - self.last_rx
-        code = s.sup.check(buf, n, self.sense, age)
-        hal.feed()
-        s.w_meas += self.sense[I_MEAN]
-        s.w_v += self.sense[V_MEAN]
+        code = s.sup.check(buf, n, sense, now - self.last_rx)
+        s.w_meas += sense[I_MEAN]
+        s.w_v += sense[V_MEAN]
         s.w_n += 1
         if self.raw_on:
             self.raw_append(buf, n)
@@ -188,21 +190,24 @@ class App:
         if st != s.prev_state and st != E.DONE:
             s.prev_state = st
             self.set_state(_LINK_STATE[st])
+        if now >= self.next_tick:
+            self.tick(s, now, buf[n - 1])
+
+    def tick(self, s, now, last_set):
+        self.next_tick = now + LINK_POLL_MS
+        self.hal.feed()
         if now - self.last_telem >= TELEM_MS:
             wn = s.w_n or 1
-            self.send_telem(buf[n - 1], s.w_meas // wn, s.w_v // wn, s.sup.impedance_ohm(),
-                            s.sup.charge_uC)
+            self.send_telem(last_set, s.w_meas // wn, s.w_v // wn, s.sup.impedance_ohm(), s.sup.charge_uC)
             s.w_meas = s.w_v = s.w_n = 0
-        if (self.port.pending() >= FLUSH_BYTES or
-                (not self.fast and now - self.last_flush >= FLUSH_MS)):
+        if self.port.pending() >= FLUSH_BYTES or (not self.fast and now - self.last_flush >= FLUSH_MS):
             self.flush()
         if s.journal and now - s.checkpoint_ms >= CHECKPOINT_MS:
             s.checkpoint_ms = now
             J.checkpoint(self.storage, s.sid, s.sup.charge_uC, now)
-        if now - self.last_poll >= LINK_POLL_MS:
-            self.service()
-            if self.fast:
-                self.fast_gate()
+        self.service()
+        if self.fast and self.session is not None:
+            self.fast_gate()
 
     def fast_gate(self):
         """On the fast virtual clock, hold virtual time until the host has been heard

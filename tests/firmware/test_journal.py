@@ -1,0 +1,92 @@
+"""Journal: append/read, torn writes, recovery after a reset (real files)."""
+import os
+
+from tes import journal
+
+SHA = "ab" * 32
+
+
+def fresh(name):
+    d = "build/journal-test-" + name
+    for p in ("build", d):
+        try:
+            os.mkdir(p)
+        except OSError:
+            pass
+    try:
+        os.remove(d + "/" + journal.NAME)
+    except OSError:
+        pass
+    return d
+
+
+def rec(i, outcome="completed"):
+    return {"id": i, "protocol_sha256": SHA, "start_ms": 10 * i, "end_ms": 10 * i + 5,
+            "outcome": outcome, "reason": "", "delivered_charge_uC": 100 * i}
+
+
+def test_append_read():
+    d = fresh("a")
+    assert journal.read(d) == []
+    for i in range(1, 4):
+        journal.append(d, rec(i))
+    got = journal.read(d)
+    assert [r["id"] for r in got] == [1, 2, 3] and got[2]["delivered_charge_uC"] == 300
+
+
+def test_torn_tail_and_garbage_keep_earlier_records():
+    d = fresh("b")
+    journal.append(d, rec(1))
+    journal.append(d, rec(2))
+    path = d + "/" + journal.NAME
+    with open(path) as f:
+        data = f.read()
+    with open(path, "w") as f:          # a reset mid-write: half of record 2 made it
+        f.write(data[: len(data) - 20])
+    assert [r["id"] for r in journal.read(d)] == [1]
+    with open(path, "a") as f:
+        f.write("\x00\xff garbage J1 12345678 {}\n")
+    assert [r["id"] for r in journal.read(d)] == [1]
+    journal.append(d, rec(3))           # starts on a line of its own after the torn one
+    assert [r["id"] for r in journal.read(d)] == [1, 3]
+
+
+def test_flipped_byte_fails_crc():
+    d = fresh("c")
+    journal.append(d, rec(1))
+    journal.append(d, rec(2))
+    path = d + "/" + journal.NAME
+    with open(path) as f:
+        lines = f.read().split("\n")
+    lines[0] = lines[0].replace('"delivered_charge_uC": 100', '"delivered_charge_uC": 900')
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    assert [r["id"] for r in journal.read(d)] == [2]
+
+
+def test_open_close_and_recover_after_reset():
+    d = fresh("d")
+    sid = journal.begin(d, SHA, 0)
+    journal.finish(d, sid, "completed", "", 2400, 1260000)
+    sid2 = journal.begin(d, SHA, 1300000)
+    assert sid2 == sid + 1
+    journal.checkpoint(d, sid2, 700, 1400000)
+    # the board resets here: no finish(); next boot:
+    fixed = journal.recover(d, 5)
+    assert len(fixed) == 1
+    r = fixed[0]
+    assert (r["id"], r["outcome"], r["reason"], r["delivered_charge_uC"]) == (sid2, "fault", "reset", 700)
+    assert r["protocol_sha256"] == SHA and r["start_ms"] == 1300000
+    s = journal.sessions(d)
+    assert [x["outcome"] for x in s] == ["completed", "fault"]
+    assert journal.recover(d) == []     # nothing open any more
+
+
+def test_bad_outcome_refused():
+    d = fresh("e")
+    sid = journal.begin(d, SHA, 0)
+    try:
+        journal.finish(d, sid, "open", "", 0, 1)
+        raise AssertionError("accepted")
+    except ValueError:
+        pass
