@@ -17,7 +17,7 @@ Conditions (first match wins, in this order). Response: HARD = hal.zero() at onc
                          than dac_tol_uA (a frozen DAC is only visible once set moves)
   open-circuit     HARD  |set| >= 50 uA and V/I > OPEN_OHM, or the current collapsed
                          (< 1/8 of a set peak >= 200 uA)
-  short            HARD  V/I < SHORT_OHM with |I| >= 100 uA, in 2 samples running
+  short            HARD  V/I < SHORT_OHM with |I| >= 100 uA, in 2 blocks running (2 ms)
   tracking-error   HARD  |mean measured - mean set| > max(100 uA, 10 %) for 2 blocks
   adc-stuck        HARD  no current code change and every I and V reading alike for
                          ADC_STUCK_SAMPLES samples (needs ADC noise, or set moving)
@@ -163,7 +163,9 @@ class Supervisor:
         if spk >= 200 and ipk * 8 < spk:          # current collapsed
             return OPEN_CIRCUIT
         if ipk >= Z_MIN_uA and vpk * 1000 < SHORT_OHM * ipk:
-            self.short_n += n
+            # Two blocks (2 ms) running: within one block an AC current through the skin
+            # capacitance can pass a voltage zero crossing and look like a short.
+            self.short_n += 1
             if self.short_n >= 2:
                 return SHORT
         else:

@@ -226,11 +226,10 @@ def sim(board, faults, realtime, repl):
     problems = check_fault_specs(faults)
     if problems:
         fail(problems[0], EXIT_INPUT)
-    try:
-        serve(board=board, faults=faults, realtime=realtime, repl=repl,
-              ready=lambda path: click.echo(path, nl=True) or sys.stdout.flush())
-    except KeyboardInterrupt:
-        pass
+    def ready(path, server=None):
+        click.echo(path)
+        sys.stdout.flush()
+    sys.exit(serve(board=board, faults=faults, realtime=realtime, repl=repl, ready=ready))
 
 
 @main.command()
@@ -256,7 +255,10 @@ def ports(show_all):
     rows = list_ports()
     if not show_all:
         rows = [r for r in rows if r.get("likely")]
-    click.echo(format_ports(rows) if rows else "no serial ports%s found" % ("" if show_all else " that look like boards"))
+    if not rows:
+        click.echo("no serial ports%s found" % ("" if show_all else " that look like boards"))
+        return
+    click.echo(format_ports(rows))
 
 
 @main.command()

@@ -147,7 +147,8 @@ class Run:
         try:
             reply = dev.load(self.loaded.canonical_bytes())
         except DeviceError as e:
-            raise SessionError("the device refused the protocol: %s" % e, 2 if e.code == "invalid-protocol" else 3)
+            raise SessionError("the device refused the protocol: %s" % e,
+                               2 if e.code == "invalid-protocol" else 3) from None
         if reply.get("sha256") != self.loaded.sha256():
             raise SessionError("device hashed the protocol as %s, host as %s" % (reply.get("sha256"),
                                                                                 self.loaded.sha256()), 3)

@@ -2,7 +2,7 @@
 the right outcome and reason, recorded on the host and in the device journal."""
 import pytest
 
-from conftest import ROOT, tesctl
+from conftest import tesctl
 from session_checks import common
 
 SHORT_DC = """schema = 1

@@ -1,0 +1,78 @@
+"""Lab Streaming Layer outlets for a session: event markers and telemetry.
+
+Other lab software (EEG recorders, LabRecorder) picks these up by name or source_id and
+time-aligns them with its own streams; that is the whole point of LSL here.
+"""
+
+MARKER_TYPE = "Markers"
+TELEMETRY_TYPE = "tES"
+TELEMETRY_RATE_HZ = 50          # the device sends a telemetry frame every 20 ms
+CHANNELS = ("set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC")
+_UNITS = {"uA": "microamperes", "mV": "millivolts", "ohm": "ohms", "uC": "microcoulombs"}
+
+
+class LslError(Exception):
+    """LSL is not usable here (liblsl missing or failing); one-line message."""
+
+
+def _pylsl():
+    # Imported on use: pylsl raises at import time when liblsl is missing, and the rest of
+    # tesctl must work without LSL.
+    try:
+        import pylsl
+    except (ImportError, RuntimeError, OSError) as e:
+        raise LslError("LSL is unavailable: %s" % str(e).strip().splitlines()[0]) from None
+    return pylsl
+
+
+class LslOutlets:
+    """Two outlets: f"{name}-markers" (strings, irregular) and f"{name}-telemetry" (float32,
+    50 Hz). Their source ids are f"{source_id}-markers" / f"{source_id}-telemetry", so an
+    inlet that loses them reconnects to this session's streams and no other."""
+
+    def __init__(self, name, source_id, channels=CHANNELS):
+        lsl = self._lsl = _pylsl()
+        self.channels = tuple(channels)
+        self.marker_source_id = "%s-markers" % source_id
+        self.telemetry_source_id = "%s-telemetry" % source_id
+        minfo = lsl.StreamInfo("%s-markers" % name, MARKER_TYPE, 1, lsl.IRREGULAR_RATE,
+                               lsl.cf_string, self.marker_source_id)
+        tinfo = lsl.StreamInfo("%s-telemetry" % name, TELEMETRY_TYPE, len(self.channels), TELEMETRY_RATE_HZ,
+                               lsl.cf_float32, self.telemetry_source_id)
+        chans = tinfo.desc().append_child("channels")
+        for label in self.channels:
+            unit = label.rsplit("_", 1)[-1]
+            ch = chans.append_child("channel")
+            ch.append_child_value("label", label)
+            ch.append_child_value("unit", _UNITS.get(unit, unit))
+            ch.append_child_value("type", TELEMETRY_TYPE)
+        tinfo.desc().append_child("acquisition").append_child_value("manufacturer", "tesctl")
+        self._markers = lsl.StreamOutlet(minfo)
+        self._telemetry = lsl.StreamOutlet(tinfo)
+
+    def marker(self, text, timestamp=None):
+        """ramp-up, plateau, ramp-down, stop, fault:<name>, end:<outcome>."""
+        if self._markers is not None:
+            self._markers.push_sample([str(text)], timestamp or 0.0)
+
+    def telemetry(self, values, timestamp=None):
+        """One frame; None (e.g. open-circuit impedance) goes out as NaN."""
+        if len(values) != len(self.channels):
+            raise ValueError("telemetry needs %d values, got %d" % (len(self.channels), len(values)))
+        if self._telemetry is not None:
+            row = [float("nan") if v is None else float(v) for v in values]
+            self._telemetry.push_sample(row, timestamp or 0.0)
+
+    def wait_for_consumers(self, timeout):
+        """True once something listens on both streams (samples pushed earlier are lost)."""
+        return (self._markers.wait_for_consumers(timeout) and self._telemetry.wait_for_consumers(timeout))
+
+    def close(self):
+        # pylsl destroys an outlet (and unadvertises the stream) when it is released.
+        self._markers = self._telemetry = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,84 @@
+"""`tesctl deploy` against the simulated board REPL (the unix port on a pty, served by
+tesctl.simpty): mpremote copies the firmware, the hash check passes, and it catches a file
+changed on the "device" afterwards. Errors are one line."""
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tesctl import paths
+from tesctl.deploy import DeployError, deploy, firmware_files, verify
+from tesctl.simpty import open_sim_pty
+
+pytestmark = pytest.mark.skipif(
+    not (Path(sys.executable).parent / "mpremote").exists() and shutil.which("mpremote") is None,
+    reason="mpremote not installed")
+
+
+@pytest.fixture
+def sim_repl(tmp_path):
+    fs = tmp_path / "fs"
+    with open_sim_pty(repl=True, fs_dir=fs) as (path, server):
+        yield path, fs, server
+
+
+def test_deploy_copies_and_verifies(sim_repl):
+    path, fs, server = sim_repl
+    lines = []
+    result = deploy(path, "sim", log=lines.append)
+    assert result["sim"] is True and result["root"] == "."
+    assert result["fw_sha256"] == result["device_fw_sha256"]
+    assert result["board_sha256"] == result["device_board_sha256"]
+    for rel in firmware_files({"mcu": "sim"}):
+        assert (fs / rel).read_bytes() == (paths.FIRMWARE / rel).read_bytes(), rel
+    board_bytes = (paths.BOARDS / "sim.json").read_bytes()
+    assert (fs / "board.json").read_bytes() == board_bytes
+    assert result["board_sha256"] == hashlib.sha256(board_bytes).hexdigest()
+    assert any(line.startswith("verified:") for line in lines)
+    assert server.restarts == 0          # never soft-reset: the same REPL process served it all
+
+
+def test_real_board_file_set_and_redeploy(sim_repl):
+    """A real board's set has no hal/sim.py; a redeploy removes the stale one and still verifies."""
+    path, fs, _ = sim_repl
+    deploy(path, "sim", log=lambda m: None)
+    assert (fs / "hal" / "sim.py").exists()
+    result = deploy(path, "pico-mcp4922", log=lambda m: None)
+    assert not (fs / "hal" / "sim.py").exists()
+    assert "hal/sim.py" not in result["files"] and "hal/rp2.py" in result["files"]
+    assert result["fw_sha256"] == result["device_fw_sha256"]
+
+
+def test_verify_catches_a_changed_file(sim_repl):
+    path, fs, _ = sim_repl
+    deploy(path, "sim", log=lambda m: None)
+    verify(path, "sim", log=lambda m: None)
+    engine = fs / "tes" / "engine.py"
+    engine.write_bytes(engine.read_bytes() + b"\n# changed on the device\n")
+    with pytest.raises(DeployError, match="firmware on .* does not match") as e:
+        verify(path, "sim", log=lambda m: None)
+    assert "\n" not in str(e.value)
+    engine.write_bytes((paths.FIRMWARE / "tes" / "engine.py").read_bytes())
+    (fs / "board.json").write_bytes((paths.BOARDS / "pico-mcp4922.json").read_bytes())
+    with pytest.raises(DeployError, match="board.json on .* does not match"):
+        verify(path, "sim", log=lambda m: None)
+    os.remove(fs / "tes" / "fwhash.py")
+    with pytest.raises(DeployError, match="mpremote exec on .* failed: ImportError"):
+        verify(path, "sim", log=lambda m: None)
+
+
+def test_missing_port_is_one_line(tmp_path):
+    with pytest.raises(DeployError) as e:
+        deploy(str(tmp_path / "ttyACM9"), "pico-mcp4922", log=lambda m: None)
+    msg = str(e.value)
+    assert "no serial port" in msg and "\n" not in msg
+
+
+def test_unknown_board_is_one_line(sim_repl):
+    path, _, _ = sim_repl
+    with pytest.raises(DeployError, match="no board 'nope'") as e:
+        deploy(path, "nope", log=lambda m: None)
+    assert "\n" not in str(e.value)
