@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Point MICROPYTHON at your own unix-port binary on platforms the PyPI wheel lacks.
-MICROPYTHON ?= $(BIN)/micropython
+MICROPYTHON ?= $(abspath $(BIN))/micropython
 export MICROPYTHON
 
 .PHONY: setup test test-mp test-py demo bench lint clean

@@ -187,7 +187,7 @@ class App:
             if self.session is None:
                 return
         st = s.engine.state
-        if st != s.prev_state and st != E.DONE:
+        if st != s.prev_state and st != E.DONE and s.journal:     # streaming stays "streaming"
             s.prev_state = st
             self.set_state(_LINK_STATE[st])
         if now >= self.next_tick:
@@ -529,8 +529,6 @@ class App:
             self.stream_return = self.state
             self.begin(_stream_protocol(current), None, journal=False)
             self.set_state(L.STREAMING, "stream")
-            self.session.prev_state = E.PLATEAU      # keep reporting "streaming"
-            self.session.engine_state_fixed = True
         elif self.session is not None and not self.session.journal:
             self.cmd_stop(seq, obj)
             return

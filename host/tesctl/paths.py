@@ -16,7 +16,8 @@ def micropython():
     """The MicroPython unix port: $MICROPYTHON, beside this interpreter, or on PATH."""
     env = os.environ.get("MICROPYTHON")
     if env:
-        return env
+        # Relative to where it was set, not to a test's or subprocess's working directory.
+        return os.path.abspath(env) if os.sep in env else (shutil.which(env) or env)
     local = Path(sys.executable).parent / "micropython"
     if local.exists():
         return str(local)

@@ -5,13 +5,12 @@ import random
 import subprocess
 import sys
 
-import pytest
 
 from tes import link as L
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIRMWARE = os.path.join(ROOT, "firmware")
-MICROPYTHON = os.environ.get("MICROPYTHON") or os.path.join(ROOT, ".venv", "bin", "micropython")
+MICROPYTHON = os.path.abspath(os.environ.get("MICROPYTHON") or os.path.join(ROOT, ".venv", "bin", "micropython"))
 
 N = 3000
 SEQ0 = 65000          # the sequence number wraps during the run
@@ -94,8 +93,7 @@ except Exception as e:
 
 
 def _need_mp():
-    if not os.path.exists(MICROPYTHON):
-        pytest.skip("no MicroPython unix port at %s (set MICROPYTHON)" % MICROPYTHON)
+    assert os.path.exists(MICROPYTHON), "no MicroPython unix port at %s (set MICROPYTHON)" % MICROPYTHON
 
 
 def _env():
