@@ -1,0 +1,128 @@
+"""The device app under a storm of hypothesis-generated frames (>= 10,000 in all): bad
+frames (garbage, bad CRC, oversize, unknown or out-of-order commands, wrong fields) get an
+ERROR and change nothing; nothing ever switches the output on without LOAD, a passed
+CHECK and a START naming the loaded protocol's hash."""
+import json
+import tempfile
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from hal.sim import SimHal
+from tes import link as L
+from tes.app import App
+from tes.board import load_checked
+from tesctl.paths import BOARDS
+
+BOARD = load_checked(str(BOARDS / "sim.json"))
+FRAMES_SEEN = [0]
+
+
+class FakePort:
+    def __init__(self):
+        self.inq = bytearray()
+        self.out = bytearray()
+        self.eof = False
+
+    def read(self, limit=2048):
+        data = bytes(self.inq[:limit])
+        del self.inq[:limit]
+        return data
+
+    def wait(self, ms):
+        return bool(self.inq)
+
+    def write(self, data):
+        self.out += data
+
+    def pending(self):
+        return 0
+
+    def flush(self):
+        pass
+
+
+def device_frames(port):
+    dec = L.Decoder()
+    items = dec.feed(bytes(port.out))
+    port.out.clear()
+    assert all(i[0] != L.BAD for i in items), "the device sent a corrupt frame"
+    return items
+
+
+json_value = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=20),
+                          lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                          max_leaves=6)
+field_names = st.sampled_from(["link", "host", "current_uA", "duration_ms", "sha256", "reason", "start", "count",
+                               "on", "decim", "x", ""])
+json_payload = st.dictionaries(field_names, json_value, max_size=4).map(lambda d: json.dumps(d).encode())
+host_type = st.sampled_from(list(L.HOST_TYPES)) | st.integers(0, 255)
+frame = st.one_of(
+    st.tuples(st.just("ok"), host_type, st.integers(0, 0xFFFF), json_payload),
+    st.tuples(st.just("ok"), host_type, st.integers(0, 0xFFFF), st.binary(max_size=64)),
+    st.tuples(st.just("crc"), host_type, st.integers(0, 0xFFFF), st.binary(max_size=32)),
+    st.tuples(st.just("garbage"), st.just(0), st.just(0), st.binary(min_size=1, max_size=80)),
+    st.tuples(st.just("oversize"), st.just(0), st.just(0), st.just(b"")),
+)
+
+
+def encode(kind, typ, seq, payload):
+    if kind == "garbage":
+        return payload.replace(b"\x00", b"\x01") + b"\x00"
+    if kind == "oversize":
+        return b"\x07" * (L.MAX_ENCODED + 10) + b"\x00"
+    raw = bytearray(L.encode(typ, seq, payload))
+    if kind == "crc":
+        raw[len(raw) // 2] ^= 0x5A
+        if 0 in raw[:-1]:
+            raw = raw[:-1].replace(b"\x00", b"\x01") + b"\x00"
+    return bytes(raw)
+
+
+@settings(max_examples=110, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(frame, min_size=60, max_size=120))
+def test_device_survives_any_frames(frames):
+    with tempfile.TemporaryDirectory() as storage:
+        hal = SimHal(BOARD, storage=storage)
+        port = FakePort()
+        app = App(hal, BOARD, port, fw_sha256="f" * 64)
+        device_frames(port)
+        for kind, typ, seq, payload in frames:
+            before = (app.state, app.sha, app.session)
+            port.inq += encode(kind, typ, seq, payload)
+            app.service()
+            replies = device_frames(port)
+            FRAMES_SEEN[0] += 1
+            assert app.session is None and not hal.en, "output switched on by a fuzzed frame"
+            assert app.running or typ == L.EXIT
+            app.running = True
+            if kind in ("crc", "garbage", "oversize") or typ not in L.HOST_TYPES:
+                assert (app.state, app.sha, app.session) == before, "a bad frame changed the device"
+            errors = [r for r in replies if r[1 - 1] == L.ERROR]
+            for _, _, p in errors:
+                obj = json.loads(p)
+                assert obj["error"] in L.ERROR_CODES
+            if errors and kind == "ok" and typ in L.HOST_TYPES and typ not in (L.LOAD, L.CHECK):
+                assert (app.state, app.sha) == before[:2], "a refused command changed the state"
+
+
+def test_enough_frames_were_fed():
+    # Runs after the property test in file order: the storm had at least 10,000 frames.
+    assert FRAMES_SEEN[0] >= 10000, FRAMES_SEEN[0]
+
+
+def test_start_before_load_is_refused_and_nothing_runs():
+    with tempfile.TemporaryDirectory() as storage:
+        hal = SimHal(BOARD, storage=storage)
+        port = FakePort()
+        app = App(hal, BOARD, port, fw_sha256="f" * 64)
+        device_frames(port)
+        port.inq += L.encode(L.HELLO, 0, b'{"link":1}') + L.encode(L.START, 1, json.dumps({"sha256": "0" * 64}).encode())
+        app.service()
+        errs = [json.loads(p) for t, _, p in device_frames(port) if t == L.ERROR]
+        assert [e["error"] for e in errs] == ["bad-state"]
+        assert app.session is None and not hal.en
+        # Duplicate sequence number: out-of-order, answered and ignored.
+        port.inq += L.encode(L.STATUS, 1, b"{}")
+        app.service()
+        errs = [json.loads(p) for t, _, p in device_frames(port) if t == L.ERROR]
+        assert [e["error"] for e in errs] == ["out-of-order"]
