@@ -98,6 +98,10 @@ class Engine:
         self.state = OFF
         self.seg = -1
         self.stopping = False
+        self.env = 2
+        self.kind = 0
+        self.amp = self.off = 0
+        self.kernels = F if self.fast else K
 
     def remaining(self):
         return self.total - self.elapsed
@@ -114,6 +118,12 @@ class Engine:
         self.index = index
         self.left = n
         self.state = state
+        # What _block needs, looked up once per phase rather than once per block.
+        self.env = _ENV_OF[state]
+        s = self.segments[seg]
+        self.kind = self.osc_kind[seg]
+        self.amp = s.get("amplitude_uA", 0)
+        self.off = s.get("offset_uA", 0)
         if state == RAMP_UP or state == RAMP_DOWN:
             full = 65536 if self.cosine[seg] else 32768
             st[K.ECOS] = 1 if self.cosine[seg] else 0
@@ -171,10 +181,16 @@ class Engine:
         st[K.ECOS] = 0
         self.left = n
         self.state = RAMP_DOWN
+        self.env = 1
         self.stopping = True
 
     def fill(self, out, n):
         """Write up to n samples (uA) into out[0:n]; return how many (0 when done)."""
+        if n <= self.left:          # the usual case: the block lies inside the current phase
+            self._block(out, 0, n)
+            self.left -= n
+            self.elapsed += n
+            return n
         done = 0
         while done < n:
             if self.left == 0:
@@ -192,15 +208,16 @@ class Engine:
         return done
 
     def _block(self, out, start, m):
-        state = self.state
-        st = self.st
-        env = _ENV_OF[state]
+        env = self.env
         if env == 2:
             K.osc_const(out, start, m, 0)
             return
-        seg = self.segments[self.seg]
-        kind = self.osc_kind[self.seg]
-        k = F if self.fast else K
+        kind = self.kind
+        if kind == 0 and env == 0:      # DC plateau: amplitude exactly, as env_flat would give
+            K.osc_const(out, start, m, self.amp)
+            return
+        k = self.kernels
+        st = self.st
         if kind == 0:
             K.osc_const(out, start, m, K.FULL)
         elif kind == 1:
@@ -210,6 +227,6 @@ class Engine:
         else:
             k.osc_noise(out, start, m, st)
         if env == 0:
-            k.env_flat(out, start, m, seg["amplitude_uA"], seg["offset_uA"])
+            k.env_flat(out, start, m, self.amp, self.off)
         else:
             k.env_ramp(out, start, m, st, RCOS)

@@ -127,7 +127,16 @@ class Supervisor:
         ipk = imax if imax > -imin else -imin
         vpk = sense[V_PEAK]
         vm = sense[V_MEAN]
-        self._account(im, n, spk)
+        # Charge from the measured current, |I| (phase-blind), sub-uC kept in q_rem
+        # (inline: this runs every block).
+        q = self.q_rem + (im if im >= 0 else -im) * n
+        fs = self.fs
+        self.charge_uC += q // fs
+        self.q_rem = q % fs
+        if spk:
+            t = self.t_rem + n * 1000
+            self.stim_ms += t // fs
+            self.t_rem = t % fs
         code = self._hard(set_buf[n - 1], smean, spk, im, imin, imax, vm, vpk, sense, n)
         if code == OK:
             code = self._soft(ipk, vpk, n, host_age_ms)
@@ -137,16 +146,6 @@ class Supervisor:
         if code and not self.code:
             self.code = code
         return code
-
-    def _account(self, im, n, spk):
-        # Charge from the measured current, |I| (phase-blind), sub-uC kept in q_rem.
-        q = self.q_rem + (im if im >= 0 else -im) * n
-        self.charge_uC += q // self.fs
-        self.q_rem = q % self.fs
-        if spk:
-            t = self.t_rem + n * 1000
-            self.stim_ms += t // self.fs
-            self.t_rem = t % self.fs
 
     def _hard(self, slast, smean, spk, im, imin, imax, vm, vpk, sense, n):
         ipk = imax if imax > -imin else -imin
