@@ -58,6 +58,7 @@ class Session:
         self.outcome = None       # (outcome, reason) once a stop is decided
         self.journal = journal
         self.sid = None
+        self.opened = None
         self.prev_state = -1
         self.start_ms = 0
         self.checkpoint_ms = 0
@@ -107,6 +108,7 @@ class App:
         hal.zero()               # output off at boot, whatever came before
         self.storage = hal.storage()
         self.recovered = J.recover(self.storage, hal.ticks_ms())
+        self.next_sid = J.next_id(self.storage)   # read once at boot, counted on after
         self.boot_reason = boot_reason
         self.event("boot", reason=boot_reason,
                    recovered=[r.get("id") for r in self.recovered])
@@ -145,10 +147,30 @@ class App:
     # ---- the loop -----------------------------------------------------------------
     def run(self):
         while self.running:
-            if self.session is not None:
-                self.control_step()
-            else:
-                self.idle_step()
+            try:
+                if self.session is not None:
+                    self.control_step()
+                else:
+                    self.idle_step()
+            except MemoryError as e:
+                self.internal_fault(e)
+            except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError, ZeroDivisionError) as e:
+                self.internal_fault(e)
+
+    def internal_fault(self, e):
+        """A bug or exhausted memory in the loop: output off first, then record and go on."""
+        self.hal.zero()
+        if self.session is not None:
+            try:
+                self.end_session("fault", "internal")
+            except Exception:  # even the record failed: the output is off, keep serving
+                self.session = None
+                self.state = L.FAULT
+        try:
+            self.event("log", level="error", msg="internal: %s: %s" % (type(e).__name__, e))
+            self.flush()
+        except Exception:
+            pass
 
     def idle_step(self):
         hal = self.hal
@@ -204,7 +226,10 @@ class App:
             self.flush()
         if s.journal and now - s.checkpoint_ms >= CHECKPOINT_MS:
             s.checkpoint_ms = now
-            J.checkpoint(self.storage, s.sid, s.sup.charge_uC, now)
+            try:
+                J.checkpoint(self.storage, s.sid, s.sup.charge_uC, now, opened=s.opened)
+            except Exception as e:  # storage full or failing: stimulation goes on, say so
+                self.event("log", level="error", msg="journal checkpoint failed: %s" % e)
         self.service()
         if self.fast and self.session is not None:
             self.fast_gate()
@@ -289,7 +314,10 @@ class App:
         charge = s.sup.charge_uC
         stim_ms = s.sup.stim_ms
         if s.journal and s.sid is not None:
-            J.finish(self.storage, s.sid, outcome, reason, charge, hal.ticks_ms())
+            try:
+                J.finish(self.storage, s.sid, outcome, reason, charge, hal.ticks_ms(), opened=s.opened)
+            except Exception as e:  # the output is already off; report the lost record
+                self.event("log", level="error", msg="journal record failed: %s" % e)
         self.send_telem(0, 0, 0, None, charge)
         self.event("end", outcome=outcome, reason=reason, delivered_charge_uC=charge,
                    stim_duration_ms=stim_ms, sha256=s.sha)
@@ -449,7 +477,9 @@ class App:
         s = Session(self, proto, sha, journal)
         hal.start(s.fs)
         if journal:
-            s.sid = J.begin(self.storage, sha, hal.ticks_ms())
+            s.sid = J.begin(self.storage, sha, hal.ticks_ms(), sid=self.next_sid)
+            s.opened = J.open_record(s.sid, sha, hal.ticks_ms())
+            self.next_sid += 1
         if hasattr(hal, "start_watchdog"):
             hal.start_watchdog(WATCHDOG_MS)
         if journal:

@@ -58,19 +58,23 @@ def _parse(line):
 
 
 def read(d):
-    """All valid records, oldest first; torn or garbled lines are skipped."""
-    try:
-        with open(_path(d)) as f:
-            data = f.read()
-    except OSError:
-        return []
+    """All valid records, oldest first; torn or garbled lines are skipped. Reads line by
+    line, so memory follows the longest record, not the journal's size."""
     out = []
-    lines = data.split("\n")
-    # The last piece has no newline: a torn write (or empty). Never trust it.
-    for line in lines[:-1]:
-        rec = _parse(line)
-        if rec is not None:
-            out.append(rec)
+    try:
+        f = open(_path(d))
+    except OSError:
+        return out
+    with f:
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            # A line without its newline is a torn write (the last one): never trust it.
+            if line[-1] == "\n":
+                rec = _parse(line[:-1])
+                if rec is not None:
+                    out.append(rec)
     return out
 
 
@@ -83,36 +87,50 @@ def _next_id(records):
     return top + 1
 
 
-def begin(d, protocol_sha256, start_ms, wall_s=None):
-    """Record a session as open; returns its id for finish()."""
-    sid = _next_id(read(d))
+def next_id(d):
+    return _next_id(read(d))
+
+
+def open_record(sid, protocol_sha256, start_ms, wall_s=None):
     rec = {"id": sid, "protocol_sha256": protocol_sha256, "start_ms": start_ms,
            "end_ms": None, "outcome": "open", "reason": "", "delivered_charge_uC": 0}
     if wall_s is not None:
         rec["wall_s"] = wall_s
-    append(d, rec)
+    return rec
+
+
+def begin(d, protocol_sha256, start_ms, wall_s=None, sid=None):
+    """Record a session as open; returns its id for finish(). Pass sid (from next_id at
+    boot, counted on) to spare a read of the whole journal."""
+    if sid is None:
+        sid = _next_id(read(d))
+    append(d, open_record(sid, protocol_sha256, start_ms, wall_s))
     return sid
 
 
-def checkpoint(d, sid, delivered_charge_uC, now_ms):
-    """Note progress of an open session, so a reset keeps the charge delivered so far."""
-    for r in sessions(d):
-        if r.get("id") == sid and r.get("outcome") == "open":
-            rec = dict(r)
-            rec["delivered_charge_uC"] = delivered_charge_uC
-            rec["end_ms"] = now_ms
-            append(d, rec)
-            return rec
-    return None
+def checkpoint(d, sid, delivered_charge_uC, now_ms, opened=None):
+    """Note progress of an open session, so a reset keeps the charge delivered so far.
+    With `opened` (the open record, kept by the caller) nothing is read back."""
+    if opened is None:
+        for r in sessions(d):
+            if r.get("id") == sid and r.get("outcome") == "open":
+                opened = r
+        if opened is None:
+            return None
+    rec = dict(opened)
+    rec["delivered_charge_uC"] = delivered_charge_uC
+    rec["end_ms"] = now_ms
+    append(d, rec)
+    return rec
 
 
-def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None):
+def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None, opened=None):
     if outcome not in OUTCOMES[1:]:
         raise ValueError("journal: outcome must be one of %s" % ", ".join(OUTCOMES[1:]))
-    opened = None
-    for r in read(d):
-        if r.get("id") == sid:
-            opened = r
+    if opened is None:
+        for r in read(d):
+            if r.get("id") == sid:
+                opened = r
     rec = {"id": sid, "protocol_sha256": opened["protocol_sha256"] if opened else "",
            "start_ms": opened["start_ms"] if opened else None, "end_ms": end_ms,
            "outcome": outcome, "reason": reason, "delivered_charge_uC": delivered_charge_uC}

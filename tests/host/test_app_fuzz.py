@@ -78,9 +78,9 @@ def encode(kind, typ, seq, payload):
     return bytes(raw)
 
 
-@settings(max_examples=110, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(frames=st.lists(frame, min_size=60, max_size=120))
-def test_device_survives_any_frames(frames):
+@settings(max_examples=160, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@given(frames=st.lists(frame, min_size=80, max_size=140))
+def _storm(frames):
     with tempfile.TemporaryDirectory() as storage:
         hal = SimHal(BOARD, storage=storage)
         port = FakePort()
@@ -105,8 +105,9 @@ def test_device_survives_any_frames(frames):
                 assert (app.state, app.sha) == before[:2], "a refused command changed the state"
 
 
-def test_enough_frames_were_fed():
-    # Runs after the property test in file order: the storm had at least 10,000 frames.
+def test_device_survives_10000_fuzzed_frames():
+    FRAMES_SEEN[0] = 0
+    _storm()
     assert FRAMES_SEEN[0] >= 10000, FRAMES_SEEN[0]
 
 
@@ -126,3 +127,69 @@ def test_start_before_load_is_refused_and_nothing_runs():
         app.service()
         errs = [json.loads(p) for t, _, p in device_frames(port) if t == L.ERROR]
         assert [e["error"] for e in errs] == ["out-of-order"]
+
+
+def _started_app(storage):
+    from tesctl import protofile
+    loaded = protofile.check_data(b"""schema = 1
+name = "t"
+[montage]
+anode = "F3"
+cathode = "Fp2"
+[stimulation]
+waveform = "dc"
+amplitude_uA = 1000
+duration_s = 60
+ramp_up_s = 1
+ramp_down_s = 1
+""")
+    hal = SimHal(BOARD, storage=storage)
+    port = FakePort()
+    app = App(hal, BOARD, port, fw_sha256="f" * 64)
+    seq = 0
+    for payload in L.load_payloads(loaded.canonical_bytes()):
+        port.inq += L.encode(L.LOAD, seq, payload)
+        seq += 1
+    port.inq += L.encode(L.CHECK, seq, b"{}") + L.encode(L.START, seq + 1,
+                                                        json.dumps({"sha256": loaded.sha256()}).encode())
+    app.service()
+    assert app.session is not None and hal.en
+    return app, hal, port
+
+
+def test_exception_in_the_control_loop_zeroes_and_records():
+    with tempfile.TemporaryDirectory() as storage:
+        app, hal, port = _started_app(storage)
+        for _ in range(2000):
+            app.control_step()
+
+        def broken(*args):
+            raise ValueError("injected bug")
+        app.session.sup.check = broken
+        port.eof = True                 # after the fault, the idle loop ends the run
+        app.run()
+        assert app.session is None and not hal.en and hal.code == hal.z
+        from tes import journal
+        last = journal.sessions(storage)[-1]
+        assert (last["outcome"], last["reason"]) == ("fault", "internal")
+        assert last["delivered_charge_uC"] > 0
+
+
+def test_checkpoints_do_not_read_the_journal_back():
+    from tes import journal
+    with tempfile.TemporaryDirectory() as storage:
+        app, hal, port = _started_app(storage)
+        calls = []
+        real_read = journal.read
+        journal.read = lambda d: calls.append(d) or real_read(d)
+        try:
+            for _ in range(65000):      # 65 s: two checkpoints and the end of the session
+                app.last_rx = hal.ticks_ms()    # a healthy host
+                app.control_step()
+                if app.session is None:
+                    break
+        finally:
+            journal.read = real_read
+        assert calls == []
+        recs = [r for r in journal.read(storage) if r["id"] == 1]
+        assert [r["outcome"] for r in recs] == ["open", "open", "open", "completed"]

@@ -1,0 +1,103 @@
+"""What an operator does during a run: Ctrl-C (stop with ramp-down), Ctrl-C twice (abort),
+and LSL streams received by a pylsl inlet while the session runs."""
+import signal
+import subprocess
+import time
+
+import pylsl
+
+from conftest import ROOT, TESCTL
+from session_checks import common
+
+DC = """schema = 1
+name = "e2e DC 1 mA"
+sample_rate_hz = 1000
+[montage]
+anode = "F3"
+cathode = "Fp2"
+electrode_area_cm2 = 35
+[stimulation]
+waveform = "dc"
+amplitude_uA = 1000
+duration_s = %d
+ramp_up_s = %d
+ramp_down_s = 2
+"""
+
+
+def start_run(tmp_path, env, text, *extra):
+    proto = tmp_path / "p.toml"
+    proto.write_text(text)
+    out = tmp_path / "session"
+    p = subprocess.Popen([TESCTL, "run", str(proto), "--port", "sim", "--plain", "--out", str(out)] + list(extra),
+                         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return p, out
+
+
+def wait_for_state(out, state, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = out / "telemetry.csv"
+        if path.exists() and (",%s," % state) in path.read_text():
+            return
+        time.sleep(0.1)
+    raise AssertionError("never reached %s" % state)
+
+
+def test_ctrl_c_stops_with_ramp_down(tmp_path, cli_env):
+    p, out = start_run(tmp_path, cli_env, DC % (600, 1))
+    try:
+        wait_for_state(out, "plateau")
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 0, stderr
+    meta, rows, events = common(out)
+    assert (meta["outcome"], meta["reason"]) == ("stopped", "operator-stop")
+    states = [r["state"] for r in rows]
+    assert "ramp-down" in states[states.index("plateau"):]           # it ramped, not dropped
+    down = [int(r["set_uA"]) for r in rows if r["state"] == "ramp-down"]
+    assert all(a >= b for a, b in zip(down, down[1:])) and down[0] > 500
+
+
+def test_second_ctrl_c_aborts(tmp_path, cli_env):
+    p, out = start_run(tmp_path, cli_env, DC % (600, 1).replace("ramp_down_s = 2", "ramp_down_s = 60")
+                       if False else (DC % (600, 1)).replace("ramp_down_s = 2", "ramp_down_s = 60"))
+    try:
+        wait_for_state(out, "plateau")
+        p.send_signal(signal.SIGINT)
+        wait_for_state(out, "ramp-down")
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 1, stderr
+    meta, rows, events = common(out)
+    assert (meta["outcome"], meta["reason"]) == ("aborted", "operator-abort")
+    assert int(rows[-1]["set_uA"]) == 0
+
+
+def test_lsl_markers_and_telemetry_reach_an_inlet(tmp_path, cli_env):
+    p, out = start_run(tmp_path, cli_env, DC % (3, 1), "--lsl")
+    try:
+        markers = pylsl.resolve_byprop("type", "Markers", minimum=1, timeout=20)
+        assert markers, "no LSL marker stream"
+        tel = pylsl.resolve_byprop("type", "tES", minimum=1, timeout=20)
+        m_in = pylsl.StreamInlet(markers[0])
+        t_in = pylsl.StreamInlet(tel[0])
+        got, samples = [], []
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not any(g.startswith("end:") for g in got):
+            s, _ = m_in.pull_sample(timeout=0.2)
+            if s:
+                got.append(s[0])
+            chunk, _ = t_in.pull_chunk(timeout=0.0)
+            samples += chunk
+        p.wait(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 0
+    assert "plateau" in got and "ramp-down" in got and "end:completed" in got, got
+    assert samples and len(samples[0]) == 5
+    assert max(s[1] for s in samples) > 900          # measured current reached the plateau
