@@ -27,6 +27,11 @@ at_ms:
              without a watchdog write() raises SimHang with the output still on
   reset      output zero and enable off from the onset sample; write() raises SimReset
 """
+try:
+    import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
+except ImportError:  # CPython
+    from tes import compat as micropython
+
 import time
 from array import array
 
@@ -239,6 +244,7 @@ class SimHal(Hal):
         self._watchdog()
         self._pace()
 
+    @micropython.native
     def write(self, buf, n):
         if self.wdt_ms and self.ms - self.fed_ms > self.wdt_ms:
             self._watchdog()
@@ -272,6 +278,7 @@ class SimHal(Hal):
         if self.realtime:
             self._pace()
 
+    @micropython.native
     def sense(self, out):
         b = self.block
         n = b[7] or 1
@@ -286,6 +293,7 @@ class SimHal(Hal):
         out[DAC_BACK] = p // self.sc if p >= 0 else -((-p) // self.sc)
 
     # ---- the per-sample model ----------------------------------------------------------
+    @micropython.native
     def _run(self, buf, a, e):
         """Play buf[a:e]: the only per-sample loop. Locals only: no attribute traffic."""
         if a >= e:

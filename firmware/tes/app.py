@@ -6,6 +6,11 @@ between that can allocate; the link is serviced every LINK_POLL_MS and telemetry
 TELEM_MS, outside that block path. The same code runs on a board (main.py) and on the
 simulated board under the unix port (simmain.py). See docs/wire.md for the messages.
 """
+try:
+    import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
+except ImportError:  # CPython
+    from tes import compat as micropython
+
 import hashlib
 import json
 from array import array
@@ -184,6 +189,7 @@ class App:
         elif not self.port.wait(10) and hasattr(hal, "sleep_ms"):
             hal.sleep_ms(10)         # simulated board: let virtual time pass while idle
 
+    @micropython.native
     def control_step(self):
         """One block: generate, write, sense, check. Everything slower than that (telemetry,
         link, journal checkpoint, watchdog) runs in tick() every LINK_POLL_MS."""

@@ -4,6 +4,11 @@ Engine(proto).fill(buf, n) writes the next n samples (fewer only at the end) int
 array('i') and allocates nothing, so it can run with the heap locked. The plan (phases
 and oscillator set-up) is built once in the constructor, where allocation is allowed.
 """
+try:
+    import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
+except ImportError:  # CPython
+    from tes import compat as micropython
+
 from array import array
 
 from tes import kernels as K
@@ -184,6 +189,7 @@ class Engine:
         self.env = 1
         self.stopping = True
 
+    @micropython.native
     def fill(self, out, n):
         """Write up to n samples (uA) into out[0:n]; return how many (0 when done)."""
         if n <= self.left:          # the usual case: the block lies inside the current phase
@@ -207,6 +213,7 @@ class Engine:
             done += m
         return done
 
+    @micropython.native
     def _block(self, out, start, m):
         env = self.env
         if env == 2:

@@ -6,6 +6,11 @@ envelopes then turn it into microamps in place. All state lives in one array('i'
 (indices below) so that a call allocates nothing and a viper twin can share the layout.
 """
 try:
+    import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
+except ImportError:  # CPython
+    from tes import compat as micropython
+
+try:
     from micropython import const
 except ImportError:  # CPython
     def const(x):
@@ -38,11 +43,13 @@ PHASE_MASK = const(0xFFFFF)
 FULL = const(32768)
 
 
+@micropython.native
 def osc_const(out, start, n, value):
     for i in range(start, start + n):
         out[i] = value
 
 
+@micropython.native
 def osc_sine(out, start, n, st, tab):
     ph = st[PH]
     fr = st[FR]
@@ -63,6 +70,7 @@ def osc_sine(out, start, n, st, tab):
     st[FR] = fr
 
 
+@micropython.native
 def osc_pulse(out, start, n, st):
     ph = st[PH]
     fr = st[FR]
@@ -123,11 +131,13 @@ def osc_noise(out, start, n, st):
     st[b + N_J] = j
 
 
+@micropython.native
 def env_flat(out, start, n, amp, off):
     for i in range(start, start + n):
         out[i] = off + ((amp * out[i] + 16384) >> 15)
 
 
+@micropython.native
 def env_ramp(out, start, n, st, rcos):
     """Ramp from 0 to full (EDOWN=0) or from ETOP down to 0 (EDOWN=1); linear, or raised
     cosine when ECOS is set (table position in Q8). Monotonic, never past the plateau."""

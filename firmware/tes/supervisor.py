@@ -29,6 +29,11 @@ Conditions (first match wins, in this order). Response: HARD = hal.zero() at onc
   host-lost        SOFT  heartbeat age passed by the app > HOST_LOST_MS
 """
 try:
+    import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
+except ImportError:  # CPython
+    from tes import compat as micropython
+
+try:
     from micropython import const
 except ImportError:  # CPython
     def const(x):
@@ -109,6 +114,7 @@ class Supervisor:
         self.z_last = -1
         self.code = OK          # first nonzero code seen (latched)
 
+    @micropython.native
     def check(self, set_buf, n, sense, host_age_ms=0):
         """Figures of the block just written -> fault code (OK = 0). Allocates nothing."""
         smin = smax = ssum = set_buf[0]
@@ -147,6 +153,7 @@ class Supervisor:
             self.code = code
         return code
 
+    @micropython.native
     def _hard(self, slast, smean, spk, im, imin, imax, vm, vpk, sense, n):
         ipk = imax if imax > -imin else -imin
         if ipk > self.i_over:
@@ -195,6 +202,7 @@ class Supervisor:
             self.still_n = 0
         return OK
 
+    @micropython.native
     def _soft(self, ipk, vpk, n, host_age_ms):
         if ipk >= Z_MIN_uA:
             self.zw_v += vpk
