@@ -432,7 +432,6 @@ class App:
         duration = obj.get("duration_ms", CHECK_MS)
         if not 1 <= current <= CHECK_UA or not 50 <= duration <= 5000:
             return self.error(seq, L.E_BAD_FIELD, "current_uA 1..%d, duration_ms 50..5000" % CHECK_UA)
-        before = self.state
         self.set_state(L.CHECKING, "check")
         self.reply(seq, state="checking")
         z = self.measure(current, duration)
@@ -443,7 +442,6 @@ class App:
             self.set_state(L.IDLE, "check")
         else:
             self.set_state(L.READY if ok else L.LOADED, "check passed" if ok else "check failed")
-        del before
 
     def measure(self, current, duration):
         """Impedance with a small DC test current: mean V / mean I over the second half

@@ -35,7 +35,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -51,10 +50,7 @@ class DeployError(Exception):
 
 
 def mpremote_path():
-    local = Path(sys.executable).parent / "mpremote"
-    if local.exists():
-        return str(local)
-    found = shutil.which("mpremote")
+    found = paths.tool("mpremote")
     if found:
         return found
     raise DeployError("mpremote is not installed: pip install mpremote")

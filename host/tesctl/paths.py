@@ -18,13 +18,18 @@ def micropython():
     if env:
         # Relative to where it was set, not to a test's or subprocess's working directory.
         return os.path.abspath(env) if os.sep in env else (shutil.which(env) or env)
-    local = Path(sys.executable).parent / "micropython"
-    if local.exists():
-        return str(local)
-    found = shutil.which("micropython")
+    found = tool("micropython")
     if found:
         return found
     raise FileNotFoundError("no MicroPython unix port found: set MICROPYTHON=/path/to/micropython")
+
+
+def tool(name):
+    """A command installed beside this interpreter (the venv), else on PATH, else None."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    return shutil.which(name)
 
 
 def micropypath():
