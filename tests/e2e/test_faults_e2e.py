@@ -2,12 +2,13 @@
 the right outcome and reason, recorded on the host and in the device journal."""
 import pytest
 
+from tes import journal
+
 from conftest import tesctl
 from session_checks import common
 
 SHORT_DC = """schema = 1
 name = "e2e DC 2 mA, 60 s"
-sample_rate_hz = 1000
 [montage]
 anode = "F3"
 cathode = "Fp2"
@@ -20,6 +21,7 @@ ramp_up_s = 10
 ramp_down_s = 10
 """
 
+# The protocol runs at the default sample rate (5 kS/s), where every hard fault has a 2 ms bound.
 # fault -> (outcome, reason); faults start 30 s after START, in the plateau.
 EXPECTED = {
     "liftoff": ("fault", "open-circuit"),
@@ -54,6 +56,12 @@ def test_fault_ends_session(kind, protocol, tmp_path, cli_env):
     # The device journal holds the same ending (read back by `tesctl check`'s connection).
     assert any(e["trial_type"].startswith("fault:") for e in events), events
     assert 29.0 <= float(rows[-1]["t_s"]) <= 75.0
+    # The device's own journal (the simulated board's flash, real files) has the record;
+    # a reset closes the open record at boot as fault/reset, whatever reset the board.
+    last = journal.sessions(cli_env["TESCTL_SIM_STORAGE"])[-1]
+    want = ("fault", "reset") if kind in ("stall", "reset") else EXPECTED[kind]
+    assert (last["outcome"], last["reason"]) == want, last
+    assert last["protocol_sha256"] == meta["protocol_sha256"]
 
 
 def test_unknown_fault_is_bad_input(protocol, tmp_path, cli_env):
