@@ -345,13 +345,14 @@ FAULT_AT_MS = 5000     # after START; plateau from 2 s
 
 def bench_faults():
     protos = {}
-    for fs in (1000, 10000):
+    rates = (1000, 5000, 10000)     # 5000: the protocol default (tesctl.protofile.DEFAULT_SAMPLE_RATE)
+    for fs in rates:
         protos[("dc", fs)] = canon("fault-dc-%d" % fs, toml("DC 2 mA fault test", fs, "dc", 2000, dur_s=60,
                                                              up_s=2, down_s=2))
         protos[("sine", fs)] = canon("fault-sine-%d" % fs, toml("sine 10 Hz fault test", fs, "sine", 2000,
                                                                  freq="10.0", dur_s=60, up_s=2, down_s=2))
     jobs = []
-    for fs in (1000, 10000):
+    for fs in rates:
         for kind in FAULTS_HARD + FAULTS_SOFT + FAULTS_RESET:
             wave = "sine" if kind == "dac-stuck" else "dc"
             jobs.append((kind, fs, wave))
@@ -397,7 +398,10 @@ def bench_faults():
             continue
         lat = (fz - onset * 1000) / 1000
         if kind in FAULTS_HARD:
-            row(5, "fault %s -> zero [%s]" % (label, out["app_faults"]), "%.3f ms" % lat, "<= 2 ms", lat <= 2)
+            # adc-stuck needs 6 alike conversions: 6 ms at 1 kS/s by design (docs/safety.md)
+            bound = 6 if (kind == "adc-stuck" and fs < 3000) else 2
+            row(5, "fault %s -> zero [%s]" % (label, out["app_faults"]), "%.3f ms" % lat, "<= %d ms" % bound,
+                lat <= bound)
         else:
             row(5, "fault %s -> zero incl. ramp [%s]" % (label, out["app_faults"]), "%.1f ms" % lat,
                 "soft: detect + 1000 ms ramp", None)
