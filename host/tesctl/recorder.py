@@ -66,9 +66,10 @@ class Recorder:
         self.tick()
 
     def state(self, t_ms, name):
+        """A new phase; name None ends the last one without opening another."""
         onset = self.t_s(t_ms)
         self._close_state(onset)
-        self._open_state = (onset, name)
+        self._open_state = (onset, name) if name else None
 
     def event(self, t_ms, trial_type, duration=0.0):
         self._row(self.t_s(t_ms), duration, trial_type)
@@ -110,4 +111,17 @@ class Recorder:
             self.flush()
             self._tel_file.close()
             self._ev_file.close()
+            self._sort_events()
         self.save()
+
+    def _sort_events(self):
+        """A phase's row is written when it ends (its duration known then); at the end put
+        the rows in onset order, as BIDS readers expect (atomically: never half a file)."""
+        path = os.path.join(self.dir, "events.tsv")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        rows = sorted(lines[1:], key=lambda ln: float(ln.split("\t", 1)[0]))
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("\n".join([lines[0]] + rows) + "\n")
+        os.replace(tmp, path)

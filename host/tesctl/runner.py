@@ -17,6 +17,7 @@ from tesctl.device import Device, DeviceError
 from tesctl.recorder import Recorder
 from tesctl.transport import open_port
 
+STIM_STATES = ("ramp-up", "plateau", "ramp-down", "pause", "sham-off")
 HEARTBEAT_S = 0.25          # real time, link on a real clock
 FAST_HEARTBEAT_S = 0.005    # fast sim: answer its telemetry promptly so its clock runs on
 
@@ -113,7 +114,10 @@ class Run:
             kind = ev.get("ev")
             t = ev.get("t_ms", 0)
             if kind == "state":
-                self.rec.state(t, ev.get("state"))
+                # events.tsv lists the session's phases; the device's idle states after
+                # the end (loaded, fault) are not phases of it.
+                name = ev.get("state")
+                self.rec.state(t, name if name in STIM_STATES else None)
                 self._marker(ev.get("state"))
                 if self.display:
                     self.display.state_change("-> %s" % ev.get("state"))
