@@ -23,7 +23,7 @@ $(VENV)/.setup-done: pyproject.toml
 test: setup lint test-mp test-py
 
 test-mp: setup
-	$(MICROPYTHON) tools/mptest.py
+	$(MICROPYTHON) -X heapsize=16M tools/mptest.py
 
 test-py: setup
 	$(BIN)/pytest -p no:cacheprovider

@@ -8,7 +8,7 @@ Fault times count from the session's START. Stdout is the link: errors go to std
 """
 import sys
 
-from hal.sim import SimHal, SimReset
+from hal.sim import SimHal, SimHang, SimReset
 from tes.app import App
 from tes.board import load_checked
 from tes.fwhash import tree_sha256
@@ -56,7 +56,7 @@ def main():
                 return
             except SimReset as e:      # the board reset (fault, or watchdog): boot again
                 reason = e.args[0] if e.args else "reset"
-    except Exception as e:
+    except (Exception, SimHang) as e:  # stdout is the link: report on stderr
         sys.stderr.write("simulated board: %s: %s\n" % (type(e).__name__, e))
         sys.exit(3)
 

@@ -5,6 +5,7 @@ Imports every tests/firmware/test_*.py and calls each test_* function (no argume
 The same files are collected by pytest under CPython. Prints a closing
 "N passed, N failed" line and exits non-zero on any failure.
 """
+import gc
 import os
 import sys
 
@@ -28,6 +29,7 @@ def main():
             fn = getattr(mod, attr)
             if not callable(fn):
                 continue
+            gc.collect()     # tests build big arrays: start each one on a clean heap
             try:
                 fn()
                 passed += 1

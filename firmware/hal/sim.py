@@ -58,11 +58,11 @@ def _is_micropython():
 _MP = _is_micropython()
 
 
-class SimReset(Exception):
+class SimReset(BaseException):  # not an Exception: the app's error guard must not swallow a reset
     """The simulated board reset (reason 'reset' or 'watchdog'): output is off."""
 
 
-class SimHang(Exception):
+class SimHang(BaseException):
     """The app loop stalled and no watchdog was running: the output is still on."""
 
 

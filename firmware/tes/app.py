@@ -24,6 +24,22 @@ from tes import supervisor as S
 from tes import validate as V
 from tes.limits import board_limits
 
+# A board's ticks_ms wraps every 2**30 ms (12.4 days): every time mark is compared through
+# these, with that period on every platform (the simulated board's clock never nears it).
+# Written so no intermediate leaves the 31-bit small ints of a board (no allocation).
+def ticks_diff(a, b):
+    d = (a - b) & 0x3FFFFFFF
+    if d >= 0x20000000:
+        d -= 0x20000000
+        d -= 0x20000000
+    return d
+
+
+def ticks_add(a, b):
+    if b >= 0 and a > 0x3FFFFFFF - b:
+        return a - (0x3FFFFFFF - b) - 1
+    return (a + b) & 0x3FFFFFFF
+
 TELEM_MS = 20          # 50 telemetry frames a second while stimulating
 IDLE_TELEM_MS = 1000
 LINK_POLL_MS = 5
@@ -61,6 +77,7 @@ class Session:
                                 compliance_mV=app.board.get("compliance_V", 30) * 1000)
         self.buf = array("i", [0] * self.block)
         self.outcome = None       # (outcome, reason) once a stop is decided
+        self.fault_stop = False   # a supervisor soft stop is under way
         self.journal = journal
         self.sid = None
         self.opened = None
@@ -76,6 +93,7 @@ class Session:
 class App:
     def __init__(self, hal, board, port, fw_sha256="", fast=False, boot_reason="power-on", faults=()):
         self.hal = hal
+        now = hal.ticks_ms()     # every time mark starts here: the clock may be near its wrap
         self.faults_due = list(faults)   # simulated board: (kind, ms after START)
         self.board = board
         self.port = port
@@ -100,23 +118,30 @@ class App:
         self.raw_n = 0
         self.raw_first = 0
         self.raw_index = 0
+        self.raw_dropped = 0
         self.running = True
-        self.last_rx = 0
-        self.last_poll = 0
-        self.last_telem = 0
-        self.last_err = -ERROR_GAP_MS
-        self.last_flush = 0
-        self.next_tick = 0
+        self.last_rx = now
+        self.last_poll = now
+        self.last_telem = now
+        self.last_err = ticks_add(hal.ticks_ms(), -ERROR_GAP_MS)
+        self.last_flush = now
+        self.next_tick = now
         self.faults = []
         self.rx_errors = 0
         self.rx_lost = 0
         hal.zero()               # output off at boot, whatever came before
         self.storage = hal.storage()
         self.recovered = J.recover(self.storage, hal.ticks_ms())
+        try:
+            J.compact(self.storage)             # checkpoints collapse to one record a session
+        except OSError:
+            pass                                # a full or failing flash: keep what is there
         self.next_sid = J.next_id(self.storage)   # read once at boot, counted on after
+        self.unit_id = _unit_id(self.storage)
         self.boot_reason = boot_reason
         self.event("boot", reason=boot_reason,
                    recovered=[r.get("id") for r in self.recovered])
+        self.send_telem(0, 0, 0, None, 0)      # first word after a (re)boot: output off
 
     # ---- sending ------------------------------------------------------------------
     def send(self, typ, payload=b""):
@@ -157,9 +182,7 @@ class App:
                     self.control_step()
                 else:
                     self.idle_step()
-            except MemoryError as e:
-                self.internal_fault(e)
-            except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError, ZeroDivisionError) as e:
+            except Exception as e:  # MemoryError included; a board reset (SimReset) is not an Exception
                 self.internal_fault(e)
 
     def internal_fault(self, e):
@@ -180,7 +203,7 @@ class App:
     def idle_step(self):
         hal = self.hal
         self.service()
-        if hal.ticks_ms() - self.last_telem >= IDLE_TELEM_MS:
+        if ticks_diff(hal.ticks_ms(), self.last_telem) >= IDLE_TELEM_MS:
             self.send_telem(0, 0, 0, None, 0)
         self.flush()
         hal.feed()
@@ -204,7 +227,7 @@ class App:
         hal.write(buf, n)
         hal.sense(sense)
         now = hal.ticks_ms()
-        code = s.sup.check(buf, n, sense, now - self.last_rx)
+        code = s.sup.check(buf, n, sense, ticks_diff(now, self.last_rx))
         s.w_meas += sense[I_MEAN]
         s.w_v += sense[V_MEAN]
         s.w_n += 1
@@ -218,19 +241,21 @@ class App:
         if st != s.prev_state and st != E.DONE and s.journal:     # streaming stays "streaming"
             s.prev_state = st
             self.set_state(_LINK_STATE[st])
-        if now >= self.next_tick:
+        if ticks_diff(now, self.next_tick) >= 0:
             self.tick(s, now, buf[n - 1])
 
     def tick(self, s, now, last_set):
-        self.next_tick = now + LINK_POLL_MS
+        self.next_tick = ticks_add(now, LINK_POLL_MS)
         self.hal.feed()
-        if now - self.last_telem >= TELEM_MS:
+        if self.raw_n:
+            self.raw_flush()
+        if ticks_diff(now, self.last_telem) >= TELEM_MS:
             wn = s.w_n or 1
             self.send_telem(last_set, s.w_meas // wn, s.w_v // wn, s.sup.impedance_ohm(), s.sup.charge_uC)
             s.w_meas = s.w_v = s.w_n = 0
-        if self.port.pending() >= FLUSH_BYTES or (not self.fast and now - self.last_flush >= FLUSH_MS):
+        if self.port.pending() >= FLUSH_BYTES or (not self.fast and ticks_diff(now, self.last_flush) >= FLUSH_MS):
             self.flush()
-        if s.journal and now - s.checkpoint_ms >= CHECKPOINT_MS:
+        if s.journal and ticks_diff(now, s.checkpoint_ms) >= CHECKPOINT_MS:
             s.checkpoint_ms = now
             try:
                 J.checkpoint(self.storage, s.sid, s.sup.charge_uC, now, opened=s.opened)
@@ -248,9 +273,9 @@ class App:
         if self.port.eof or (hasattr(hal, "host_lost") and hal.host_lost()):
             return
         waited = 0
-        if hal.ticks_ms() - self.last_rx > FAST_GATE_MS:
+        if ticks_diff(hal.ticks_ms(), self.last_rx) > FAST_GATE_MS:
             self.flush()     # the host heartbeats when it hears from us
-        while hal.ticks_ms() - self.last_rx > FAST_GATE_MS and waited < FAST_WAIT_REAL_MS:
+        while ticks_diff(hal.ticks_ms(), self.last_rx) > FAST_GATE_MS and waited < FAST_WAIT_REAL_MS:
             if self.port.wait(20):
                 self.service()
             else:
@@ -267,7 +292,7 @@ class App:
             flags |= L.F_OUTPUT
             if self.session.proto.get("sham"):
                 flags |= L.F_SHAM
-            if now - self.last_rx > HEARTBEAT_LATE_MS:
+            if ticks_diff(now, self.last_rx) > HEARTBEAT_LATE_MS:
                 flags |= L.F_HOST_LATE
         if self.state == L.FAULT:
             flags |= L.F_FAULT
@@ -280,14 +305,20 @@ class App:
         self.send(L.TELEM, self.telem if n == len(self.telem) else self.telem[:n])
 
     def raw_append(self, buf, n):
-        for i in range(n):
-            if self.raw_n == 0:
-                self.raw_first = self.raw_index
-            self.raw_vals[self.raw_n] = buf[i]
-            self.raw_n += 1
-            self.raw_index += 1
-            if self.raw_n == L.RAW_MAX:
-                self.raw_flush()
+        """Copy the block into the raw buffer (no allocation: tick() sends it). A full
+        buffer drops samples; the host sees the gap in the sample index."""
+        k = self.raw_n
+        if k == 0:
+            self.raw_first = self.raw_index
+        room = L.RAW_MAX - k
+        m = n if n <= room else room
+        vals = self.raw_vals
+        for i in range(m):
+            vals[k + i] = buf[i]
+        self.raw_n = k + m
+        self.raw_index += n
+        if m < n:
+            self.raw_dropped += n - m
 
     def raw_flush(self):
         if self.raw_n:
@@ -305,7 +336,10 @@ class App:
             self.event("fault", fault=name, detail="hard")
             self.flush()
             self.end_session("fault", name)
-        elif s.outcome is None:
+        elif not s.fault_stop:
+            # Also after an operator STOP: a safety stop takes over with its own short ramp
+            # (a protocol's ramp-down may be minutes) and the record names the fault.
+            s.fault_stop = True
             s.outcome = ("fault", name)
             self.faults.append(name)
             s.engine.soft_stop(S.SOFT_RAMP_MS)
@@ -316,6 +350,7 @@ class App:
         hal = self.hal
         hal.zero()
         self.raw_flush()
+        self.raw_on = False
         self.session = None
         charge = s.sup.charge_uC
         stim_ms = s.sup.stim_ms
@@ -327,10 +362,12 @@ class App:
         self.send_telem(0, 0, 0, None, charge)
         self.event("end", outcome=outcome, reason=reason, delivered_charge_uC=charge,
                    stim_duration_ms=stim_ms, sha256=s.sha)
-        if not s.journal:       # streaming ends back where it started
-            self.set_state(self.stream_return, reason)
+        if outcome == "fault":
+            self.set_state(L.FAULT, reason)
+        elif not s.journal:     # streaming ends where it started, but a START needs a new CHECK
+            self.set_state(L.LOADED if self.stream_return == L.READY else self.stream_return, reason)
         else:
-            self.set_state(L.FAULT if outcome == "fault" else L.LOADED, reason)
+            self.set_state(L.LOADED, reason)
         self.flush()
 
     # ---- link ----------------------------------------------------------------------
@@ -346,7 +383,7 @@ class App:
             if item[0] == L.BAD:
                 self.rx_errors += 1
                 now = hal.ticks_ms()
-                if now - self.last_err >= ERROR_GAP_MS:
+                if ticks_diff(now, self.last_err) >= ERROR_GAP_MS:
                     self.last_err = now
                     self.error(None, item[1], "frame dropped")
                 continue
@@ -384,7 +421,10 @@ class App:
         if obj["link"] != L.LINK_VERSION:
             return self.error(seq, L.E_BAD_FIELD, "link version %d not spoken" % obj["link"])
         self.tx_seq = 0
-        self.reply(seq, board=self.board.get("id", "?"), fw=VERSION, fw_sha256=self.fw_sha256,
+        self.raw_on = False          # a new host asks for what it wants
+        if self.state == L.READY:    # and checks the electrodes itself before any START
+            self.set_state(L.LOADED, "new host")
+        self.reply(seq, board=self.board.get("id", "?"), unit=self.unit_id, fw=VERSION, fw_sha256=self.fw_sha256,
                    link=L.LINK_VERSION, max_payload=L.MAX_PAYLOAD, state=L.STATE_NAMES[self.state],
                    boot=self.boot_reason)
 
@@ -491,6 +531,7 @@ class App:
                 hal.inject(kind, hal.ticks_ms() + at_ms)
             self.faults_due = []
         s.start_ms = s.checkpoint_ms = hal.ticks_ms()
+        self.next_tick = s.start_ms
         self.last_rx = s.start_ms
         self.raw_index = 0
         self.raw_n = 0
@@ -501,11 +542,9 @@ class App:
         s = self.session
         if s is not None and s.outcome is None:
             s.outcome = ("stopped", "operator-stop" if s.journal else "stream-off")
-            ramp = 0
-            for seg in s.proto["segments"]:
-                if seg["kind"] == "stim":
-                    ramp = seg["ramp_down_ms"]
-            s.engine.soft_stop(ramp or S.SOFT_RAMP_MS)
+            seg = s.proto["segments"][s.engine.seg] if s.engine.seg >= 0 else None
+            ramp = seg["ramp_down_ms"] if seg is not None and seg["kind"] == "stim" else 0
+            s.engine.soft_stop(ramp or S.SOFT_RAMP_MS)   # the running segment's own ramp-down
         self.reply(seq, state=L.STATE_NAMES[self.state])
 
     def cmd_abort(self, seq, obj):
@@ -523,6 +562,8 @@ class App:
                    faults=self.faults[-8:], rx_lost=self.rx_lost, rx_errors=self.rx_errors)
 
     def cmd_journal(self, seq, obj):
+        if self.session is not None:      # reading flash would hold up the control loop
+            return self.error(seq, L.E_BUSY, "stimulating")
         records = J.sessions(self.storage)
         start = obj.get("start", 0)
         count = obj.get("count", 8)
@@ -579,3 +620,26 @@ def _stream_protocol(current):
     return {"schema": 1, "name": "stream", "sample_rate_hz": 1000,
             "montage": {"anode": "", "cathode": "", "electrode_area_mm2": 0},
             "segments": [seg], "sham": None, "safety": {"impedance_max_ohm": 50000}}
+
+
+def _unit_id(storage):
+    """This unit's id (the chip's unique id, or random for a simulated board), kept in
+    storage: the host matches journal records to this unit, not just to a board model."""
+    path = storage + "/unit_id"
+    try:
+        with open(path) as f:
+            uid = f.read().strip()
+        if uid:
+            return uid
+    except OSError:
+        pass
+    try:
+        import machine
+        raw = machine.unique_id()
+    except (ImportError, AttributeError):
+        import os
+        raw = os.urandom(8)
+    uid = "".join("%02x" % b for b in raw)
+    with open(path, "w") as f:
+        f.write(uid)
+    return uid

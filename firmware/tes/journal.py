@@ -57,14 +57,13 @@ def _parse(line):
     return rec if isinstance(rec, dict) else None
 
 
-def read(d):
-    """All valid records, oldest first; torn or garbled lines are skipped. Reads line by
-    line, so memory follows the longest record, not the journal's size."""
-    out = []
+def records(d):
+    """Valid records, oldest first, one at a time (a generator): memory follows the
+    longest record, not the journal. Torn or garbled lines are skipped."""
     try:
         f = open(_path(d))
     except OSError:
-        return out
+        return
     with f:
         while True:
             line = f.readline()
@@ -74,8 +73,12 @@ def read(d):
             if line[-1] == "\n":
                 rec = _parse(line[:-1])
                 if rec is not None:
-                    out.append(rec)
-    return out
+                    yield rec
+
+
+def read(d):
+    """All valid records, oldest first (a list: for tests and small journals)."""
+    return list(records(d))
 
 
 def _next_id(records):
@@ -88,7 +91,7 @@ def _next_id(records):
 
 
 def next_id(d):
-    return _next_id(read(d))
+    return _next_id(records(d))
 
 
 def open_record(sid, protocol_sha256, start_ms, wall_s=None):
@@ -103,7 +106,7 @@ def begin(d, protocol_sha256, start_ms, wall_s=None, sid=None):
     """Record a session as open; returns its id for finish(). Pass sid (from next_id at
     boot, counted on) to spare a read of the whole journal."""
     if sid is None:
-        sid = _next_id(read(d))
+        sid = _next_id(records(d))
     append(d, open_record(sid, protocol_sha256, start_ms, wall_s))
     return sid
 
@@ -112,7 +115,7 @@ def checkpoint(d, sid, delivered_charge_uC, now_ms, opened=None):
     """Note progress of an open session, so a reset keeps the charge delivered so far.
     With `opened` (the open record, kept by the caller) nothing is read back."""
     if opened is None:
-        for r in sessions(d):
+        for r in records(d):
             if r.get("id") == sid and r.get("outcome") == "open":
                 opened = r
         if opened is None:
@@ -128,7 +131,7 @@ def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None, op
     if outcome not in OUTCOMES[1:]:
         raise ValueError("journal: outcome must be one of %s" % ", ".join(OUTCOMES[1:]))
     if opened is None:
-        for r in read(d):
+        for r in records(d):
             if r.get("id") == sid:
                 opened = r
     rec = {"id": sid, "protocol_sha256": opened["protocol_sha256"] if opened else "",
@@ -144,12 +147,35 @@ def sessions(d):
     """Latest record per session id, oldest session first."""
     last = {}
     order = []
-    for r in read(d):
+    for r in records(d):
         sid = r.get("id")
         if sid not in last:
             order.append(sid)
         last[sid] = r
     return [last[s] for s in order]
+
+
+KEEP_SESSIONS = 200
+
+
+def compact(d, keep=KEEP_SESSIONS):
+    """Rewrite the journal with the latest record of the last `keep` sessions, so it does
+    not grow with every checkpoint (write then rename: a reset mid-way keeps the old one).
+    Returns the number of sessions kept."""
+    kept = sessions(d)[-keep:]
+    path = _path(d)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for rec in kept:
+            text = json.dumps(rec)
+            f.write("J1 %08x %s\n" % (_crc(text), text))
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    os.rename(tmp, path)
+    _sync()
+    return len(kept)
 
 
 def recover(d, now_ms=None):

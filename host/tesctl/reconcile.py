@@ -27,9 +27,11 @@ def _load():
         return []
 
 
-def add(session_dir, board, sid, sha256):
+def add(session_dir, unit, sid, sha256):
+    """Remember a session until it is closed; `unit` is the device's own id (HELLO's
+    "unit"), so records of another board of the same model are never taken for it."""
     items = [p for p in _load() if p.get("dir") != str(session_dir)]
-    items.append({"dir": os.path.abspath(str(session_dir)), "board": board, "sid": sid, "sha256": sha256})
+    items.append({"dir": os.path.abspath(str(session_dir)), "unit": unit, "sid": sid, "sha256": sha256})
     write_json_atomic(_index_path(), items)
 
 
@@ -39,9 +41,9 @@ def remove(session_dir):
 
 
 def reconcile(device, log=print):
-    """Close pending sessions of this board from its journal. Returns the dirs updated."""
-    board = device.info.get("board")
-    pending = [p for p in _load() if p.get("board") == board]
+    """Close pending sessions of this unit from its journal. Returns the dirs updated."""
+    unit = device.info.get("unit")
+    pending = [p for p in _load() if unit and p.get("unit") == unit]
     if not pending:
         return []
     journal = {r.get("id"): r for r in device.journal()}

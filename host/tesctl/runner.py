@@ -15,9 +15,10 @@ from tes.fwhash import tree_sha256
 from tesctl import paths, reconcile
 from tesctl.device import Device, DeviceError
 from tesctl.recorder import Recorder
-from tesctl.transport import open_port
+from tesctl.transport import TransportError, open_port
 
 STIM_STATES = ("ramp-up", "plateau", "ramp-down", "pause", "sham-off")
+SILENT_S = 5              # telemetry comes 50 times a second: 5 s of nothing is a dead link
 HEARTBEAT_S = 0.25          # real time, link on a real clock
 FAST_HEARTBEAT_S = 0.005    # fast sim: answer its telemetry promptly so its clock runs on
 
@@ -90,6 +91,8 @@ class Run:
         self.interrupts = 0
         self.raw_next = 0
         self.raw_gaps = 0
+        self._raw_file = None
+        self.peak_charge = 0
 
     # ---- frames from the device ---------------------------------------------------------
     def on_frame(self, f):
@@ -97,13 +100,15 @@ class Run:
             return
         if f.type == L.TELEM:
             t_ms, state, set_uA, meas_uA, v_mV, z, q, flags = L.unpack_telem(f.payload)
+            if self.result is None:
+                self.peak_charge = max(self.peak_charge, q)   # a rebooted board restarts at 0
             name = L.STATE_NAMES[state] if state < len(L.STATE_NAMES) else str(state)
             self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
             if self.display:
                 self.display.update(t_ms - (self.rec.t0_ms or t_ms), name, set_uA, meas_uA, v_mV, z, q)
             if self.lsl:
                 self.lsl.telemetry((set_uA, meas_uA, v_mV, -1 if z is None else z, q))
-        elif f.type == L.RAW:
+        elif f.type == L.RAW and self._raw_file is not None:
             first, _, samples = L.unpack_raw(f.payload)
             if first != self.raw_next:
                 self.raw_gaps += 1
@@ -142,6 +147,18 @@ class Run:
         dev = connect(self.port, self.board, self.faults, self.fast, self.allow_mismatch, self.on_frame, log)
         try:
             return self._execute(dev, canon, log)
+        except (DeviceError, TransportError, OSError) as e:
+            # The link failed mid-session: ask the device to stop (it also stops by itself
+            # once heartbeats cease), keep the record as incomplete for a later reconcile.
+            try:
+                dev.abort("link-lost")
+            except Exception:  # the link is gone: nothing more to ask
+                pass
+            if self.rec is not None:
+                self.rec.meta["reason"] = "link-lost: %s" % e
+                self.rec.close()
+            raise SessionError("lost the device mid-session: %s (the record stays incomplete until the "
+                               "next connection reads the device journal)" % e, 3) from None
         finally:
             dev.close()
             if self.lsl:
@@ -165,7 +182,8 @@ class Run:
             raise SessionError("impedance check failed: not starting (check electrode contact and gel)", 1)
         meta = {"protocol_sha256": self.loaded.sha256(), "protocol": canon, "protocol_file": str(self.loaded.path),
                 "firmware_version": dev.info.get("fw"), "firmware_sha256": dev.info.get("fw_sha256"),
-                "board": dev.info.get("board"), "port": self.port, "subject": self.subject,
+                "board": dev.info.get("board"), "unit": dev.info.get("unit"), "port": self.port,
+                "subject": self.subject,
                 "pre_check": check, "faults_injected": list(self.faults), "fast": bool(self.fast)}
         self.rec = Recorder(self.out_dir, meta)
         if self.lsl_on:
@@ -177,7 +195,7 @@ class Run:
         start = dev.start(self.loaded.sha256())
         self.rec.meta["device_session_id"] = start.get("sid")
         self.rec.save()
-        reconcile.add(self.out_dir, dev.info.get("board"), start.get("sid"), self.loaded.sha256())
+        reconcile.add(self.out_dir, dev.info.get("unit"), start.get("sid"), self.loaded.sha256())
         from tesctl.display import Display
         old = signal.signal(signal.SIGINT, self._sigint)
         try:
@@ -195,6 +213,7 @@ class Run:
         handled = 0
         hb_every = FAST_HEARTBEAT_S if self.fast else HEARTBEAT_S
         last_hb = 0.0
+        last_rx = time.monotonic()
         while self.result is None:
             if self.interrupts > handled:
                 handled = self.interrupts
@@ -207,6 +226,10 @@ class Run:
                     dev.abort()
             got = dev.pump(0.02)
             now = time.monotonic()
+            if got:
+                last_rx = now
+            elif now - last_rx > SILENT_S:
+                raise DeviceError("the device sent nothing for %d s" % SILENT_S)
             if now - last_hb >= hb_every and (got or not self.fast or now - last_hb > 0.1):
                 dev.heartbeat()
                 last_hb = now
@@ -222,7 +245,7 @@ class Run:
             rec = [r for r in dev.journal() if r.get("id") == self.rec.meta.get("device_session_id")]
             # The journal's figure is from its last checkpoint; telemetry may be more recent.
             journal_q = rec[-1].get("delivered_charge_uC", 0) if rec else 0
-            charge = max(journal_q, self.rec.meta["delivered_charge_uC"])
+            charge = max(journal_q, self.peak_charge)
             stim_ms = 0
             self.rec.event(ev.get("t_ms", 0), "fault:%s" % reason)
         # Drain what is still in flight (the last telemetry frame, the end state).

@@ -61,6 +61,9 @@ def test_fault_ends_session(kind, protocol, tmp_path, cli_env):
     last = journal.sessions(cli_env["TESCTL_SIM_STORAGE"])[-1]
     want = ("fault", "reset") if kind in ("stall", "reset") else EXPECTED[kind]
     assert (last["outcome"], last["reason"]) == want, last
+    # The delivered charge is at least what the last telemetry of the session showed
+    # (after a reboot the board's idle frames must not overwrite it).
+    assert meta["delivered_charge_uC"] >= max(int(r["charge_uC"]) for r in rows)
     assert last["protocol_sha256"] == meta["protocol_sha256"]
 
 

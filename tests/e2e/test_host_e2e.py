@@ -131,3 +131,29 @@ def test_bad_frames_change_nothing_on_a_live_device(cli_env):
         assert dev.status()["state"] == "idle"
     finally:
         dev.close()
+
+
+def test_device_lost_mid_session_is_exit_3_with_an_incomplete_record(tmp_path, cli_env):
+    proto = tmp_path / "p.toml"
+    proto.write_text(DC_10MIN % 600)
+    out = tmp_path / "session"
+    p = subprocess.Popen([TESCTL, "run", str(proto), "--port", "sim", "--plain", "--out", str(out)],
+                         env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (out / "telemetry.csv").exists() and (out / "telemetry.csv").read_text().count("\n") > 100:
+                break
+            time.sleep(0.2)
+        child = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        assert child, "no simulated board process"
+        for pid in child:
+            os.kill(int(pid), signal.SIGKILL)     # the board vanishes (unplugged)
+        stdout, stderr = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 3, stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    meta, rows, _ = load(out)
+    assert meta["complete"] is False and meta["reason"].startswith("link-lost")
+    assert len(rows) > 100

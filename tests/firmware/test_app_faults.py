@@ -147,3 +147,117 @@ def test_stall_and_reset_boot_with_the_output_off():
         # The open record was closed at boot: the journal keeps the ending and the charge.
         assert (rec["outcome"], rec["reason"]) == ("fault", "reset"), rec
         assert rec["delivered_charge_uC"] >= 0
+
+
+def start_session(proto, storage_tag, hal=None):
+    storage = _storage(storage_tag)
+    hal = hal or SimHal(BOARD, storage=storage)
+    port = Port()
+    app = App(hal, BOARD, port, "x")
+    data = L.dumps(proto).encode()
+    seq = 0
+    for payload in L.load_payloads(data):
+        port.inq += L.encode(L.LOAD, seq, payload)
+        seq += 1
+    port.inq += L.encode(L.CHECK, seq, b"{}")
+    app.service()
+    port.inq += L.encode(L.START, seq + 1, json.dumps({"sha256": app.sha}).encode())
+    app.service()
+    assert app.session is not None
+    return app, hal, port, seq + 2
+
+
+def test_safety_stop_takes_over_a_long_operator_ramp():
+    p = protocol(DEFAULT_FS, duration_ms=60000)
+    p["segments"][0]["ramp_down_ms"] = 300000     # the longest ramp the limits allow
+    app, hal, port, seq = start_session(p, "stop-then-lost")
+    while hal.ticks_ms() < 3000:
+        app.last_rx = hal.ticks_ms()
+        app.control_step()
+    port.inq += L.encode(L.STOP, seq, b"{}")
+    app.service()
+    assert app.session.outcome == ("stopped", "operator-stop")
+    t_stop = hal.ticks_ms()
+    while app.session is not None:             # the host goes silent during the ramp
+        app.control_step()
+        assert hal.ticks_ms() - t_stop < 10000, "host-lost did not cut the 5-minute ramp"
+    last = journal.sessions(app.storage)[-1]
+    assert (last["outcome"], last["reason"]) == ("fault", "host-lost")
+    assert not hal.en
+
+
+def test_fault_while_streaming_needs_a_new_check():
+    p = protocol(DEFAULT_FS)
+    storage = _storage("stream-fault")
+    hal = SimHal(BOARD, storage=storage)
+    port = Port()
+    app = App(hal, BOARD, port, "x")
+    seq = 0
+    for payload in L.load_payloads(L.dumps(p).encode()):
+        port.inq += L.encode(L.LOAD, seq, payload)
+        seq += 1
+    port.inq += L.encode(L.CHECK, seq, b"{}") + L.encode(L.STREAM, seq + 1, b'{"on":true}')
+    app.service()
+    assert app.state == L.STREAMING
+    hal.inject("short", hal.ticks_ms() + 200)
+    while app.session is not None:
+        app.last_rx = hal.ticks_ms()
+        app.control_step()
+    assert app.state == L.FAULT and not hal.en
+    port.inq += L.encode(L.START, seq + 2, json.dumps({"sha256": app.sha}).encode())
+    app.service()
+    assert app.session is None and not hal.en
+
+
+class WrappingClock(SimHal):
+    """A board clock: ticks_ms wraps at 2**30 ms. Starts 4 s before the wrap."""
+    OFFSET = (1 << 30) - 4000
+
+    def ticks_ms(self):
+        return (SimHal.ticks_ms(self) + self.OFFSET) & 0x3FFFFFFF
+
+
+def test_session_runs_through_the_tick_wrap():
+    p = protocol(DEFAULT_FS, duration_ms=6000)
+    hal = WrappingClock(BOARD, storage=_storage("wrap"))
+    app, hal, port, seq = start_session(p, "wrap", hal)
+    telem_before = app.last_telem
+    while app.session is not None:
+        app.last_rx = hal.ticks_ms()
+        app.control_step()
+        assert SimHal.ticks_ms(hal) < 20000, "the session did not end across the wrap"
+    assert app.last_telem != telem_before
+    last = journal.sessions(app.storage)[-1]
+    assert (last["outcome"], last["reason"]) == ("completed", "completed")
+
+
+def test_raw_streaming_allocates_nothing_between_ticks_and_resets_at_hello():
+    import sys
+    p = protocol(10000, duration_ms=3000)
+    app, hal, port, seq = start_session(p, "raw-lock")
+    port.inq += L.encode(L.RAWREQ, seq, b'{"on":true}')
+    app.service()
+    assert app.raw_on
+    locked = 0
+    mp = sys.implementation.name == "micropython"
+    if mp:
+        import micropython
+    from tes.app import ticks_diff
+    while app.session is not None:
+        app.last_rx = hal.ticks_ms()
+        quiet = (ticks_diff(app.next_tick, hal.ticks_ms()) > 1 and app.session.engine.left > 20)
+        if quiet and mp:
+            micropython.heap_lock()
+            try:
+                app.control_step()
+            finally:
+                micropython.heap_unlock()
+            locked += 1
+        else:
+            app.control_step()
+    assert app.raw_dropped == 0
+    assert locked > 1000 or not mp
+    app.raw_on = True
+    port.inq += L.encode(L.HELLO, 0, b'{"link":1}')
+    app.service()
+    assert app.raw_on is False

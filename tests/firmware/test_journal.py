@@ -90,3 +90,20 @@ def test_bad_outcome_refused():
         raise AssertionError("accepted")
     except ValueError:
         pass
+
+
+def test_compact_keeps_the_latest_record_of_each_session():
+    d = fresh("compact")
+    for sid in range(1, 6):
+        journal.begin(d, "ab" * 32, sid * 1000, sid=sid)
+        rec = journal.open_record(sid, "ab" * 32, sid * 1000)
+        for k in range(5):
+            journal.checkpoint(d, sid, k * 10, sid * 1000 + k, opened=rec)
+        journal.finish(d, sid, "completed", "completed", 99, sid * 1000 + 9, opened=rec)
+    before = journal.sessions(d)
+    assert len(journal.read(d)) == 5 * 7
+    assert journal.compact(d, keep=3) == 3
+    after = journal.read(d)
+    assert after == before[-3:]
+    assert journal.next_id(d) == 6
+

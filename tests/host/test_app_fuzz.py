@@ -194,3 +194,13 @@ def test_checkpoints_do_not_read_the_journal_back():
         assert calls == []
         recs = [r for r in journal.read(storage) if r["id"] == 1]
         assert [r["outcome"] for r in recs] == ["open", "open", "open", "completed"]
+
+
+@given(a=st.integers(0, (1 << 30) - 1), b=st.integers(-(1 << 28), 1 << 28))
+def test_tick_arithmetic_wraps_like_a_board_and_stays_small(a, b):
+    from tes.app import ticks_add, ticks_diff
+    c = ticks_add(a, b)
+    assert c == (a + b) % (1 << 30)
+    assert ticks_diff(c, a) == b
+    # every intermediate is a 31-bit small int on a board: no allocation in the control loop
+    assert -(1 << 30) <= a - c < (1 << 30) and 0x3FFFFFFF - max(b, 0) >= 0
