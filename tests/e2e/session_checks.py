@@ -4,6 +4,14 @@ import json
 import os
 
 
+def dc_protocol(amplitude_uA, duration_s, ramp_up_s=10, ramp_down_s=10, sample_rate_hz=None, name="e2e DC"):
+    """A DC protocol file's text for the end-to-end tests (F3-Fp2, 35 cm^2)."""
+    rate = "sample_rate_hz = %d\n" % sample_rate_hz if sample_rate_hz else ""
+    return ('schema = 1\nname = "%s"\n%s[montage]\nanode = "F3"\ncathode = "Fp2"\nelectrode_area_cm2 = 35\n'
+            '[stimulation]\nwaveform = "dc"\namplitude_uA = %d\nduration_s = %d\nramp_up_s = %d\nramp_down_s = %d\n'
+            % (name, rate, amplitude_uA, duration_s, ramp_up_s, ramp_down_s))
+
+
 def load(session_dir):
     with open(os.path.join(session_dir, "session.json")) as f:
         meta = json.load(f)

@@ -5,21 +5,9 @@ import pytest
 from tes import journal
 
 from conftest import tesctl
-from session_checks import common
+from session_checks import common, dc_protocol
 
-SHORT_DC = """schema = 1
-name = "e2e DC 2 mA, 60 s"
-[montage]
-anode = "F3"
-cathode = "Fp2"
-electrode_area_cm2 = 35
-[stimulation]
-waveform = "dc"
-amplitude_uA = 2000
-duration_s = 60
-ramp_up_s = 10
-ramp_down_s = 10
-"""
+SHORT_DC = dc_protocol(2000, 60)   # the default sample rate
 
 # The protocol runs at the default sample rate (5 kS/s), where every hard fault has a 2 ms bound.
 # fault -> (outcome, reason); faults start 30 s after START, in the plateau.

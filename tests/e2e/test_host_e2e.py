@@ -7,32 +7,18 @@ import subprocess
 import time
 
 from conftest import ROOT, TESCTL, tesctl
-from session_checks import common, load
+from session_checks import common, dc_protocol, load
 
 from tes import link as L
 from tesctl import protofile
 from tesctl.device import Device
 from tesctl.transport import SimTransport
 
-DC_10MIN = """schema = 1
-name = "e2e DC 1 mA, 10 min"
-sample_rate_hz = 1000
-[montage]
-anode = "F3"
-cathode = "Fp2"
-electrode_area_cm2 = 35
-[stimulation]
-waveform = "dc"
-amplitude_uA = 1000
-duration_s = %d
-ramp_up_s = 10
-ramp_down_s = 10
-"""
 
 
 def test_killed_host_leaves_valid_session_reconciled_from_journal(tmp_path, cli_env):
     proto = tmp_path / "p.toml"
-    proto.write_text(DC_10MIN % 600)
+    proto.write_text(dc_protocol(1000, 600, 10, 10, 1000))
     out = tmp_path / "session"
     # Real time: the session is long enough to be killed in the middle of it.
     p = subprocess.Popen([TESCTL, "run", str(proto), "--port", "sim", "--plain", "--out", str(out)],
@@ -67,7 +53,7 @@ def test_slow_healthy_host_is_not_taken_for_lost(tmp_path, cli_env):
     """On the fast virtual clock, a host that pauses for 2 s of real time (far more than
     3 s of virtual time at 100x) must not be declared lost: the sim waits for it."""
     os.environ.update({k: cli_env[k] for k in ("TESCTL_STATE", "TESCTL_SIM_STORAGE")})
-    loaded = protofile.check_data((DC_10MIN % 60).encode())
+    loaded = protofile.check_data(dc_protocol(1000, 60, 10, 10, 1000).encode())
     dev = Device(SimTransport(realtime=False, storage=cli_env["TESCTL_SIM_STORAGE"]))
     try:
         dev.hello()
@@ -92,8 +78,8 @@ def test_slow_healthy_host_is_not_taken_for_lost(tmp_path, cli_env):
 
 def test_raw_stream_has_every_sample(tmp_path, cli_env):
     proto = tmp_path / "raw.toml"
-    proto.write_text((DC_10MIN % 20).replace("sample_rate_hz = 1000", "sample_rate_hz = 10000")
-                     .replace('waveform = "dc"', 'waveform = "sine"\nfrequency_hz = 10.0'))
+    proto.write_text(dc_protocol(1000, 20, 10, 10, 10000).replace('waveform = "dc"',
+                                                                    'waveform = "sine"\nfrequency_hz = 10.0'))
     out = tmp_path / "session"
     tesctl(["run", proto, "--port", "sim", "--fast", "--plain", "--raw", "--out", out], cli_env, check=0)
     meta, rows, _ = common(out)
@@ -135,7 +121,7 @@ def test_bad_frames_change_nothing_on_a_live_device(cli_env):
 
 def test_device_lost_mid_session_is_exit_3_with_an_incomplete_record(tmp_path, cli_env):
     proto = tmp_path / "p.toml"
-    proto.write_text(DC_10MIN % 600)
+    proto.write_text(dc_protocol(1000, 600, 10, 10, 1000))
     out = tmp_path / "session"
     p = subprocess.Popen([TESCTL, "run", str(proto), "--port", "sim", "--plain", "--out", str(out)],
                          env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -7,22 +7,8 @@ import time
 import pylsl
 
 from conftest import ROOT, TESCTL
-from session_checks import common
+from session_checks import common, dc_protocol
 
-DC = """schema = 1
-name = "e2e DC 1 mA"
-sample_rate_hz = 1000
-[montage]
-anode = "F3"
-cathode = "Fp2"
-electrode_area_cm2 = 35
-[stimulation]
-waveform = "dc"
-amplitude_uA = 1000
-duration_s = %d
-ramp_up_s = %d
-ramp_down_s = 2
-"""
 
 
 def start_run(tmp_path, env, text, *extra):
@@ -45,7 +31,7 @@ def wait_for_state(out, state, timeout=30):
 
 
 def test_ctrl_c_stops_with_ramp_down(tmp_path, cli_env):
-    p, out = start_run(tmp_path, cli_env, DC % (600, 1))
+    p, out = start_run(tmp_path, cli_env, dc_protocol(1000, 600, 1, 2, 1000))
     try:
         wait_for_state(out, "plateau")
         p.send_signal(signal.SIGINT)
@@ -62,8 +48,7 @@ def test_ctrl_c_stops_with_ramp_down(tmp_path, cli_env):
 
 
 def test_second_ctrl_c_aborts(tmp_path, cli_env):
-    p, out = start_run(tmp_path, cli_env, DC % (600, 1).replace("ramp_down_s = 2", "ramp_down_s = 60")
-                       if False else (DC % (600, 1)).replace("ramp_down_s = 2", "ramp_down_s = 60"))
+    p, out = start_run(tmp_path, cli_env, dc_protocol(1000, 600, 1, 60, 1000))
     try:
         wait_for_state(out, "plateau")
         p.send_signal(signal.SIGINT)
@@ -79,7 +64,7 @@ def test_second_ctrl_c_aborts(tmp_path, cli_env):
 
 
 def test_lsl_markers_and_telemetry_reach_an_inlet(tmp_path, cli_env):
-    p, out = start_run(tmp_path, cli_env, DC % (3, 1), "--lsl")
+    p, out = start_run(tmp_path, cli_env, dc_protocol(1000, 3, 1, 2, 1000), "--lsl")
     try:
         markers = pylsl.resolve_byprop("type", "Markers", minimum=1, timeout=20)
         assert markers, "no LSL marker stream"

@@ -68,13 +68,13 @@ def _storage(tag):
     return d
 
 
-def run(kind, at_ms, fs=DEFAULT_FS, waveform="dc", duration_ms=6000):
-    """-> (latency_us from onset to zero, outcome, reason, journal's last record)."""
-    storage = _storage(kind)
-    hal = SimHal(BOARD, storage=storage)
+def start_session(proto, storage_tag, hal=None, faults=()):
+    """A device app on the simulated board, after LOAD, a passed CHECK and START."""
+    storage = _storage(storage_tag)
+    hal = hal or SimHal(BOARD, storage=storage)
     port = Port()
-    app = App(hal, BOARD, port, "x", faults=[(kind, at_ms)])
-    data = L.dumps(protocol(fs, waveform, duration_ms)).encode()
+    app = App(hal, BOARD, port, "x", faults=faults)
+    data = L.dumps(proto).encode()
     seq = 0
     for payload in L.load_payloads(data):
         port.inq += L.encode(L.LOAD, seq, payload)
@@ -84,6 +84,13 @@ def run(kind, at_ms, fs=DEFAULT_FS, waveform="dc", duration_ms=6000):
     port.inq += L.encode(L.START, seq + 1, json.dumps({"sha256": app.sha}).encode())
     app.service()
     assert app.session is not None
+    return app, hal, port, seq + 2
+
+
+def run(kind, at_ms, fs=DEFAULT_FS, waveform="dc", duration_ms=6000):
+    """-> (latency_us from onset to zero, outcome, reason, journal's last record)."""
+    app, hal, port, _ = start_session(protocol(fs, waveform, duration_ms), kind, faults=[(kind, at_ms)])
+    storage = app.storage
     outcome = None
     try:
         while app.session is not None:
@@ -147,24 +154,6 @@ def test_stall_and_reset_boot_with_the_output_off():
         # The open record was closed at boot: the journal keeps the ending and the charge.
         assert (rec["outcome"], rec["reason"]) == ("fault", "reset"), rec
         assert rec["delivered_charge_uC"] >= 0
-
-
-def start_session(proto, storage_tag, hal=None):
-    storage = _storage(storage_tag)
-    hal = hal or SimHal(BOARD, storage=storage)
-    port = Port()
-    app = App(hal, BOARD, port, "x")
-    data = L.dumps(proto).encode()
-    seq = 0
-    for payload in L.load_payloads(data):
-        port.inq += L.encode(L.LOAD, seq, payload)
-        seq += 1
-    port.inq += L.encode(L.CHECK, seq, b"{}")
-    app.service()
-    port.inq += L.encode(L.START, seq + 1, json.dumps({"sha256": app.sha}).encode())
-    app.service()
-    assert app.session is not None
-    return app, hal, port, seq + 2
 
 
 def test_safety_stop_takes_over_a_long_operator_ramp():
