@@ -52,8 +52,10 @@ class SimTransport:
         for f in faults:
             argv += ["--fault", f]
         env = dict(os.environ, MICROPYPATH=paths.micropypath())
+        # Its own session: Ctrl-C at the terminal goes to the host (stop with ramp-down),
+        # not straight to the board, which a real board would never receive either.
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, bufsize=0)
+                                     stderr=subprocess.PIPE, env=env, bufsize=0, start_new_session=True)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.name = "sim"
 

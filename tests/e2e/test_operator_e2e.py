@@ -1,5 +1,6 @@
 """What an operator does during a run: Ctrl-C (stop with ramp-down), Ctrl-C twice (abort),
 and LSL streams received by a pylsl inlet while the session runs."""
+import os
 import signal
 import subprocess
 import time
@@ -15,9 +16,16 @@ def start_run(tmp_path, env, text, *extra):
     proto = tmp_path / "p.toml"
     proto.write_text(text)
     out = tmp_path / "session"
+    # Its own process group, so Ctrl-C can be sent as a terminal sends it: to the whole group.
     p = subprocess.Popen([TESCTL, "run", str(proto), "--port", "sim", "--plain", "--out", str(out)] + list(extra),
-                         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
     return p, out
+
+
+def ctrl_c(p):
+    """What a terminal does on Ctrl-C: SIGINT to every process of the foreground group."""
+    os.killpg(p.pid, signal.SIGINT)
 
 
 def wait_for_state(out, state, timeout=30):
@@ -34,7 +42,7 @@ def test_ctrl_c_stops_with_ramp_down(tmp_path, cli_env):
     p, out = start_run(tmp_path, cli_env, dc_protocol(1000, 600, 1, 2, 1000))
     try:
         wait_for_state(out, "plateau")
-        p.send_signal(signal.SIGINT)
+        ctrl_c(p)
         stdout, stderr = p.communicate(timeout=60)
     finally:
         p.kill()
@@ -51,9 +59,9 @@ def test_second_ctrl_c_aborts(tmp_path, cli_env):
     p, out = start_run(tmp_path, cli_env, dc_protocol(1000, 600, 1, 60, 1000))
     try:
         wait_for_state(out, "plateau")
-        p.send_signal(signal.SIGINT)
+        ctrl_c(p)
         wait_for_state(out, "ramp-down")
-        p.send_signal(signal.SIGINT)
+        ctrl_c(p)
         stdout, stderr = p.communicate(timeout=60)
     finally:
         p.kill()
