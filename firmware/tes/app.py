@@ -82,7 +82,6 @@ class Session:
         self.sid = None
         self.opened = None
         self.prev_state = -1
-        self.start_ms = 0
         self.checkpoint_ms = 0
         # telemetry window sums
         self.w_meas = 0
@@ -121,7 +120,6 @@ class App:
         self.raw_dropped = 0
         self.running = True
         self.last_rx = now
-        self.last_poll = now
         self.last_telem = now
         self.last_err = ticks_add(hal.ticks_ms(), -ERROR_GAP_MS)
         self.last_flush = now
@@ -373,7 +371,6 @@ class App:
     # ---- link ----------------------------------------------------------------------
     def service(self):
         hal = self.hal
-        self.last_poll = hal.ticks_ms()
         data = self.port.read()
         if not data:
             return
@@ -530,9 +527,7 @@ class App:
             for kind, at_ms in self.faults_due:
                 hal.inject(kind, hal.ticks_ms() + at_ms)
             self.faults_due = []
-        s.start_ms = s.checkpoint_ms = hal.ticks_ms()
-        self.next_tick = s.start_ms
-        self.last_rx = s.start_ms
+        s.checkpoint_ms = self.next_tick = self.last_rx = hal.ticks_ms()
         self.raw_index = 0
         self.raw_n = 0
         self.session = s

@@ -102,7 +102,6 @@ class Engine:
         self.elapsed = 0     # samples delivered so far
         self.state = OFF
         self.seg = -1
-        self.stopping = False
         self.env = 2
         self.kind = 0
         self.amp = self.off = 0
@@ -187,7 +186,6 @@ class Engine:
         self.left = n
         self.state = RAMP_DOWN
         self.env = 1
-        self.stopping = True
 
     @micropython.native
     def fill(self, out, n):

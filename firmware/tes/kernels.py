@@ -7,14 +7,10 @@ envelopes then turn it into microamps in place. All state lives in one array('i'
 """
 try:
     import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
-except ImportError:  # CPython
-    from tes import compat as micropython
-
-try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
-        return x
+    from tes import compat as micropython
+    from tes.compat import const
 
 from tes.noise import N_A, N_B, N_J, N_SHIFT, N_GAIN, N_HI, N_LO, LCG_A, LCG_C, filter_step
 

@@ -30,14 +30,10 @@ Conditions (first match wins, in this order). Response: HARD = hal.zero() at onc
 """
 try:
     import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
-except ImportError:  # CPython
-    from tes import compat as micropython
-
-try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
-        return x
+    from tes import compat as micropython
+    from tes.compat import const
 
 from hal.base import I_MEAN, I_MIN, I_MAX, V_PEAK, V_MEAN, ADC_MOVES, DAC_BACK
 
