@@ -1,18 +1,26 @@
 """Board entry point (rp2 or esp32): load the board file, start the app on USB CDC.
 
-Ctrl-C is disabled while the app owns the port (0x03 is a valid link byte); the EXIT
-command re-enables it and returns to the REPL, which mpremote then uses for deploys.
+Ctrl-C is disabled while the app owns the port (0x03 is a valid link byte). The EXIT
+command ends the app; the board then reboots once straight into its REPL (a flag file tells
+the next boot to skip the app), because a watchdog that a session started cannot be
+stopped and would reset the board under mpremote a second later.
 """
 import sys
 
+import machine
 import micropython
 
-from tes.app import App
-from tes.board import load_checked
-from tes.fwhash import tree_sha256
-from tes.port import StreamPort
-
+SKIP_FLAG = "skip_app"    # relative: a board boots in /, a test in its own folder
 BOARD_FILE = "board.json"
+
+
+def take_skip_flag():
+    import os
+    try:
+        os.remove(SKIP_FLAG)
+        return True
+    except OSError:
+        return False
 
 
 def make_hal(board):
@@ -24,6 +32,14 @@ def make_hal(board):
 
 
 def main():
+    if take_skip_flag():
+        print("tesctl: app skipped once after EXIT; at the REPL")
+        return
+    from tes.app import App
+    from tes.board import load_checked
+    from tes.fwhash import tree_sha256
+    from tes.port import StreamPort
+
     board = load_checked(BOARD_FILE)
     hal = make_hal(board)
     hal.zero()
@@ -34,6 +50,9 @@ def main():
     finally:
         hal.zero()
         micropython.kbd_intr(3)
+    with open(SKIP_FLAG, "w") as f:     # the app returned on EXIT
+        f.write("1")
+    machine.reset()
 
 
 main()

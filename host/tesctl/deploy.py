@@ -17,32 +17,36 @@ tes.fwhash.tree_sha256 over that folder, and the files are copied from it: what 
 is what is copied. Stale .py files in the board's tes/ and hal/ are removed, since the
 device hash covers every .py there.
 
-Targets. A real board (rp2/esp32) is probably running the link app, which ignores Ctrl-C:
-deploy first sends HELLO + EXIT over the link (best effort) so main.py returns to the REPL,
-then runs mpremote without `resume` (a soft reset in the raw REPL does not run main.py).
-The hash root there is '' (paths '/main.py', '/tes', as main.py itself hashes).
-The simulated board REPL (tesctl.simpty repl=True, the unix port on a pty) must never be
-soft-reset (that ends the process): every command gets `resume`, and the hash root is
-'.' (its filesystem is its working directory). `sim=None` picks the simulated board when
-PORT is a pseudo-terminal (/dev/pts/N), and the device's sys.platform ("linux") confirms
-the root. mpremote pointed at something that is not a REPL (e.g. the link firmware on a
-pty) waits forever: every mpremote call has a timeout (20 s for the first probe) and
-that becomes a DeployError. Verified against the unix-port REPL on a pty (tests/host/test_deploy.py); not
-run against real hardware here.
+Targets. A device may be running the link app, which ignores Ctrl-C: deploy first sends
+HELLO + EXIT over the link (best effort). A board then reboots once straight into its REPL
+(main.py skips the app that one time, so a watchdog a session started cannot cut the
+deploy short); the simulated board's link process ends. Then mpremote takes over, every
+command with `resume` (no soft reset: it would end a unix-port REPL, and a board needs
+none). Simulated board or real one is decided from the sys.platform the device reports
+(linux/darwin: the unix port, hash root '.'; rp2/esp32: a board, hash root ''), never from
+the port's path. At the end a real board is reset, so it boots into the deployed firmware.
+Every mpremote call has a timeout sized for a slow device (the virtual RP2040 runs at about
+0.1x real time), which becomes a DeployError.
 """
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
-from pathlib import Path
+import time
 
 from tes.fwhash import tree_sha256
 
-from tesctl import paths
+from tesctl import firmware, paths
 
 MARK = "TESDEPLOY"
+UNIX_PLATFORMS = ("linux", "darwin")
+# Timeouts (s) sized for a slow device: the virtual RP2040 runs at ~0.1x real time.
+HELLO_S = 5.0
+REQUEST_S = 10.0
+PROBE_S = 60
+REBOOT_S = 90
+COPY_S = 600
 
 
 class DeployError(Exception):
@@ -57,23 +61,12 @@ def mpremote_path():
 
 
 def firmware_files(board):
-    """Relative paths of the firmware files a board gets (hal/sim.py only for the sim)."""
-    fw = paths.FIRMWARE
-    files = ["main.py"]
-    files += ["tes/" + p.name for p in sorted((fw / "tes").glob("*.py"))]
-    files += ["hal/" + p.name for p in sorted((fw / "hal").glob("*.py"))
-              if p.name != "sim.py" or board.get("mcu") == "sim"]
-    return files
+    """Relative paths of the firmware files a board gets (tesctl.firmware.files_for)."""
+    return firmware.files_for(board)
 
 
 def stage(board, dest):
-    """Copy the board's firmware file set into dest; return the list of relative paths."""
-    files = firmware_files(board)
-    for rel in files:
-        target = Path(dest) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(paths.FIRMWARE / rel, target)
-    return files
+    return firmware.stage(board, dest)
 
 
 def load_board(board):
@@ -87,11 +80,6 @@ def load_board(board):
         return path, raw, json.loads(raw)
     except ValueError as e:
         raise DeployError("board file %s is not valid JSON: %s" % (path, e)) from None
-
-
-def is_pty(port):
-    real = os.path.realpath(port)
-    return real.startswith("/dev/pts/") or real.startswith("/dev/ttys")
 
 
 def check_port(port):
@@ -134,16 +122,21 @@ def device_exec(port, code, resume, timeout=60):
     return values
 
 
-def probe(port, resume):
-    """-> the device's sys.platform ('linux' for the unix port, 'rp2', 'esp32', ...)."""
-    values = device_exec(port, "import sys\nprint(%r, 'platform', sys.platform)" % MARK, resume, timeout=20)
+def probe(port):
+    """-> the device's sys.platform ('linux' for the unix port, 'rp2', 'esp32', ...).
+    With `resume`: a soft reset would end a unix-port REPL, and a board needs none."""
+    values = device_exec(port, "import sys\nprint(%r, 'platform', sys.platform)" % MARK, True, timeout=PROBE_S)
     if "platform" not in values:
         raise DeployError("the device on %s did not answer like a MicroPython REPL" % port)
     return values["platform"]
 
 
 def leave_app(port, log):
-    """Ask a board running the link app to return to its REPL (best effort)."""
+    """Ask a device running the link app to return to its REPL (best effort). Returns the
+    HELLO reply, or None when no app answered (the device is at its REPL already).
+
+    Safe to send to a REPL: the HELLO frame (seq 0, fixed payload) holds no Ctrl-C, Ctrl-D,
+    Ctrl-E or CR byte, so a REPL neither runs nor resets on it (tests/host/test_deploy.py)."""
     from tes import link as L
 
     from tesctl.device import Device, DeviceError
@@ -153,17 +146,34 @@ def leave_app(port, log):
     except TransportError as e:
         raise DeployError(str(e)) from None
     try:
-        dev.hello(timeout=1.5)
-        dev.request(L.EXIT, {}, timeout=2.0)
-        log("left the tesctl app on %s: the board is at its REPL" % port)
+        info = dev.hello(timeout=HELLO_S)
+        dev.request(L.EXIT, {}, timeout=REQUEST_S)
+        log("left the tesctl app on %s (board %s): it returns to its REPL" % (port, info.get("board")))
+        return info
     except DeviceError as e:
         if e.code == L.E_BUSY:
             raise DeployError("the board on %s is stimulating: stop the session before deploying" % port) from None
-        # no app answering: the board is at its REPL already (or has no firmware yet)
+        return None      # no app answering: the device is at its REPL already (or has no firmware yet)
     except TransportError as e:
         raise DeployError(str(e)) from None
     finally:
         dev.close()
+
+
+def wait_for_repl(port, timeout):
+    """Probe until a REPL answers (a board leaving the app reboots, and its USB port may
+    vanish for a moment). -> the device's sys.platform."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if not port.startswith("/") or os.path.exists(port):
+                return probe(port)
+        except DeployError:
+            if time.monotonic() >= deadline:
+                raise
+        if time.monotonic() >= deadline:
+            raise DeployError("no serial port %s after the board rebooted" % port)
+        time.sleep(1.0)
 
 
 # ---- deploy and verify ------------------------------------------------------------------
@@ -196,10 +206,12 @@ def _verify_code(root):
         MARK, root, prefix + "board.json", MARK)
 
 
-def _target(port, sim, root):
-    """-> (resume, root): how to talk to this device and where its filesystem root is."""
+def _target(platform, sim, root):
+    """-> (sim, root) from what the device reports: the unix port (the simulated board's
+    REPL, sys.platform linux/darwin) has its filesystem in its working directory ('.');
+    a board's root is ''. Never from the port's name: a real board may sit behind a pty."""
     if sim is None:
-        sim = is_pty(port)
+        sim = platform in UNIX_PLATFORMS
     if root is None:
         root = "." if sim else ""
     return sim, root
@@ -209,13 +221,14 @@ def verify(port, board, sim=None, root=None, log=print):
     """Compare the firmware and board file on the device with the host's. Returns the hashes;
     raises DeployError on any mismatch."""
     check_port(port)
-    sim, root = _target(port, sim, root)
+    if sim is None or root is None:
+        sim, root = _target(probe(port), sim, root)
     _, raw, board_obj = load_board(board)
     with tempfile.TemporaryDirectory(prefix="tesctl-deploy-") as tmp:
         stage(board_obj, tmp)
         want_fw = tree_sha256(tmp)
     want_board = hashlib.sha256(raw).hexdigest()
-    got = device_exec(port, _verify_code(root), resume=sim)
+    got = device_exec(port, _verify_code(root), resume=True)
     result = {"fw_sha256": want_fw, "board_sha256": want_board,
               "device_fw_sha256": got.get("fw"), "device_board_sha256": got.get("board")}
     if got.get("fw") != want_fw:
@@ -228,34 +241,39 @@ def verify(port, board, sim=None, root=None, log=print):
     return result
 
 
-def deploy(port, board, log=print, sim=None, root=None):
+def deploy(port, board, log=print, sim=None, root=None, reset=True):
     """Copy firmware + board file to the board on PORT with mpremote and verify by hash.
 
-    sim: True for the simulated REPL board (every command with `resume`, never a soft reset),
-    False for a real board, None to decide from the port (a pty means the simulated board).
-    root: the device's filesystem root for the hash ('' on a board, '.' on the unix port).
+    A device running the link app is first asked to leave it (HELLO + EXIT: a board reboots
+    into its REPL once). Simulated board or real one is decided from what the device
+    reports (sys.platform), unless sim is given; root is the device's filesystem root for
+    the hash ('' on a board, '.' on the unix port). Every mpremote command uses `resume`.
+    reset: a real board is reset at the end, so it boots into the deployed firmware.
     Returns {port, board, sim, root, files, fw_sha256, board_sha256, device_*}."""
     check_port(port)
     board_file, raw, board_obj = load_board(board)
-    sim, root = _target(port, sim, root)
-    if not sim:
-        leave_app(port, log)
-    platform = probe(port, resume=sim)
-    if sim and platform not in ("linux", "darwin"):
-        raise DeployError("%s looks like a simulated board but runs MicroPython on %s; pass sim=False"
-                          % (port, platform))
+    left = leave_app(port, log)
+    platform = wait_for_repl(port, REBOOT_S if left else PROBE_S)
+    sim, root = _target(platform, sim, root)
     log("deploying to %s (MicroPython on %s, board %s)" % (port, platform, board_obj.get("id", board)))
     with tempfile.TemporaryDirectory(prefix="tesctl-deploy-") as tmp:
         files = stage(board_obj, tmp)
-        device_exec(port, _prepare_code(files), resume=sim)
+        device_exec(port, _prepare_code(files), resume=True)
         for pkg in ("tes", "hal"):
             srcs = [os.path.join(tmp, f) for f in files if f.startswith(pkg + "/")]
             log("copying %d files to :%s/" % (len(srcs), pkg))
-            mpremote(port, ["fs", "cp"] + srcs + [":%s/" % pkg], resume=sim, timeout=180)
+            mpremote(port, ["fs", "cp"] + srcs + [":%s/" % pkg], resume=True, timeout=COPY_S)
         log("copying main.py and %s as board.json" % board_file.name)
-        mpremote(port, ["fs", "cp", os.path.join(tmp, "main.py"), ":main.py"], resume=sim)
-        mpremote(port, ["fs", "cp", str(board_file), ":board.json"], resume=sim)
+        mpremote(port, ["fs", "cp", os.path.join(tmp, "main.py"), ":main.py"], resume=True)
+        mpremote(port, ["fs", "cp", str(board_file), ":board.json"], resume=True)
     result = verify(port, board, sim=sim, root=root, log=log)
+    if reset and not sim:
+        # machine.reset() ends the raw REPL session mid-command: mpremote may report that.
+        try:
+            mpremote(port, ["reset"], resume=True, timeout=PROBE_S)
+        except DeployError:
+            pass
+        log("reset the board: it boots into the deployed firmware")
     result.update(port=port, board=board_obj.get("id", str(board)), sim=sim, root=root, files=files + ["board.json"],
                   platform=platform)
     return result

@@ -7,6 +7,10 @@ from tes import link as L
 
 from tesctl.transport import TransportError
 
+# Reply timeouts (wall s), sized for a slow device: the virtual RP2040 runs at ~0.1x real time.
+REQUEST_S = 20.0
+CHECK_S = 120.0
+
 
 class DeviceError(Exception):
     """The device refused a command or the link failed; one sentence."""
@@ -78,7 +82,7 @@ class Device:
                 self.on_frame(f)
         return frames
 
-    def request(self, typ, obj=None, payload=None, timeout=5.0):
+    def request(self, typ, obj=None, payload=None, timeout=REQUEST_S):
         """Send a command; return the REPLY object, or raise DeviceError on ERROR."""
         if payload is None:
             payload = L.dumps(obj or {}).encode()
@@ -106,7 +110,7 @@ class Device:
         raise DeviceError("the device sent no %s event within %.0f s" % (kind, timeout))
 
     # ---- commands -----------------------------------------------------------------
-    def hello(self, timeout=8.0):
+    def hello(self, timeout=REQUEST_S):
         self.t.write(b"\x00")          # flush any partial frame in the device's decoder
         self.seq = 0
         self.rx_seq = None
@@ -122,7 +126,7 @@ class Device:
     def check(self, current_uA=100, duration_ms=500):
         mark = len(self.events)
         self.request(L.CHECK, {"current_uA": current_uA, "duration_ms": duration_ms})
-        return self.wait_event("check", timeout=30, since=mark)
+        return self.wait_event("check", timeout=CHECK_S, since=mark)
 
     def start(self, sha256):
         return self.request(L.START, {"sha256": sha256})

@@ -10,15 +10,15 @@ from datetime import datetime
 
 from tes import link as L
 from tes import validate as V
-from tes.fwhash import tree_sha256
 
-from tesctl import paths, reconcile
+from tesctl import firmware, reconcile
 from tesctl.device import Device, DeviceError
 from tesctl.recorder import Recorder
 from tesctl.transport import TransportError, open_port
 
 STIM_STATES = ("ramp-up", "plateau", "ramp-down", "pause", "sham-off")
-SILENT_S = 5              # telemetry comes 50 times a second: 5 s of nothing is a dead link
+SILENT_S = 10             # telemetry comes 50 times a second (5 a second of wall time on the
+                          # virtual RP2040): 10 s of nothing is a dead link
 HEARTBEAT_S = 0.25          # real time, link on a real clock
 FAST_HEARTBEAT_S = 0.005    # fast sim: answer its telemetry promptly so its clock runs on
 
@@ -29,8 +29,10 @@ class SessionError(Exception):
         self.code = code
 
 
-def firmware_hash():
-    return tree_sha256(str(paths.FIRMWARE))
+def firmware_hash(board_id="sim"):
+    """The firmware hash a device reporting this board id holds if it runs this tesctl's
+    firmware (tesctl.firmware), or None for a board this tesctl has no file for."""
+    return firmware.expected_for_id(board_id)
 
 
 def connect(port, board="sim", faults=(), fast=False, allow_mismatch=False, on_frame=None, log=print):
@@ -42,9 +44,10 @@ def connect(port, board="sim", faults=(), fast=False, allow_mismatch=False, on_f
     dev = Device(transport, on_frame)
     try:
         info = dev.hello()
-        if info.get("fw_sha256") != firmware_hash():
-            msg = ("device firmware %s differs from this tesctl's %s (deploy it, or pass --allow-mismatch)"
-                   % (str(info.get("fw_sha256"))[:12], firmware_hash()[:12]))
+        want = firmware_hash(info.get("board"))
+        if info.get("fw_sha256") != want:
+            msg = ("device firmware %s differs from this tesctl's %s for board %s (deploy it, or pass "
+                   "--allow-mismatch)" % (str(info.get("fw_sha256"))[:12], (want or "none")[:12], info.get("board")))
             if not allow_mismatch:
                 raise SessionError(msg, 3)
             log("warning: " + msg)

@@ -46,7 +46,7 @@ def test_deploy_to_a_missing_port_is_one_line(cli_env):
 def test_mismatched_firmware_is_refused_unless_allowed(monkeypatch, cli_env):
     monkeypatch.setenv("TESCTL_STATE", cli_env["TESCTL_STATE"])
     monkeypatch.setenv("TESCTL_SIM_STORAGE", cli_env["TESCTL_SIM_STORAGE"])
-    monkeypatch.setattr(runner, "firmware_hash", lambda: "0" * 64)
+    monkeypatch.setattr(runner, "firmware_hash", lambda board_id="sim": "0" * 64)
     with pytest.raises(runner.SessionError) as e:
         runner.connect("sim", fast=True, log=lambda m: None)
     assert e.value.code == 3 and "differs" in str(e.value)

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tesctl import paths
+from tes import link as L
+from tes.fwhash import tree_sha256
+
+from tesctl import firmware, paths
 from tesctl.deploy import DeployError, deploy, firmware_files, verify
 from tesctl.simpty import open_sim_pty
 
@@ -49,6 +52,28 @@ def test_real_board_file_set_and_redeploy(sim_repl):
     assert not (fs / "hal" / "sim.py").exists()
     assert "hal/sim.py" not in result["files"] and "hal/rp2.py" in result["files"]
     assert result["fw_sha256"] == result["device_fw_sha256"]
+    # What a HELLO from such a board is checked against: the same hash, no flag needed.
+    assert result["fw_sha256"] == firmware.expected_for_id("pico-mcp4922")
+    assert result["fw_sha256"] != firmware.expected_for_id("sim")
+
+
+def test_expected_hashes_follow_each_board_file_set(tmp_path):
+    sim_set = firmware.files_for({"mcu": "sim"})
+    pico_set = firmware.files_for({"mcu": "rp2"})
+    assert set(sim_set) - set(pico_set) == {"hal/sim.py"}
+    assert firmware.expected_sha256({"mcu": "sim"}) == tree_sha256(str(paths.FIRMWARE))
+    firmware.stage({"mcu": "rp2"}, tmp_path)
+    assert firmware.expected_sha256({"mcu": "rp2"}) == tree_sha256(str(tmp_path))
+    assert firmware.expected_for_id("no-such-board") is None
+    assert firmware.expected_for_id("../boards/sim") is None
+
+
+def test_hello_frame_is_harmless_to_a_repl():
+    """deploy sends HELLO to whatever is on the port; a REPL must neither run a line (CR),
+    soft-reset (Ctrl-D), interrupt (Ctrl-C) nor enter paste mode (Ctrl-E) on it."""
+    hello = b"\x00" + L.encode(L.HELLO, 0, L.dumps({"link": L.LINK_VERSION, "host": "tesctl"}).encode())
+    for ctrl in (0x03, 0x04, 0x05, 0x0D):
+        assert ctrl not in hello, hex(ctrl)
 
 
 def test_verify_catches_a_changed_file(sim_repl):
