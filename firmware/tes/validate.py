@@ -185,10 +185,10 @@ def check(proto, lim):
                 else:
                     session += seg["duration_ms"]
             continue
+        stim_count += 1       # a stimulation segment, even one whose fields are wrong
         if not _check_keys(seg, STIM_KEYS, path, out):
             continue
         _check_stim(seg, path, fs, lim, out)
-        stim_count += 1
         if seg["duration_ms"] * fs < 1000 and seg["duration_ms"] > 0:
             out.append((path + "duration_ms", seg["duration_ms"], ">=", (1000 + fs - 1) // fs, "one sample"))
         total = stim_ms(seg)
@@ -211,7 +211,7 @@ def check(proto, lim):
             _range(out, "sham." + key, sham[key], lim["min_ramp_ms"], lim["max_ramp_ms"], "sham ramp length")
         if sham["plateau_ms"] < 0:
             out.append(("sham.plateau_ms", sham["plateau_ms"], ">=", 0, "sham plateau"))
-        if sham["plateau_ms"] and sham["plateau_ms"] * fs < 1000:
+        elif sham["plateau_ms"] and sham["plateau_ms"] * fs < 1000:
             out.append(("sham.plateau_ms", sham["plateau_ms"], ">=", (1000 + fs - 1) // fs, "one sample, or 0"))
         # Fit in samples, as the engine lays them out (each phase rounds down on its own).
         times = 2 if sham["double"] else 1

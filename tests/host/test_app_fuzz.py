@@ -54,7 +54,10 @@ json_value = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40)
                           max_leaves=6)
 field_names = st.sampled_from(["link", "host", "current_uA", "duration_ms", "sha256", "reason", "start", "count",
                                "on", "decim", "x", ""])
-json_payload = st.dictionaries(field_names, json_value, max_size=4).map(lambda d: json.dumps(d).encode())
+# \uXXXX escapes can make a small object's JSON longer than a frame holds (link.encode
+# refuses it): keep only payloads that fit, so the test never fails on its own input.
+json_payload = st.dictionaries(field_names, json_value, max_size=4).map(
+    lambda d: json.dumps(d).encode()).filter(lambda b: len(b) <= L.MAX_PAYLOAD)
 host_type = st.sampled_from(list(L.HOST_TYPES)) | st.integers(0, 255)
 frame = st.one_of(
     st.tuples(st.just("ok"), host_type, st.integers(0, 0xFFFF), json_payload),

@@ -1,0 +1,5 @@
+"""Hypothesis profiles: "mutate" (tools/mutate.py) draws the same examples for every
+mutant, so a mutation score does not change from run to run."""
+from hypothesis import settings
+
+settings.register_profile("mutate", derandomize=True, database=None, print_blob=False)
