@@ -169,7 +169,7 @@ def check(proto, lim):
     elif len(segs) > lim["max_segments"]:
         out.append(("segments", len(segs), "<=", lim["max_segments"], "number of segments"))
     stim_total = session = charge = 0
-    stim_count = 0
+    has_stim = False
     shortest = None
     for i, seg in enumerate(segs):
         path = "segments[%d]." % i
@@ -185,7 +185,7 @@ def check(proto, lim):
                 else:
                     session += seg["duration_ms"]
             continue
-        stim_count += 1       # a stimulation segment, even one whose fields are wrong
+        has_stim = True       # a stimulation segment, even one whose fields are wrong
         if not _check_keys(seg, STIM_KEYS, path, out):
             continue
         _check_stim(seg, path, fs, lim, out)
@@ -197,7 +197,7 @@ def check(proto, lim):
         charge += charge_bound_uC(seg)
         n = _n(seg["ramp_up_ms"], fs) + _n(seg["duration_ms"], fs) + _n(seg["ramp_down_ms"], fs)
         shortest = n if shortest is None else min(shortest, n)
-    if stim_count == 0 and segs:
+    if not has_stim and segs:
         out.append(("segments", 0, ">=", 1, "at least one stimulation segment"))
     if stim_total > lim["max_stim_ms"]:
         out.append(("segments", stim_total, "<=", lim["max_stim_ms"], "total stimulation time (ms)"))
@@ -234,7 +234,7 @@ def warnings(proto):
     from tes.limits import DENSITY_WARN_uA_PER_CM2
     out = []
     area_mm2 = proto["montage"]["electrode_area_mm2"]
-    peak = max([peak_uA(s) for s in proto["segments"]] + [0])
+    peak = _peak(proto)
     if area_mm2 > 0 and peak * 100 > DENSITY_WARN_uA_PER_CM2 * area_mm2:
         out.append("current density %d.%03d mA/cm^2 (peak %d uA over %d.%02d cm^2) is above the 0.06 mA/cm^2 guideline"
                    % (peak * 100 // area_mm2 // 1000, peak * 100 // area_mm2 % 1000, peak,
@@ -242,7 +242,7 @@ def warnings(proto):
     for i, seg in enumerate(proto["segments"]):
         if seg["kind"] == "stim" and seg["waveform"] == "noise":
             low, high = seg["band_mHz"]
-            if 0 < low and high < 2 * low:
+            if high < 2 * low:          # (a low-pass band, low = 0, has no octave rule)
                 out.append("segments[%d]: noise band narrower than an octave: its filter skirts put more "
                            "than 10%% of the power outside the band" % i)
     return out
@@ -250,5 +250,14 @@ def warnings(proto):
 
 def density_uA_per_cm2(proto):
     area_mm2 = proto["montage"]["electrode_area_mm2"]
-    peak = max([peak_uA(s) for s in proto["segments"]] + [0])
-    return peak * 100 // area_mm2 if area_mm2 > 0 else 0
+    return _peak(proto) * 100 // area_mm2 if area_mm2 > 0 else 0
+
+
+def _peak(proto):
+    """Largest peak current of any segment (0 for a protocol of pauses)."""
+    peak = 0
+    for seg in proto["segments"]:
+        p = peak_uA(seg)
+        if p > peak:
+            peak = p
+    return peak

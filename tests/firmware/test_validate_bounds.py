@@ -445,3 +445,73 @@ def test_narrow_noise_band_warning():
     w = V.warnings(proto([noise(amplitude_uA=1000, band_mHz=[100000, 199999])]))
     assert len(w) == 1 and w[0].startswith("segments[0]: noise band narrower than an octave"), w
     assert V.warnings(proto([noise(band_mHz=[0, 100])])) == []               # low-pass: no octave rule
+
+
+# ---- exact boundaries in samples (fs = 999: 1 ms is 0.999 samples) ------------------------
+def test_one_sample_bounds_at_an_odd_rate():
+    short = seg(duration_ms=1, ramp_up_ms=100, ramp_down_ms=100)
+    assert one(proto([short], fs=999)) == ("segments[0].duration_ms", 1, ">=", 2, "one sample")
+    ok(proto([seg(duration_ms=2, ramp_up_ms=100, ramp_down_ms=100)], fs=999))
+    assert one(proto([seg(), {"kind": "pause", "duration_ms": 1}], fs=999)) == (
+        "segments[1].duration_ms", 1, ">=", 2, "pause of at least one sample")
+    assert one(proto(fs=999, sham=sham(plateau_ms=1))) == ("sham.plateau_ms", 1, ">=", 2, "one sample, or 0")
+    # A pulse of 1001 us at 999 S/s is 0.999999 samples.
+    assert one(proto([pulse(pulse_width_us=1001)], fs=999)) == ("segments[0].pulse_width_us", 1001, ">=", 1002,
+                                                                 "one sample at the sample rate")
+    ok(proto([pulse(pulse_width_us=1002)], fs=999))
+
+
+def test_pulse_period_is_exact_at_slow_rates():
+    # 7 mHz: the period is 142857142.86 us; a pulse of 142857142 us does not fit it whole.
+    assert one(proto([pulse(frequency_mHz=7, pulse_width_us=142857142)])) == (
+        "segments[0].pulse_width_us", 142857142, "<", 142857142, "pulses must fit in the period")
+    ok(proto([pulse(frequency_mHz=7, pulse_width_us=142857141)]))
+    ok(proto([pulse(frequency_mHz=1, pulse_width_us=1000)]))
+
+
+def test_noise_sd_bound_at_tiny_amplitudes():
+    ok(proto([noise(amplitude_uA=1, noise_sd_uA=1)]))
+    assert one(proto([noise(amplitude_uA=1, noise_sd_uA=2)])) == (
+        "segments[0].noise_sd_uA", 2, "<=", 1, "noise standard deviation within the peak")
+
+
+def test_charge_bound_rounds_up():
+    # 1 uA over 1000 ms plus a 1 ms ramp: 1.0005 uC, which must count as 2, not 1.
+    assert V.charge_bound_uC(seg(amplitude_uA=1, duration_ms=1000, ramp_up_ms=1, ramp_down_ms=0)) == 2
+    assert V.charge_bound_uC(seg(amplitude_uA=1, duration_ms=1000, ramp_up_ms=0, ramp_down_ms=0)) == 1
+
+
+def test_sham_that_cannot_fit_reports_zero_plateau():
+    # A 10 ms segment at 100 S/s cannot hold even the sham's ramps: the largest plateau is 0.
+    s = seg(duration_ms=10, ramp_up_ms=100, ramp_down_ms=100)
+    p = proto([s], fs=100, sham=sham(ramp_up_ms=300, plateau_ms=0, ramp_down_ms=300))
+    assert one(p) == ("sham.plateau_ms", 0, "<=", 0, "sham fades (twice for a double sham) must fit in every "
+                                                     "stimulation segment")
+
+
+def test_a_malformed_segment_still_counts_as_stimulation_and_stops_its_checks():
+    s = seg(amplitude_uA=9999)
+    s["extra"] = 1
+    assert problems(proto([s])) == [("segments[0].extra", 1, "is", "not a known field", "unknown field")]
+    p = proto(schema=2)
+    p["extra"] = 1
+    assert problems(p) == [("extra", 1, "is", "not a known field", "unknown field")]
+
+
+def test_density_figures_and_message_formats():
+    p = proto([seg(amplitude_uA=4000)])
+    p["montage"]["electrode_area_mm2"] = 200               # 2 cm^2: 2 mA/cm^2
+    assert V.density_uA_per_cm2(p) == 2000
+    assert V.warnings(p)[0].startswith("current density 2.000 mA/cm^2 (peak 4000 uA over 2.00 cm^2)")
+    p["montage"]["electrode_area_mm2"] = 990
+    assert "(peak 4000 uA over 9.90 cm^2)" in V.warnings(p)[0]
+    p = proto([seg(amplitude_uA=3996)])
+    p["montage"]["electrode_area_mm2"] = 400               # 0.999 mA/cm^2
+    assert V.density_uA_per_cm2(p) == 999
+    assert V.warnings(p)[0].startswith("current density 0.999 mA/cm^2 (peak 3996 uA over 4.00 cm^2)")
+    p["montage"]["electrode_area_mm2"] = 1
+    p["montage"]["electrode_area_mm2"] = 1                 # 0.01 cm^2
+    assert V.density_uA_per_cm2(p) == 399600 and len(V.warnings(p)) == 1
+    p = proto([seg(amplitude_uA=0)])
+    p["montage"]["electrode_area_mm2"] = 50
+    assert V.density_uA_per_cm2(p) == 0 and V.warnings(p) == []
