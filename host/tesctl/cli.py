@@ -233,6 +233,59 @@ def sim(board, faults, realtime, repl):
 
 
 @main.command()
+@click.option("--uf2", required=True, type=click.Path(dir_okay=False),
+              help="A stock MicroPython RPI_PICO image (.uf2).")
+@click.option("--board", "-b", default="pico-mcp4922", show_default=True, help="Board file: pins and analog stage.")
+@click.option("--load", "load", default="sim", show_default=True, help="Board file whose \"model\" is the load.")
+@click.option("--model", "model", multiple=True, metavar="KEY=VALUE", help="Override one load/sense model value.")
+@click.option("--dac-log", type=click.Path(dir_okay=False), help="CSV of every DAC latch (t_ns,dac_a,dac_b,enable).")
+@click.option("--cpu-mhz", type=float, default=125, show_default=True, help="clk_sys the cycle count runs at.")
+@click.option("--flash", type=click.Path(dir_okay=False), help="Flash image file (default build/hil/flash.bin).")
+@click.option("--erase", is_flag=True, help="Start from the UF2 alone (erase the flash file first).")
+@click.option("--stats", "stats_file", type=click.Path(dir_okay=False), help="Write the statistics as JSON.")
+def hil(uf2, board, load, model, dac_log, cpu_mhz, flash, erase, stats_file):
+    """Boot a MicroPython image on an emulated RP2040 and print the pty of its USB CDC.
+
+    Lines on stdin: `reset` power-cycles the board, `stats` prints the CPU statistics,
+    `quit` ends (as do Ctrl-C and SIGTERM); SIGUSR1 and SIGUSR2 do the first two."""
+    from tesctl.hil import HilError
+    from tesctl.hil import serve as hil_serve
+    for kv in model:
+        key, sep, val = kv.partition("=")
+        try:
+            float(val)
+        except ValueError:
+            sep = ""
+        if not sep or not key:
+            fail("--model %s: expected KEY=NUMBER" % kv, EXIT_INPUT)
+    try:
+        code = hil_serve(uf2=uf2, board=board, load=load, model=model, dac_log=dac_log, cpu_mhz=cpu_mhz, flash=flash,
+                         erase=erase, stats_file=stats_file)
+    except HilError as e:
+        fail(str(e), e.code)
+    sys.exit(code)
+
+
+@main.command("dac-compare")
+@click.argument("daclog", type=click.Path(dir_okay=False))
+@click.argument("preview_csv", type=click.Path(dir_okay=False))
+@click.option("--board", "-b", default="pico-mcp4922", show_default=True, help="Board whose calibration makes codes.")
+def dac_compare(daclog, preview_csv, board):
+    """Compare a `tesctl hil --dac-log` with `tesctl preview --csv` of the same protocol.
+
+    Exit 0 if >= 99.9% of samples are within 1 code and none is missing, else 1."""
+    from tesctl.daccompare import CompareError, compare, report_lines
+    try:
+        board_obj, _ = resolve(board)
+        result = compare(daclog, preview_csv, board_obj)
+    except (BoardError, CompareError) as e:
+        fail(str(e), EXIT_INPUT)
+    for line in report_lines(result):
+        click.echo(line)
+    sys.exit(EXIT_OK if result.ok else EXIT_SESSION)
+
+
+@main.command()
 @click.option("--port", "-p", required=True)
 @click.option("--board", "-b", required=True, help="Board name (boards/NAME.json) or path.")
 def deploy(port, board):
