@@ -3,7 +3,7 @@ Plain asserts: runs under the unix port (tools/mptest.py test_board) and CPython
 import json
 import os
 
-from hal import ads1115, mcp4922
+from hal import calib, ads1115, mcp4922
 from tes import board
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -115,28 +115,28 @@ def test_load_checked_raises_with_every_problem():
 
 
 def test_ua_code_round_trip():
-    conv = board.conversion(_board())
-    assert board.ua_to_code(conv, 0) == 2048
-    assert board.code_to_ua(conv, 2048) == 0
+    conv = calib.conversion(_board())
+    assert calib.ua_to_code(conv, 0) == 2048
+    assert calib.code_to_ua(conv, 2048) == 0
     for uA in range(-4000, 4001, 7):
-        code = board.ua_to_code(conv, uA)
-        back = board.code_to_ua(conv, code)
+        code = calib.ua_to_code(conv, uA)
+        back = calib.code_to_ua(conv, code)
         assert abs(back - uA) <= 2, (uA, code, back)   # half a 2.2 uA step, plus truncation
 
 
 def test_ua_to_code_clamps():
-    conv = board.conversion(_board())
+    conv = calib.conversion(_board())
     hw = conv["hw_limit_uA"]
     for uA in (hw, hw + 1, 100000, -hw, -hw - 1, -100000):
-        code = board.ua_to_code(conv, uA)
+        code = calib.ua_to_code(conv, uA)
         assert 0 <= code <= 4095
         # exact current of the code, compared without division
         assert abs((code - conv["zero_code"]) * conv["span_uA"]) <= hw * conv["span_code"], (uA, code)
-        assert abs(board.code_to_ua(conv, code)) <= hw
-    assert board.ua_to_code(conv, 100000) == board.ua_to_code(conv, hw)
+        assert abs(calib.code_to_ua(conv, code)) <= hw
+    assert calib.ua_to_code(conv, 100000) == calib.ua_to_code(conv, hw)
     prev = -1
     for uA in range(-5000, 5001, 3):
-        code = board.ua_to_code(conv, uA)
+        code = calib.ua_to_code(conv, uA)
         assert code >= prev
         prev = code
 
@@ -188,40 +188,40 @@ def test_calibration_math():
     z_read = stage(2048)
     f_read = stage(3848)
     assert z_read == -7 and f_read == 4043
-    cal = board.calibrate(z_read, f_read, 2048, 3848, load_ohm=1000)
+    cal = calib.calibrate(z_read, f_read, 2048, 3848, load_ohm=1000)
     assert cal["zero_code"] == 2051, cal
     assert cal["full_scale_code"] == 3848 and cal["full_scale_uA"] == 4043
     assert board.check_calibration(cal, 4095) == []
-    conv = board.conversion(_board(), cal)
-    assert board.ua_to_code(conv, 0) == 2051
-    c = board.ua_to_code(conv, 2000)
+    conv = calib.conversion(_board(), cal)
+    assert calib.ua_to_code(conv, 0) == 2051
+    c = calib.ua_to_code(conv, 2000)
     assert abs(stage(c) - 2000) <= 2, (c, stage(c))
     # Readings that fall as the code rises: wiring reversed; refuse.
     try:
-        board.calibrate(10, -3900, 2048, 3848)
+        calib.calibrate(10, -3900, 2048, 3848)
     except ValueError:
         pass
     else:
         raise AssertionError()
     # Across a 1 kOhm load, mV read equals uA.
-    assert board.load_uA(3960, 1000) == 3960
-    assert board.load_uA(-1981, 500) == -3962
+    assert calib.load_uA(3960, 1000) == 3960
+    assert calib.load_uA(-1981, 500) == -3962
 
 
 def test_calibration_storage():
     d = _scratch()
     try:
-        os.remove(d + "/" + board.CAL_FILE)
+        os.remove(d + "/" + calib.CAL_FILE)
     except OSError:
         pass
-    assert board.load_calibration(d) is None
-    cal = board.calibrate(-7, 4043, 2048, 3848, 1000)
-    board.save_calibration(d, cal)
-    assert board.load_calibration(d) == cal
-    with open(d + "/" + board.CAL_FILE, "w") as f:
+    assert calib.load_calibration(d) is None
+    cal = calib.calibrate(-7, 4043, 2048, 3848, 1000)
+    calib.save_calibration(d, cal)
+    assert calib.load_calibration(d) == cal
+    with open(d + "/" + calib.CAL_FILE, "w") as f:
         json.dump({"zero_code": 3000, "full_scale_code": 2000, "full_scale_uA": 1}, f)
     try:
-        board.load_calibration(d)
+        calib.load_calibration(d)
     except ValueError as e:
         assert "monotonic" in str(e)
     else:

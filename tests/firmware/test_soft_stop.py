@@ -9,6 +9,7 @@ whatever phase it lands in, a soft stop must:
   - keep the waveform going (a sine keeps its phase) while it fades.
 Runs under the unix port (tools/mptest.py) and CPython (pytest)."""
 from tes import link as L
+from tes import supervisor as S
 from tes.supervisor import SOFT_RAMP_MS
 
 from devrun import DeviceRun
@@ -145,14 +146,14 @@ def test_budget_stop_ramps_from_the_plateau():
     d = DeviceRun(protocol("sine"), "budget")
     d.run_until(3000)
     sup = d.app.session.sup
-    sup.q_budget = sup.charge_uC + 100        # the charge budget runs out now
+    sup.st[S.T_QMAX] = sup.charge_uC + 100    # the charge budget runs out now
     d.run_to_end()
     assert d.outcome() == ("fault", "charge-budget"), d.outcome()
     check_fade(d, AMP_AC, SOFT_RAMP_MS, dc=False)
     d = DeviceRun(protocol("dc"), "budget-time")
     d.run_until(3000)
     sup = d.app.session.sup
-    sup.t_budget = sup.stim_ms + 50
+    sup.st[S.T_TMAX] = sup.st[S.S_STIM] + 50 * FS // 1000     # 50 ms of stimulation left
     d.run_to_end()
     assert d.outcome() == ("fault", "duration-budget"), d.outcome()
     check_fade(d, AMP_DC, SOFT_RAMP_MS, dc=True)
