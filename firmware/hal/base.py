@@ -49,7 +49,7 @@ class Hal:
         many (0: none yet)."""
         raise NotImplementedError
 
-    def underruns(self):
+    def underruns(self) -> int:
         """Samples the output ran dry since start() (it put out zero current for them)."""
         return 0
 

@@ -153,3 +153,36 @@ def load_calibration(dirname, code_max=4095):
     if problems:
         raise ValueError("; ".join(problems))
     return cal
+
+
+# ---- sense: ADC codes -> uA, mV ---------------------------------------------------------------
+def fixed_scale(num, den):
+    """(k, shift) with k / 2**shift ~ num / den and 2048 * k < 2**30, for a per-sample
+    multiply and shift in place of a division: value = (code * k + half) >> shift."""
+    shift = 16
+    while shift > 0 and num * (1 << shift) // den >= 524288:
+        shift -= 1
+    return (num * (1 << shift) + den // 2) // den, shift
+
+
+def scaled(code, k, shift):
+    """code * k / 2**shift rounded to nearest (halves up), as the sense kernels do it."""
+    return (code * k + (1 << (shift - 1))) >> shift
+
+
+def sense_scales(board):
+    """The fixed-point scales of a board's sense chain on its ADC (kind "rp2040": codes
+    centred on mid_mV, ref_mV over 2**bits codes):
+       current  uA per code  = ref_mV * 1000 / (2**bits * shunt_ohm * current_gain)
+       voltage  mV per code  = ref_mV * voltage_divider / 2**bits
+       readback DAC codes per ADC code = ref_mV / vref_mV (the DAC's full scale)
+    -> dict mid (code), ki, si, kv, sv, kd, sd."""
+    s = board["sense"]
+    adc = s["adc"]
+    codes = 1 << adc["bits"]
+    ref = adc["ref_mV"]
+    ki, si = fixed_scale(ref * 1000, codes * s["shunt_ohm"] * s["current_gain"])
+    kv, sv = fixed_scale(ref * s["voltage_divider"], codes)
+    kd, sd = fixed_scale(ref, board["dac"]["vref_mV"])
+    return {"mid": (adc["mid_mV"] * codes + ref // 2) // ref, "ki": ki, "si": si, "kv": kv, "sv": sv,
+            "kd": kd, "sd": sd}

@@ -78,8 +78,10 @@ def _scale(board, key):
     # (num, den) of the sense chain: uA per current code, mV per voltage code.
     s = board.get("sense") or {}
     adc = s.get("adc") or {}
-    fsr = adc.get("ref_mV", 2048)
-    full = 1 << (adc.get("bits", 16) - 1)
+    # The board's ADC converts ref_mV over 2**bits codes centred on mid_mV: +/-ref/2 over
+    # +/-2**(bits-1) codes around zero.
+    fsr = adc.get("ref_mV", 3300) // 2
+    full = 1 << (adc.get("bits", 12) - 1)
     if key == "i":
         num, den = fsr * 1000, full * s.get("shunt_ohm", 100) * s.get("current_gain", 3)
     else:

@@ -21,7 +21,8 @@ CAL_TOLERANCE_PCT = 10
 
 MCUS = ("rp2", "esp32", "sim")
 DAC_BITS = {"mcp4922": 12}
-ADC_KINDS = ("ads1115",)
+ADC_KINDS = ("rp2040", "esp32")
+ADC_CHANNELS = ("current_channel", "voltage_channel", "readback_channel")
 SIM_MODEL_KEYS = ("series_ohm", "skin_ohm", "skin_ohm_floor", "skin_tau_s", "skin_nF",
                   "adc_noise_uA", "adc_noise_mV", "drift_ohm_per_s", "fault_drift_ohm_per_s",
                   "liftoff_ohm", "short_ohm", "seed")
@@ -116,6 +117,8 @@ def check(board):
             _int(dac, "cs_pin", "dac.", problems, 0)
             if dac.get("ldac_pin") is not None:
                 _int(dac, "ldac_pin", "dac.", problems, 0)
+        if dac.get("channels", 1) not in (1, 2):
+            problems.append("dac.channels: must be 1 or 2 (channel B is the fixed reference when 1)")
 
     cs = _obj(board, "current_source", problems)
     nominal = None
@@ -131,27 +134,37 @@ def check(board):
     if sense is not None:
         for k in ("shunt_ohm", "current_gain", "voltage_divider"):
             _int(sense, k, "sense.", problems, 1)
+        if "readback_tol_uA" in sense:
+            _int(sense, "readback_tol_uA", "sense.", problems, 1, 500)
         adc = sense.get("adc")
         if not isinstance(adc, dict):
             problems.append("sense.adc: missing")
         else:
             if adc.get("kind") not in ADC_KINDS:
                 problems.append("sense.adc.kind: must be one of %s" % ", ".join(ADC_KINDS))
-            _int(adc, "bits", "sense.adc.", problems, 8, 24)
-            _int(adc, "ref_mV", "sense.adc.", problems, 1)
-            if real:
-                i2c = adc.get("i2c")
-                if not isinstance(i2c, dict):
-                    problems.append("sense.adc.i2c: missing")
-                else:
-                    for k in ("bus", "sda", "scl", "freq", "addr"):
-                        _int(i2c, k, "sense.adc.i2c.", problems, 0)
+            bits = _int(adc, "bits", "sense.adc.", problems, 8, 16)
+            ref = _int(adc, "ref_mV", "sense.adc.", problems, 1, 5000)
+            mid = _int(adc, "mid_mV", "sense.adc.", problems, 0)
+            if ref is not None and mid is not None and mid * 2 != ref:
+                problems.append("sense.adc.mid_mV = %d: must be half of ref_mV %d (bipolar signals centred)"
+                                % (mid, ref))
+            # rp2040: ADC inputs 0..3 (GPIO 26..29); esp32: ADC1 GPIOs 32..39
+            lo, hi = (32, 39) if adc.get("kind") == "esp32" else (0, 3)
+            chans = [_int(adc, k, "sense.adc.", problems, lo, hi) for k in ADC_CHANNELS]
+            if None not in chans and len(set(chans)) != 3:
+                problems.append("sense.adc: current, voltage and readback channels must differ")
+            lat = adc.get("latency_samples")
+            if not (isinstance(lat, list) and len(lat) == 3 and all(type(x) is int and 0 <= x <= 4 for x in lat)):
+                problems.append("sense.adc.latency_samples: must be 3 integers 0..4 (current, voltage, readback)")
+            del bits
 
     if real or board.get("enable_pin") is not None:
         _int(board, "enable_pin", "", problems, 0)
     hw = _int(board, "hw_current_limit_uA", "", problems, 1, HW_LIMIT_CEILING_uA)
     _int(board, "compliance_V", "", problems, 1, COMPLIANCE_CEILING_V)
     _int(board, "max_sample_rate_hz", "", problems, 1)
+    if "pace_hz" in board:
+        _int(board, "pace_hz", "", problems, 1)
 
     cal = board.get("calibration")
     if cal is None:

@@ -15,7 +15,7 @@ off); SOFT = ramp down over SOFT_RAMP_MS, then zero. Blocks are at most 1 ms.
   dac-stuck        HARD  |readback - set| > dac_tol_uA on DAC_SAMPLES samples running
   open-circuit     HARD  mean |set| >= 50 uA and mean|V| / mean|I| > OPEN_OHM, or the
                          current collapsed (mean |i| < 1/8 of a mean |set| >= 200 uA)
-  short            HARD  mean|V| / mean|I| < SHORT_OHM with mean |i| >= 100 uA: over the
+  short            HARD  mean|V| / mean|I| < SHORT_OHM with mean |i| >= 300 uA: over the
                          block when the set current has kept its sign for SIGN_HOLD_MS
                          (the skin capacitance then charges the same way as the current),
                          else over a SHORT_WIN_MS window (an AC current through the skin
@@ -69,6 +69,7 @@ HEADROOM_PCT = const(85)
 OPEN_OHM = const(1000000)
 SHORT_OHM = const(100)
 Z_MIN_uA = const(100)         # below this mean current an impedance figure is mostly noise
+SHORT_MIN_uA = const(300)     # 100 ohm x 300 uA = 30 mV: what the voltage channel resolves
 OPEN_MIN_uA = const(50)
 COLLAPSE_MIN_uA = const(200)
 ADC_STUCK_SAMPLES = const(8)
@@ -270,14 +271,14 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
         code = OPEN_CIRCUIT
     if code == OK:
         # short: over the block once the set current has kept its sign long enough...
-        if hold >= st[T_HOLD] and imean >= Z_MIN_uA and vabs * 10 < iabs:
+        if hold >= st[T_HOLD] and imean >= SHORT_MIN_uA and vabs * 10 < iabs:
             code = SHORT
         # ...and over a window that spans voltage zero crossings in any case
         st[S_SV] = st[S_SV] + vabs
         st[S_SI] = st[S_SI] + iabs
         st[S_SN] = st[S_SN] + n
         if st[S_SN] >= st[T_SWIN]:
-            if st[S_SI] >= Z_MIN_uA * st[S_SN] and st[S_SV] * 10 < st[S_SI]:
+            if st[S_SI] >= SHORT_MIN_uA * st[S_SN] and st[S_SV] * 10 < st[S_SI]:
                 code = SHORT
             st[S_SV] = 0
             st[S_SI] = 0

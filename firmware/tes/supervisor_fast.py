@@ -27,6 +27,7 @@ _TRACK_BLOCKS = const(2)
 _DAC_SAMPLES = const(2)
 _OPEN_OHM = const(1000000)
 _Z_MIN_uA = const(100)
+_SHORT_MIN_uA = const(300)
 _OPEN_MIN_uA = const(50)
 _COLLAPSE_MIN_uA = const(200)
 _ADC_STUCK_SAMPLES = const(8)
@@ -225,13 +226,13 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
     elif smean >= _COLLAPSE_MIN_uA and imean * 8 < smean:
         code = _OPEN_CIRCUIT
     if code == _OK:
-        if hold >= int(st[_T_HOLD]) and imean >= _Z_MIN_uA and vabs * 10 < iabs:
+        if hold >= int(st[_T_HOLD]) and imean >= _SHORT_MIN_uA and vabs * 10 < iabs:
             code = _SHORT
         st[_S_SV] = int(st[_S_SV]) + vabs
         st[_S_SI] = int(st[_S_SI]) + iabs
         st[_S_SN] = int(st[_S_SN]) + n
         if int(st[_S_SN]) >= int(st[_T_SWIN]):
-            if int(st[_S_SI]) >= _Z_MIN_uA * int(st[_S_SN]) and int(st[_S_SV]) * 10 < int(st[_S_SI]):
+            if int(st[_S_SI]) >= _SHORT_MIN_uA * int(st[_S_SN]) and int(st[_S_SV]) * 10 < int(st[_S_SI]):
                 code = _SHORT
             st[_S_SV] = 0
             st[_S_SI] = 0

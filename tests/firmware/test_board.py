@@ -1,9 +1,9 @@
-"""Board files, uA<->code conversion, MCP4922/ADS1115 packing and calibration math.
+"""Board files, uA<->code conversion, MCP4922 packing and calibration math.
 Plain asserts: runs under the unix port (tools/mptest.py test_board) and CPython (pytest)."""
 import json
 import os
 
-from hal import calib, ads1115, mcp4922
+from hal import calib, mcp4922
 from tes import board
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -68,7 +68,14 @@ def test_malformed_boards_refused():
         (lambda b: b["current_source"].pop("nA_per_code"), ("current_source", "nA_per_code")),
         (lambda b: b["sense"].__setitem__("shunt_ohm", 0), ("sense.shunt_ohm",)),
         (lambda b: b["sense"]["adc"].__setitem__("kind", "internal"), ("sense.adc.kind",)),
-        (lambda b: b["sense"]["adc"].pop("i2c"), ("sense.adc.i2c: missing",)),
+        (lambda b: b["sense"]["adc"].pop("latency_samples"), ("sense.adc.latency_samples",)),
+        (lambda b: b["sense"]["adc"].__setitem__("latency_samples", [1, 0, 9]), ("sense.adc.latency_samples",)),
+        (lambda b: b["sense"]["adc"].__setitem__("voltage_channel", 0), ("channels must differ",)),
+        (lambda b: b["sense"]["adc"].__setitem__("readback_channel", 4), ("sense.adc.readback_channel = 4",)),
+        (lambda b: b["sense"]["adc"].__setitem__("mid_mV", 1600), ("sense.adc.mid_mV = 1600", "half")),
+        (lambda b: b["sense"].__setitem__("readback_tol_uA", 0), ("sense.readback_tol_uA",)),
+        (lambda b: b["dac"].__setitem__("channels", 3), ("dac.channels",)),
+        (lambda b: b.__setitem__("pace_hz", 0), ("pace_hz",)),
         (lambda b: b.__setitem__("limits", [4000]), ("limits", "object")),
     ]
     for i in range(len(cases)):
@@ -155,29 +162,6 @@ def test_mcp4922_words():
     buf = bytearray(2)
     mcp4922.pack_into(buf, 0xF123)
     assert buf == bytearray(b"\xf1\x23")
-
-
-def test_ads1115_words_and_scaling():
-    assert ads1115.config(ads1115.MUX_0_1, 2048, 128) == 0x8583   # power-on default
-    assert ads1115.config(ads1115.MUX_2_3, 2048, 860) == 0xB5E3
-    assert ads1115.config(ads1115.MUX_0_1, 4096, 8, single=False, start=False) == 0x0203
-    for bad in ((8, 2048, 128), (0, 3000, 128), (0, 2048, 100)):
-        try:
-            ads1115.config(*bad)
-        except ValueError:
-            pass
-        else:
-            raise AssertionError(bad)
-    assert ads1115.signed(0x7F, 0xFF) == 32767
-    assert ads1115.signed(0x80, 0x00) == -32768
-    assert ads1115.signed(0xFF, 0xFF) == -1
-    # 100 ohm shunt, gain 3, +/-2.048 V: 62.5 uV/code / 300 ohm = 5/24 uA per code
-    assert ads1115.current_scale(2048, 100, 3) == (5, 24)
-    assert ads1115.scaled(24, 5, 24) == 5 and ads1115.scaled(-24, 5, 24) == -5
-    assert ads1115.scaled(32767, 5, 24) == 6826 and ads1115.scaled(-32767, 5, 24) == -6826
-    # divider 20: 1.25 mV per code
-    assert ads1115.voltage_scale(2048, 20) == (5, 4)
-    assert ads1115.scaled(24000, 5, 4) == 30000
 
 
 def test_calibration_math():

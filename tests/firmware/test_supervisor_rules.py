@@ -163,8 +163,11 @@ def test_short_on_a_steady_current_once_its_sign_held():
             f.run(1200, 1000 * sgn, 1000 * sgn, 5000 * sgn)
             assert f.block([(1000 * sgn, 1000 * sgn, 100 * sgn)]) == S.OK        # 100 ohm: not a short
             f = Feed(sup(fast))
-            f.run(1200, 99 * sgn, 99 * sgn, 500 * sgn)
-            assert f.block([(99 * sgn, 99 * sgn, 0)]) == S.OK                   # under 100 uA: no figure
+            f.run(1200, 299 * sgn, 299 * sgn, 1500 * sgn)
+            assert f.block([(299 * sgn, 299 * sgn, 0)]) == S.OK                 # under 300 uA: blind
+            f = Feed(sup(fast))
+            f.run(1200, 300 * sgn, 300 * sgn, 1500 * sgn)
+            assert f.block([(300 * sgn, 300 * sgn, 0)]) == S.SHORT
     each(t)
 
 

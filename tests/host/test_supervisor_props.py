@@ -72,7 +72,7 @@ def observable_ms(kind, p, at_ms):
                 return k * 1000 // FS
     elif kind == "short":
         for k in range(start, len(samples) - 1):
-            if abs(samples[k]) >= 110:           # 100 uA rule + ADC noise
+            if abs(samples[k]) >= S.SHORT_MIN_uA + 20:     # the rule's floor + ADC noise
                 return k * 1000 // FS
     else:  # dac-stuck: the set current has moved away from the frozen code
         ref = samples[start - 1] if start else 0
