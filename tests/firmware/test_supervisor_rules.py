@@ -46,7 +46,7 @@ class Feed:
     def noisy(self, s, i, v, n=1, age=0, d=None):
         """n samples near (s, i, v) with a little ADC noise (readings differ)."""
         out = []
-        for j in range(n):
+        for _ in range(n):
             self.k += 1
             e = 1 if self.k & 1 else -1
             out.append((s, i + e, v + e, s if d is None else d))
