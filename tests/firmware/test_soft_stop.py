@@ -188,3 +188,19 @@ def test_abort_is_a_step_to_zero():
     assert not d.running() and not d.hal.en and d.n == n_before
     assert d.outcome() == ("aborted", "operator-abort")
     assert d.hal.i_true == 0 or not d.hal.en
+
+
+def test_stop_right_after_start_ends_before_any_current():
+    # STOP in the same batch of frames as START: before the first block was made.
+    d = DeviceRun(protocol("dc"), "stop-at-start", start=False)
+    d.load()
+    d.check()
+    n0 = d.hal.n
+    d.port.inq += L.encode(L.START, d.seq, ('{"sha256":"%s"}' % d.app.sha).encode())
+    d.port.inq += L.encode(L.STOP, d.seq + 1, b"{}")
+    d.seq += 2
+    d.app.service()
+    d.run_to_end()
+    assert d.outcome() == ("stopped", "operator-stop")
+    assert all(d.samples[k] == 0 for k in range(n0, d.n))
+    assert d.hal.peak_uA <= 110          # the check's test current, nothing more
