@@ -18,7 +18,8 @@ if ".frozen" not in sys.path:
 
 
 def main():
-    pattern = sys.argv[1] if len(sys.argv) > 1 else ""
+    argv = getattr(sys, "argv", None) or [""]      # the WebAssembly port has no sys.argv
+    pattern = globals().get("MPTEST_PATTERN") or (argv[1] if len(argv) > 1 else "")
     names = sorted(n[:-3] for n in os.listdir(ROOT + "/tests/firmware")
                    if n.startswith("test_") and n.endswith(".py"))
     passed = failed = 0

@@ -146,7 +146,11 @@ class SimHal(Hal):
         # (which allocates nothing) instead of twenty attribute loads per block.
         self.consts = (self.z, self.sc, self.su, self.su >> 1, self.top, self.hw, self.npc,
                        self.vcomp, ni, nv, 2 * ni + 1, 2 * nv + 1, self.inum, self.iden, self.icode_max,
-                       self.vnum, self.vden, self.vcode_max, self.inum * 1000, self.vnum * 1000)
+                       self.vnum, self.vden, self.vcode_max,
+                       # ADC codes per 100 nA and per 100 uV, Q16: (x // 100) * k >> 16 stays
+                       # a small int on a 32-bit board (x * den // num would not)
+                       (65536 * self.iden + 5 * self.inum) // (10 * self.inum),
+                       (65536 * self.vden + 5 * self.vnum) // (10 * self.vnum))
         self._boot()
 
     # ---- state -------------------------------------------------------------------------
@@ -327,7 +331,7 @@ class SimHal(Hal):
         if a >= e:
             return
         (z, sc, su, half, top, hw, npc, vcomp, ni, nv, spi, spv, inum, iden, imax, vnum, vden, vmax,
-         idiv, vdiv) = self.consts
+         kiq, kvq) = self.consts
         ifast = self.i_fast
         code = self.code
         stuck = self.dac_stuck
@@ -394,8 +398,7 @@ class SimHal(Hal):
                 tpk = -i
             if not astuck:
                 rng = (rng * 4093 + 13849) & 0xFFFF
-                r = (i * 1000 + ((rng >> 4) * spi >> 12) - ni) * iden
-                raw = r // idiv
+                raw = ((i * 1000 + ((rng >> 4) * spi >> 12) - ni) // 100 * kiq) >> 16
                 if raw > imax:
                     raw = imax
                 elif raw < -imax:
@@ -404,7 +407,7 @@ class SimHal(Hal):
                     iraw = raw
                     im = raw * inum // iden
                 rng = (rng * 4093 + 13849) & 0xFFFF
-                raw = (v * 1000 + ((rng >> 4) * spv >> 12) - nv) * vden // vdiv
+                raw = ((v * 1000 + ((rng >> 4) * spv >> 12) - nv) // 100 * kvq) >> 16
                 if raw > vmax:
                     raw = vmax
                 elif raw < -vmax:

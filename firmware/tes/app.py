@@ -553,6 +553,14 @@ class App:
         link.reply(seq, state=L.STATE_NAMES[self.state])
 
 
+def _random_bytes(n):
+    import os
+    if hasattr(os, "urandom"):
+        return os.urandom(n)
+    import random                # a port without os.urandom (WebAssembly)
+    return bytes([random.getrandbits(8) for _ in range(n)])
+
+
 def _unit_id(storage):
     """This unit's id (the chip's unique id, or random for a simulated board), kept in
     storage: the host matches journal records to this unit, not just to a board model."""
@@ -568,8 +576,7 @@ def _unit_id(storage):
         import machine
         raw = machine.unique_id()
     except (ImportError, AttributeError):
-        import os
-        raw = os.urandom(8)
+        raw = _random_bytes(8)
     uid = "".join("%02x" % b for b in raw)
     with open(path, "w") as f:
         f.write(uid)

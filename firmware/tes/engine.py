@@ -17,7 +17,7 @@ from tes.tables import SINE, RCOS
 
 try:
     from tes import kernels_fast as F  # viper twins on MicroPython; absent under CPython
-except ImportError:
+except (ImportError, SyntaxError):  # CPython, or a port without viper (WebAssembly)
     F = None
 
 # Phase states, as reported in telemetry and events.

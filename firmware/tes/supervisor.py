@@ -334,7 +334,7 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
 
 try:
     from tes import supervisor_fast as _fast    # viper twin on MicroPython
-except ImportError:                             # CPython, or a port without viper
+except (ImportError, SyntaxError):              # CPython, or a port without viper
     _fast = None
 
 
