@@ -1,7 +1,8 @@
 """Run the firmware tests under the MicroPython unix port.
 
-Usage: micropython tools/mptest.py [NAME_SUBSTRING]
-Imports every tests/firmware/test_*.py and calls each test_* function (no arguments).
+Usage: micropython tools/mptest.py [MODULE[.FUNCTION_SUBSTRING]]
+Imports every tests/firmware/test_*.py (or the one named) and calls each test_* function
+(no arguments).
 The same files are collected by pytest under CPython. Prints a closing
 "N passed, N failed" line and exits non-zero on any failure.
 """
@@ -17,11 +18,15 @@ if ".frozen" not in sys.path:
 
 
 def main():
-    pattern = sys.argv[1] if len(sys.argv) > 1 else ""
+    argv = getattr(sys, "argv", None) or [""]      # the WebAssembly port has no sys.argv
+    pattern = globals().get("MPTEST_PATTERN") or (argv[1] if len(argv) > 1 else "")
     names = sorted(n[:-3] for n in os.listdir(ROOT + "/tests/firmware")
                    if n.startswith("test_") and n.endswith(".py"))
     passed = failed = 0
+    only = pattern.split(".")[0]
     for name in names:
+        if only and only != name:
+            continue
         mod = __import__(name)
         for attr in sorted(dir(mod)):
             if not attr.startswith("test_") or pattern not in name + "." + attr:

@@ -1,41 +1,62 @@
 """The hardware interface the firmware's logic uses. It knows nothing of protocols.
 
-Every driver (hal.rp2, hal.esp32, hal.sim) provides this class's methods. Currents are
-integer microamps, voltages integer millivolts, times integer milliseconds. Converting
-uA to DAC codes (through the board's calibration) and clamping to the board's
-hw_current_limit_uA happen here, below the firmware's logic, so no caller ever handles a
-raw DAC code.
-"""
+Every driver (hal.rp2, hal.esp32, hal.sim) subclasses Hal. Currents are integer microamps,
+voltages integer millivolts, times integer milliseconds. Converting uA to DAC words
+(through the board's calibration, hal.calib) and clamping to the board's
+hw_current_limit_uA happen in the driver, below the firmware's logic, so no caller ever
+handles a raw DAC code. Methods a driver need not provide have harmless defaults here
+(as Pybricks' NOT_SUPPORTED does), so the app never asks what kind of board it runs on.
 
-# Layout of the array('i', SENSE_LEN) that sense() fills, per block just written.
-I_MEAN = 0       # mean measured current, uA
-I_MIN = 1        # lowest measured current, uA
-I_MAX = 2        # highest measured current, uA
-V_MEAN = 3       # mean electrode voltage, mV (signed, anode minus cathode)
-V_PEAK = 4       # largest |electrode voltage|, mV
-ADC_MOVES = 5    # how many times the raw current ADC code changed within the block
-DAC_BACK = 6     # DAC readback (uA the DAC was last set to, through calibration)
-SENSE_LEN = 7
+The block path. Output and sense are paced by the hardware (or by the simulated clock):
+the control loop keeps the output queue full and checks what was measured:
+
+    while hal.room() >= n:  engine.fill(buf, n); hal.write(buf, n)
+    m = hal.sense(set_b, i_b, v_b, d_b, n)      # aligned samples measured so far
+    if m: supervisor.check(set_b, i_b, v_b, d_b, m, ...)
+
+sense() pairs every measured sample with the set sample it belongs to (the analog path's
+latency, declared in the board file, is the driver's business), so the supervisor always
+compares like with like. write(), sense() and zero() must not allocate: the control
+path runs with the heap locked.
+"""
 
 
 class Hal:
+    SIMULATED = False          # the simulated board says so in telemetry (flag F_SIM)
+    channels = 1               # independent current sources
+
     def __init__(self, board):
         self.board = board
 
+    # ---- paced output and sense --------------------------------------------------------
     def start(self, fs):
-        """Prepare paced output at fs samples per second (output stays at zero)."""
+        """Prepare paced output at fs samples per second; the output stays at zero current
+        until write() queues samples. Discards anything queued before."""
+        raise NotImplementedError
+
+    def room(self):
+        """How many samples write() can take now without overwriting queued ones."""
         raise NotImplementedError
 
     def write(self, buf, n):
-        """Output buf[0:n] (uA) at the sample rate; returns when the block is queued and
-        the previous one consumed. Must not allocate."""
+        """Queue buf[0:n] (uA, n <= room()) for output at the sample rate. Never waits."""
         raise NotImplementedError
 
-    def sense(self, out):
-        """Fill out (array('i', SENSE_LEN)) with the sense figures of the last block.
-        Must not allocate."""
+    def sense(self, set_out, i_out, v_out, d_out, n):
+        """Fill up to n aligned samples measured since the last call: the set current
+        (uA, as written), the measured current (uA), the electrode voltage (mV, anode minus
+        cathode) and the DAC readback (uA, what the DAC actually puts out). Returns how
+        many (0: none yet)."""
         raise NotImplementedError
 
+    def underruns(self) -> int:
+        """Samples the output ran dry since start() (it put out zero current for them)."""
+        return 0
+
+    def stop(self):
+        """End paced output (after zero()); the output stays at zero."""
+
+    # ---- output enable, zero, watchdog ----------------------------------------------------
     def enable(self, on):
         """Switch the output relay/enable. Off at boot."""
         raise NotImplementedError
@@ -44,13 +65,27 @@ class Hal:
         """Output to zero current and enable off, at once (fault path). Must not allocate."""
         raise NotImplementedError
 
+    def start_watchdog(self, ms):
+        """Start the hardware watchdog (once started, it cannot be stopped on a board)."""
+
+    def feed(self):
+        """Feed the watchdog. Called outside the block path, every few ms."""
+
+    # ---- time, idling, storage -----------------------------------------------------------
     def ticks_ms(self):
         raise NotImplementedError
 
-    def feed(self):
-        """Feed the watchdog."""
-        raise NotImplementedError
+    def wait(self, ms):
+        """Let up to ms pass with nothing to do (a board sleeps until an interrupt; the
+        simulated board lets its clock run)."""
 
     def storage(self):
         """Directory (str) where the journal and calibration live."""
         raise NotImplementedError
+
+    # ---- session notifications -------------------------------------------------------------
+    def session_started(self):
+        """A stimulation session (not a check or stream) has just started."""
+
+    def session_ended(self):
+        """The session ended; the output is already zero."""

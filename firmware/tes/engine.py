@@ -17,7 +17,7 @@ from tes.tables import SINE, RCOS
 
 try:
     from tes import kernels_fast as F  # viper twins on MicroPython; absent under CPython
-except ImportError:
+except (ImportError, SyntaxError):  # CPython, or a port without viper (WebAssembly)
     F = None
 
 # Phase states, as reported in telemetry and events.
@@ -164,6 +164,8 @@ class Engine:
         """Ramp linearly from the present envelope to zero over ms, then end. Allocates
         nothing, so a supervisor stop can call it from the control loop."""
         if self.state == DONE or self.index < 0:
+            # Nothing out yet (or already done): end here, and no phase may start after.
+            self.index = len(self.phases) - 1
             self.state = DONE
             self.left = 0
             return

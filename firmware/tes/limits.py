@@ -58,4 +58,10 @@ def board_limits(board):
                             % (rate, CEILING["max_sample_rate_hz"]))
         elif rate < limits["max_sample_rate_hz"]:
             limits["max_sample_rate_hz"] = rate
+    pace = board.get("pace_hz") if board else None
+    if pace is not None:
+        if type(pace) is not int or pace <= 0:
+            problems.append("pace_hz: must be a positive integer")
+        else:
+            limits["pace_hz"] = pace     # the sample rate must divide it (exact hardware pacing)
     return limits, problems

@@ -302,13 +302,14 @@ class Decoder:
         self._mv = memoryview(self._buf)
         self._raw = bytearray(MAX_ENCODED)
         self._n = 0
-        self._skip = 0          # >0: dropping an oversize run, bytes dropped so far
+        self._skip = False      # dropping an oversize run until the next 0x00
         self.frames = 0
         self.errors = 0
 
     def reset(self):
+        """Forget a partial frame (the next byte starts a new one)."""
         self._n = 0
-        self._skip = 0
+        self._skip = False
 
     def feed(self, data):
         items = []
@@ -320,21 +321,19 @@ class Decoder:
             z = data.find(b"\x00", pos)
             stop = end if z < 0 else z
             k = stop - pos
-            if self._skip:
-                self._skip += k
-            elif self._n + k > MAX_ENCODED:
-                self._skip = self._n + k
+            if not self._skip and self._n + k > MAX_ENCODED:
+                self._skip = True
                 self._n = 0
                 self.errors += 1
                 items.append((BAD, E_OVERSIZE, MAX_ENCODED + 1))
-            elif k:
+            elif not self._skip and k:
                 self._mv[self._n:self._n + k] = data[pos:stop]
                 self._n += k
             if z < 0:
                 break
             # delimiter
             if self._skip:
-                self._skip = 0
+                self._skip = False
             elif self._n:
                 n = self._n
                 self._n = 0

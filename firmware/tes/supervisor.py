@@ -1,41 +1,46 @@
-"""Per-block safety supervisor: compares what the engine asked for with what the sense
-chain measured, and returns a fault code. It allocates nothing (check() runs with the
-heap locked) and keeps every int within +/-2**30.
+"""Per-block safety supervisor: compares, sample by sample, what the engine asked for with
+what the sense chain measured for that same sample, and returns a fault code.
 
-Timing assumption: the app calls check() after every hal.write()/hal.sense() of a block
-of at most 1 ms (fs // 1000 samples, at least 1) and calls hal.zero() at once on a hard
-code. A fault then shows in the first block it touches, so a hard fault zeroes the output
-within 1 block (2 blocks for short and tracking, which need confirmation), i.e. <= 2 ms
-at 1-10 kS/s, counted from the first sample at which the fault is observable (see below).
+Input per block (from hal.sense, aligned): set current (uA), measured current (uA),
+electrode voltage (mV), DAC readback (uA). All state lives in one array('i') (layout
+below) so the per-block pass (check) allocates nothing, runs with the heap locked, keeps
+every int within +/-2**30, and has a viper twin (tes.supervisor_fast) that gives the same
+codes and the same state, bit for bit (tested).
 
-Conditions (first match wins, in this order). Response: HARD = hal.zero() at once
-(output zero and enable off); SOFT = ramp down (SOFT_RAMP_MS) then zero.
-  overcurrent      HARD  |measured| peak > max_current_uA + OVER_MARGIN_uA
-  open-circuit     HARD  V peak >= COMPLIANCE_PCT of compliance with V/I > OPEN_OHM
-  compliance       HARD  V peak >= COMPLIANCE_PCT of compliance, current still flowing
-  dac-stuck        HARD  DAC readback differs from the block's last set sample by more
-                         than dac_tol_uA (a frozen DAC is only visible once set moves)
-  open-circuit     HARD  |set| >= 50 uA and V/I > OPEN_OHM, or the current collapsed
-                         (< 1/8 of a set peak >= 200 uA)
-  short            HARD  V/I < SHORT_OHM with |I| >= 100 uA, in 2 blocks running (2 ms)
-  tracking-error   HARD  |mean measured - mean set| > max(100 uA, 10 %) for 2 blocks
-  adc-stuck        HARD  no current code change and every I and V reading alike for
-                         ADC_STUCK_SAMPLES samples (needs ADC noise, or set moving)
-  impedance-high   SOFT  window impedance (mean |V| peak / mean |I| peak over 100 ms)
-                         above safety.impedance_max_ohm for 2 windows, or V peak >=
-                         HEADROOM_PCT of compliance (stop before compliance is reached)
+Rules (first match wins, in this order). HARD = hal.zero() at once (output zero, enable
+off); SOFT = ramp down over SOFT_RAMP_MS, then zero. Blocks are at most 1 ms.
+  overcurrent      HARD  any |i| > max_current_uA + OVER_MARGIN_uA
+  open-circuit     HARD  |v| >= COMPLIANCE_PCT of compliance with V/I > OPEN_OHM
+  compliance       HARD  |v| >= COMPLIANCE_PCT of compliance, current still flowing
+  dac-stuck        HARD  |readback - set| > dac_tol_uA on DAC_SAMPLES samples running
+  open-circuit     HARD  mean |set| >= 50 uA and mean|V| / mean|I| > OPEN_OHM, or the
+                         current collapsed (mean |i| < 1/8 of a mean |set| >= 200 uA)
+  short            HARD  mean|V| / mean|I| < SHORT_OHM with mean |i| >= 300 uA: over the
+                         block when the set current has kept its sign for SIGN_HOLD_MS
+                         (the skin capacitance then charges the same way as the current),
+                         else over a SHORT_WIN_MS window (an AC current through the skin
+                         capacitance passes voltage zero crossings: V/I over a short time
+                         is not an impedance)
+  tracking-error   HARD  mean |i - set| > TRACK_MIN_uA + mean |step of set| + 10 % of mean
+                         |set|, for TRACK_BLOCKS blocks running (the step term allows for
+                         up to one sample of skew between the DAC and the sense ADC)
+  adc-stuck        HARD  current and voltage readings unchanged for ADC_STUCK_SAMPLES
+                         samples running (a real ADC is noisy; a still set current with a
+                         noise-free ADC is exempt)
+  impedance-high   SOFT  mean|V| / mean|I| over a window of whole periods of the slowest
+                         periodic waveform (>= 100 ms) above the protocol's lockout, two
+                         windows running; or |v| >= HEADROOM_PCT of compliance
   charge-budget    SOFT  delivered charge (integral of |measured current|) >= budget
-  duration-budget  SOFT  stimulation time (blocks with a nonzero set) >= budget
+  duration-budget  SOFT  stimulation time (samples with a nonzero set) >= budget
   host-lost        SOFT  heartbeat age passed by the app > HOST_LOST_MS
+The ratio of mean absolute values equals the RMS ratio (the impedance magnitude) for DC,
+a sine and Gaussian noise through a linear load.
 """
 try:
-    import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
+    import micropython  # noqa: F401
     from micropython import const
 except ImportError:  # CPython
-    from tes import compat as micropython
     from tes.compat import const
-
-from hal.base import I_MEAN, I_MIN, I_MAX, V_PEAK, V_MEAN, ADC_MOVES, DAC_BACK
 
 OK = const(0)
 OPEN_CIRCUIT = const(1)
@@ -49,198 +54,380 @@ IMPEDANCE_HIGH = const(8)
 CHARGE_BUDGET = const(9)
 DURATION_BUDGET = const(10)
 HOST_LOST = const(11)
+MEMORY = const(12)          # the block path ran out of memory (the heap is locked there)
+UNDERRUN = const(13)        # the output ran dry (it put out zero current): the CPU fell behind
 NAMES = ("ok", "open-circuit", "short", "overcurrent", "tracking-error", "dac-stuck",
          "adc-stuck", "compliance", "impedance-high", "charge-budget", "duration-budget",
-         "host-lost")
+         "host-lost", "memory", "underrun")
 
 OVER_MARGIN_uA = const(100)
 TRACK_MIN_uA = const(100)
 TRACK_BLOCKS = const(2)
+DAC_SAMPLES = const(2)
 COMPLIANCE_PCT = const(97)
 HEADROOM_PCT = const(85)
 OPEN_OHM = const(1000000)
 SHORT_OHM = const(100)
-Z_MIN_uA = const(100)         # below this current an impedance figure is mostly noise
-ADC_STUCK_SAMPLES = const(6)
+Z_MIN_uA = const(100)         # below this mean current an impedance figure is mostly noise
+SHORT_MIN_uA = const(300)     # 100 ohm x 300 uA = 30 mV: what the voltage channel resolves
+OPEN_MIN_uA = const(50)
+COLLAPSE_MIN_uA = const(200)
+ADC_STUCK_SAMPLES = const(8)
 HOST_LOST_MS = const(3000)
 SOFT_RAMP_MS = const(1000)
+SIGN_HOLD_MS = const(1000)
+SHORT_WIN_MS = const(20)
+Z_WIN_MS = const(100)
+Z_WIN_MAX_MS = const(10000)
+
+# ---- the state array ------------------------------------------------------------------------
+# thresholds, set once
+T_IOVER = const(0)      # overcurrent above (uA)
+T_VCOMP = const(1)      # compliance at or above (mV)
+T_VHEAD = const(2)      # headroom at or above (mV)
+T_DACTOL = const(3)     # readback error above (uA)
+T_NOISY = const(4)      # 1: the ADC is noisy, equal readings are suspicious even on a still set
+T_ZMAX = const(5)       # impedance lockout (ohm)
+T_ZWIN = const(6)       # impedance window (samples)
+T_QMAX = const(7)       # charge budget (uC)
+T_TMAX = const(8)       # stimulation budget (samples)
+T_FS = const(9)         # sample rate
+T_HOLD = const(10)      # SIGN_HOLD_MS in samples
+T_SWIN = const(11)      # SHORT_WIN_MS in samples
+# running state
+S_CODE = const(12)      # first fault code seen (latched)
+S_QUC = const(13)       # delivered charge (uC)
+S_QREM = const(14)      # uA x samples not yet a whole uC
+S_STIM = const(15)      # samples with a nonzero set
+S_TRACK = const(16)     # blocks in a row with a tracking error
+S_DAC = const(17)       # samples in a row with a readback error
+S_STILL = const(18)     # samples in a row with unchanged readings
+S_PI = const(19)        # previous sample: measured current
+S_PV = const(20)        #   voltage
+S_PSET = const(21)      #   set current
+S_HOLD = const(22)      # samples since the set current last changed sign or was zero
+S_SV = const(23)        # short window: sum |v|
+S_SI = const(24)        #   sum |i|
+S_SN = const(25)        #   samples
+S_ZV = const(26)        # impedance window: sum of per-block mean |v|
+S_ZI = const(27)        #   sum of per-block mean |i| (blocks with enough current)
+S_ZN = const(28)        #   samples
+S_ZHIGH = const(29)     #   windows in a row above the lockout
+S_ZLAST = const(30)     #   last window's impedance (ohm), -1 before the first
+# telemetry window, read and cleared by the app (window())
+W_N = const(31)         # samples
+W_SET = const(32)       # sum of set
+W_I = const(33)         # sum of i
+W_V = const(34)         # sum of v
+W_SSQ = const(35)       # sum of set*set >> 6
+W_ISQ = const(36)       # sum of i*i >> 6
+W_VSQ = const(37)       # sum of v*v >> 10
+W_SPK = const(38)       # largest |set|
+W_IPK = const(39)       # largest |i|
+W_VPK = const(40)       # largest |v|
+STATE_LEN = const(41)
+# A telemetry window holds at most about this many samples (v*v >> 10 sums stay < 2**30).
+W_MAX = const(1000)
 
 
 def is_hard(code):
-    return OPEN_CIRCUIT <= code <= COMPLIANCE
+    return OPEN_CIRCUIT <= code <= COMPLIANCE or code >= MEMORY
 
 
 def name(code):
     return NAMES[code]
 
 
-class Supervisor:
-    def __init__(self, limits, protocol_safety, fs, compliance_mV=30000, dac_tol_uA=10,
-                 noisy_adc=True, charge_budget_uC=None, stim_budget_ms=None):
-        self.fs = fs
-        self.i_over = limits["max_current_uA"] + OVER_MARGIN_uA
-        self.z_max = protocol_safety["impedance_max_ohm"]
-        self.v_comp = compliance_mV * COMPLIANCE_PCT // 100
-        self.v_head = compliance_mV * HEADROOM_PCT // 100
-        self.dac_tol = dac_tol_uA
-        self.noisy_adc = noisy_adc
-        self.q_budget = charge_budget_uC if charge_budget_uC is not None else limits["max_charge_uC"]
-        self.t_budget = stim_budget_ms if stim_budget_ms is not None else limits["max_stim_ms"]
-        self.win = fs // 10 or 1          # impedance window: 100 ms of samples
-        self.reset()
-
-    def reset(self):
-        self.charge_uC = 0
-        self.q_rem = 0          # uA*samples not yet a whole uC
-        self.stim_ms = 0
-        self.t_rem = 0
-        self.track_n = 0
-        self.short_n = 0
-        self.still_n = 0
-        self.prev_im = 0
-        self.prev_vm = 0
-        self.prev_set = 0
-        self.zw_v = 0           # impedance rule window
-        self.zw_i = 0
-        self.zw_n = 0
-        self.zw_high = 0
-        self.tz_v = 0           # telemetry window (impedance_ohm)
-        self.tz_i = 0
-        self.tz_n = 0
-        self.z_last = -1
-        self.code = OK          # first nonzero code seen (latched)
-
-    @micropython.native
-    def check(self, set_buf, n, sense, host_age_ms=0):
-        """Figures of the block just written -> fault code (OK = 0). Allocates nothing."""
-        smin = smax = ssum = set_buf[0]
-        for j in range(1, n):
-            s = set_buf[j]
-            ssum += s
-            if s < smin:
-                smin = s
-            elif s > smax:
-                smax = s
-        smean = ssum // n
-        spk = smax if smax > -smin else -smin
-        im = sense[I_MEAN]
-        imin = sense[I_MIN]
-        imax = sense[I_MAX]
-        ipk = imax if imax > -imin else -imin
-        vpk = sense[V_PEAK]
-        vm = sense[V_MEAN]
-        # Charge from the measured current, |I| (phase-blind), sub-uC kept in q_rem
-        # (inline: this runs every block).
-        q = self.q_rem + (im if im >= 0 else -im) * n
-        fs = self.fs
-        self.charge_uC += q // fs
-        self.q_rem = q % fs
-        if spk:
-            t = self.t_rem + n * 1000
-            self.stim_ms += t // fs
-            self.t_rem = t % fs
-        code = self._hard(set_buf[n - 1], smean, spk, im, imin, imax, vm, vpk, sense, n)
-        if code == OK:
-            code = self._soft(ipk, vpk, n, host_age_ms)
-        self.prev_im = im
-        self.prev_vm = vm
-        self.prev_set = smean
-        if code and not self.code:
-            self.code = code
-        return code
-
-    @micropython.native
-    def _hard(self, slast, smean, spk, im, imin, imax, vm, vpk, sense, n):
-        ipk = imax if imax > -imin else -imin
-        if ipk > self.i_over:
-            return OVERCURRENT
-        if vpk >= self.v_comp:
-            # At compliance: an open circuit if almost no current flows (V/I > 1 MOhm).
-            return OPEN_CIRCUIT if vpk > 1000 * ipk else COMPLIANCE
-        d = sense[DAC_BACK] - slast
-        if d > self.dac_tol or d < -self.dac_tol:
-            return DAC_STUCK
-        if spk >= 50 and vpk > 1000 * ipk:        # V/I above 1 MOhm
-            return OPEN_CIRCUIT
-        if spk >= 200 and ipk * 8 < spk:          # current collapsed
-            return OPEN_CIRCUIT
-        if ipk >= Z_MIN_uA and vpk * 1000 < SHORT_OHM * ipk:
-            # Two blocks (2 ms) running: within one block an AC current through the skin
-            # capacitance can pass a voltage zero crossing and look like a short.
-            self.short_n += 1
-            if self.short_n >= 2:
-                return SHORT
+def check(st, sb, ib, vb, db, n, host_age_ms):
+    """One block of aligned samples -> fault code (OK = 0). Allocates nothing.
+    The plain reference: tes.supervisor_fast.check is its viper twin, statement for
+    statement."""
+    iover = st[T_IOVER]
+    vcomp = st[T_VCOMP]
+    dtol = st[T_DACTOL]
+    pi = st[S_PI]
+    pv = st[S_PV]
+    ps = st[S_PSET]
+    hold = st[S_HOLD]
+    dac = st[S_DAC]
+    still = st[S_STILL]
+    stim = st[S_STIM]
+    dac_bad = 0
+    still_bad = 0
+    sabs = 0
+    sdif = 0
+    iabs = 0
+    vabs = 0
+    eabs = 0
+    ipk = 0
+    vpk = 0
+    spk = 0
+    wset = 0
+    wi = 0
+    wv = 0
+    wssq = 0
+    wisq = 0
+    wvsq = 0
+    for j in range(n):
+        s = sb[j]
+        i = ib[j]
+        v = vb[j]
+        a = s if s >= 0 else -s
+        sabs += a
+        if a > spk:
+            spk = a
+        if s != 0:
+            stim += 1
+        if (s > 0 and ps > 0) or (s < 0 and ps < 0):
+            hold += 1
         else:
-            self.short_n = 0
-        err = im - smean
-        if err < 0:
-            err = -err
-        lim = smean // 10 if smean >= 0 else -smean // 10
-        if err > (lim if lim > TRACK_MIN_uA else TRACK_MIN_uA):
-            self.track_n += 1
-            if self.track_n >= TRACK_BLOCKS:
-                return TRACKING
+            hold = 0
+        a = s - ps
+        sdif += a if a >= 0 else -a
+        a = i if i >= 0 else -i
+        iabs += a
+        if a > ipk:
+            ipk = a
+        a = v if v >= 0 else -v
+        vabs += a
+        if a > vpk:
+            vpk = a
+        a = i - s
+        eabs += a if a >= 0 else -a
+        a = db[j] - s
+        if a > dtol or a < -dtol:
+            dac += 1
+            if dac >= DAC_SAMPLES:
+                dac_bad = 1
         else:
-            self.track_n = 0
-        moving = self.noisy_adc or smean - self.prev_set > 4 * self.dac_tol \
-            or self.prev_set - smean > 4 * self.dac_tol
-        # Frozen readings: no current code change, and every sample alike (one-sample
-        # blocks: alike the previous block) in current and in voltage.
-        if n > 1:
-            alike = imin == imax and (vm == vpk or vm == -vpk)
+            dac = 0
+        if i == pi and v == pv:
+            still += 1
+            if still >= ADC_STUCK_SAMPLES:
+                still_bad = 1
         else:
-            alike = im == self.prev_im and vm == self.prev_vm
-        if sense[ADC_MOVES] == 0 and alike and moving:
-            self.still_n += n
-            if self.still_n >= ADC_STUCK_SAMPLES:
-                return ADC_STUCK
+            still = 0
+        wset += s
+        wi += i
+        wv += v
+        wssq += (s * s) >> 6
+        wisq += (i * i) >> 6
+        wvsq += (v * v) >> 10
+        pi = i
+        pv = v
+        ps = s
+    st[S_PI] = pi
+    st[S_PV] = pv
+    st[S_PSET] = ps
+    st[S_HOLD] = hold
+    st[S_DAC] = dac
+    st[S_STILL] = still
+    st[S_STIM] = stim
+    # telemetry window (bounded: nobody reading keeps the oldest half)
+    if st[W_N] >= W_MAX:
+        st[W_N] = st[W_N] >> 1
+        st[W_SET] = st[W_SET] >> 1
+        st[W_I] = st[W_I] >> 1
+        st[W_V] = st[W_V] >> 1
+        st[W_SSQ] = st[W_SSQ] >> 1
+        st[W_ISQ] = st[W_ISQ] >> 1
+        st[W_VSQ] = st[W_VSQ] >> 1
+    st[W_N] = st[W_N] + n
+    st[W_SET] = st[W_SET] + wset
+    st[W_I] = st[W_I] + wi
+    st[W_V] = st[W_V] + wv
+    st[W_SSQ] = st[W_SSQ] + wssq
+    st[W_ISQ] = st[W_ISQ] + wisq
+    st[W_VSQ] = st[W_VSQ] + wvsq
+    if spk > st[W_SPK]:
+        st[W_SPK] = spk
+    if ipk > st[W_IPK]:
+        st[W_IPK] = ipk
+    if vpk > st[W_VPK]:
+        st[W_VPK] = vpk
+    # charge, from the measured current
+    q = st[S_QREM] + iabs
+    fs = st[T_FS]
+    st[S_QUC] = st[S_QUC] + q // fs
+    st[S_QREM] = q % fs
+    # means over the block
+    smean = sabs // n
+    imean = iabs // n
+    vmean = vabs // n
+    code = OK
+    if ipk > iover:
+        code = OVERCURRENT
+    elif vpk >= vcomp:
+        # At compliance: an open circuit if almost no current flows (V/I > 1 MOhm).
+        if vpk > 1000 * ipk:
+            code = OPEN_CIRCUIT
         else:
-            self.still_n = 0
-        return OK
-
-    @micropython.native
-    def _soft(self, ipk, vpk, n, host_age_ms):
-        if ipk >= Z_MIN_uA:
-            self.zw_v += vpk
-            self.zw_i += ipk
-            self.tz_v += vpk
-            self.tz_i += ipk
-            self.tz_n += 1
-            if self.tz_n >= 16384:           # nobody reads: keep the sums small ints
-                self.tz_v >>= 1
-                self.tz_i >>= 1
-                self.tz_n >>= 1
-        self.zw_n += n
-        if self.zw_n >= self.win:
-            if self.zw_i:
-                # mean |V| / mean |I| of the window: the counts cancel.
-                if self._ratio(self.zw_v, self.zw_i) > self.z_max:
-                    self.zw_high += 1
+            code = COMPLIANCE
+    elif dac_bad:
+        code = DAC_STUCK
+    elif smean >= OPEN_MIN_uA and vabs > 1000 * iabs:
+        code = OPEN_CIRCUIT
+    elif smean >= COLLAPSE_MIN_uA and imean * 8 < smean:
+        code = OPEN_CIRCUIT
+    if code == OK:
+        # short: over the block once the set current has kept its sign long enough...
+        if hold >= st[T_HOLD] and imean >= SHORT_MIN_uA and vabs * 10 < iabs:
+            code = SHORT
+        # ...and over a window that spans voltage zero crossings in any case
+        st[S_SV] = st[S_SV] + vabs
+        st[S_SI] = st[S_SI] + iabs
+        st[S_SN] = st[S_SN] + n
+        if st[S_SN] >= st[T_SWIN]:
+            if st[S_SI] >= SHORT_MIN_uA * st[S_SN] and st[S_SV] * 10 < st[S_SI]:
+                code = SHORT
+            st[S_SV] = 0
+            st[S_SI] = 0
+            st[S_SN] = 0
+    if code == OK:
+        lim = smean // 10
+        if eabs > (TRACK_MIN_uA + lim) * n + sdif:
+            st[S_TRACK] = st[S_TRACK] + 1
+            if st[S_TRACK] >= TRACK_BLOCKS:
+                code = TRACKING
+        else:
+            st[S_TRACK] = 0
+    if code == OK and still_bad and (st[T_NOISY] or sdif > 4 * dtol):
+        code = ADC_STUCK
+    if code == OK:
+        # impedance window: per-block means, blocks with enough current only
+        if imean >= Z_MIN_uA:
+            st[S_ZV] = st[S_ZV] + vmean
+            st[S_ZI] = st[S_ZI] + imean
+        st[S_ZN] = st[S_ZN] + n
+        if st[S_ZN] >= st[T_ZWIN]:
+            zi = st[S_ZI]
+            if zi:
+                zv = st[S_ZV]
+                # 1000 * zv // zi without leaving small ints: scale zi under 2**20 first.
+                while zi >= 1048576:
+                    zi = zi >> 1
+                    zv = zv >> 1
+                if zv // zi >= OPEN_OHM // 1000:
+                    z = OPEN_OHM
                 else:
-                    self.zw_high = 0
-            self.zw_v = self.zw_i = self.zw_n = 0
-        if self.zw_high >= 2 or vpk >= self.v_head:
-            return IMPEDANCE_HIGH
-        if self.charge_uC >= self.q_budget:
-            return CHARGE_BUDGET
-        if self.stim_ms >= self.t_budget:
-            return DURATION_BUDGET
-        if host_age_ms > HOST_LOST_MS:
-            return HOST_LOST
-        return OK
+                    z = (zv // zi) * 1000 + ((zv % zi) * 1000) // zi
+                st[S_ZLAST] = z
+                if z > st[T_ZMAX]:
+                    st[S_ZHIGH] = st[S_ZHIGH] + 1
+                else:
+                    st[S_ZHIGH] = 0
+            st[S_ZV] = 0
+            st[S_ZI] = 0
+            st[S_ZN] = 0
+        if st[S_ZHIGH] >= 2 or vpk >= st[T_VHEAD]:
+            code = IMPEDANCE_HIGH
+        elif st[S_QUC] >= st[T_QMAX]:
+            code = CHARGE_BUDGET
+        elif stim >= st[T_TMAX]:
+            code = DURATION_BUDGET
+        elif host_age_ms > HOST_LOST_MS:
+            code = HOST_LOST
+    if code and not st[S_CODE]:
+        st[S_CODE] = code
+    return code
 
-    @staticmethod
-    def _ratio(v_sum, i_sum):
-        """Ohms from sums of mV and uA; scaled down first so v_sum * 1000 stays small."""
-        while v_sum > 1000000:
-            v_sum >>= 1
-            i_sum >>= 1
-        return v_sum * 1000 // i_sum if i_sum else OPEN_OHM
+
+try:
+    from tes import supervisor_fast as _fast    # viper twin on MicroPython
+except (ImportError, SyntaxError):              # CPython, or a port without viper
+    _fast = None
+
+
+def isqrt(x):
+    """floor(sqrt(x)) for 0 <= x < 2**30, integers only."""
+    if x <= 0:
+        return 0
+    r = x
+    y = (r + 1) >> 1
+    while y < r:
+        r = y
+        y = (r + x // r) >> 1
+    return r
+
+
+class Supervisor:
+    """Thresholds from the limits, the protocol and the board; check() per block."""
+
+    def __init__(self, limits, protocol_safety, fs, compliance_mV=30000, dac_tol_uA=50,
+                 noisy_adc=True, charge_budget_uC=None, stim_budget_ms=None, period_samples=0,
+                 fast=True):
+        st = self.st = _new_state()
+        st[T_IOVER] = limits["max_current_uA"] + OVER_MARGIN_uA
+        st[T_VCOMP] = compliance_mV * COMPLIANCE_PCT // 100
+        st[T_VHEAD] = compliance_mV * HEADROOM_PCT // 100
+        st[T_DACTOL] = dac_tol_uA
+        st[T_NOISY] = 1 if noisy_adc else 0
+        st[T_ZMAX] = protocol_safety["impedance_max_ohm"]
+        st[T_ZWIN] = z_window(fs, period_samples)
+        st[T_QMAX] = charge_budget_uC if charge_budget_uC is not None else limits["max_charge_uC"]
+        tmax = stim_budget_ms if stim_budget_ms is not None else limits["max_stim_ms"]
+        st[T_TMAX] = tmax // 1000 * fs + tmax % 1000 * fs // 1000
+        st[T_FS] = fs
+        st[T_HOLD] = SIGN_HOLD_MS * fs // 1000
+        st[T_SWIN] = SHORT_WIN_MS * fs // 1000 or 1
+        st[S_ZLAST] = -1
+        self.fs = fs
+        self.kernel = _fast.check if (fast and _fast is not None) else check
+
+    def check(self, sb, ib, vb, db, n, host_age_ms=0):
+        return self.kernel(self.st, sb, ib, vb, db, n, host_age_ms)
+
+    @property
+    def code(self):
+        return self.st[S_CODE]
+
+    @property
+    def charge_uC(self):
+        return self.st[S_QUC]
+
+    @property
+    def stim_ms(self):
+        st = self.st
+        return st[S_STIM] // st[T_FS] * 1000 + st[S_STIM] % st[T_FS] * 1000 // st[T_FS]
+
+    def window(self):
+        """The telemetry window since the last call, then cleared: a tuple
+        (n, set_mean, set_rms, meas_mean, meas_rms, meas_peak, v_mean, v_rms, v_peak,
+         z_ohm) with z_ohm = v_rms / meas_rms (None under Z_MIN_uA). None if empty."""
+        st = self.st
+        n = st[W_N]
+        if n == 0:
+            return None
+        set_rms = isqrt((st[W_SSQ] // n) << 6)
+        i_rms = isqrt((st[W_ISQ] // n) << 6)
+        v_rms = isqrt((st[W_VSQ] // n) << 10)
+        out = (n, _div(st[W_SET], n), set_rms, _div(st[W_I], n), i_rms, st[W_IPK], _div(st[W_V], n), v_rms,
+               st[W_VPK], v_rms * 1000 // i_rms if i_rms >= Z_MIN_uA else None)
+        for k in range(W_N, STATE_LEN):
+            st[k] = 0
+        return out
 
     def impedance_ohm(self):
-        """Impedance over the blocks since the last call (|V| peak / |I| peak means, so the
-        same figure serves DC and AC), or the last figure when no current flowed."""
-        if self.tz_n:
-            self.z_last = self._ratio(self.tz_v, self.tz_i)
-            self.tz_v = self.tz_i = self.tz_n = 0
-        return self.z_last
+        """The impedance rule's last window (ohm), or -1 before one with enough current."""
+        return self.st[S_ZLAST]
+
+
+def _div(a, n):
+    """a / n rounded toward zero (a mean that is symmetric in sign)."""
+    return a // n if a >= 0 else -((-a) // n)
+
+
+def _new_state():
+    from array import array
+    return array("i", [0] * STATE_LEN)
+
+
+def z_window(fs, period_samples=0):
+    """Impedance window in samples: Z_WIN_MS, or whole periods of the slowest periodic
+    waveform when one period is shorter than Z_WIN_MAX_MS (a window of whole cycles
+    holds the same share of every phase, so V/I is the impedance, not a phase of it)."""
+    base = Z_WIN_MS * fs // 1000 or 1
+    if period_samples <= 0 or period_samples > Z_WIN_MAX_MS * fs // 1000:
+        return base
+    k = (base + period_samples - 1) // period_samples
+    return k * period_samples

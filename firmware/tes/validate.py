@@ -157,6 +157,11 @@ def check(proto, lim):
         out.append(("schema", proto["schema"], "=", SCHEMA, "schema version"))
     fs = proto["sample_rate_hz"]
     _range(out, "sample_rate_hz", fs, lim["min_sample_rate_hz"], lim["max_sample_rate_hz"], "sample rate")
+    pace = lim.get("pace_hz")
+    if not out and pace and pace % fs:
+        # Output and sense are paced by hardware from the same crystal: only rates that
+        # divide the pacing clock stay exactly in step, sample after sample.
+        out.append(("sample_rate_hz", fs, "divides", pace, "exact hardware pacing on this board"))
     if out:
         return out
     _check_keys(proto["montage"], MONTAGE_KEYS, "montage.", out)

@@ -348,6 +348,8 @@ def explain(problem, layout, canon):
                                                     rel, _in_units(limit, 10**6))
     if rel == "is":
         return "%s = %s: %s (%s)" % (fpath, _in_units(value, scale), why, limit)
+    if rel == "divides":
+        return "%s = %s: must divide %s (%s)" % (fpath, _fmt(value), _fmt(limit), why)
     if rel == "one of":
         return "%s = %s: %s, must be one of %s" % (fpath, _fmt(value), why, ", ".join(limit))
     return "%s = %s: must be %s %s (%s)" % (fpath, _in_units(value, scale), rel, _in_units(limit, scale), why)

@@ -9,6 +9,7 @@ Tests use only this API, so they follow the app through refactors:
     d.samples[k], d.n            # every sample written to the HAL, in order
     d.stop_index                 # samples written before the first stop decision
     d.first                      # index of the session's first sample (CHECK writes before)
+    d.t0                         # the simulated clock (ms) at START
 Runs under the unix port (tools/mptest.py) and CPython (pytest).
 """
 import json
@@ -58,8 +59,8 @@ class RecordingHal(SimHal):
     """The simulated board, also keeping every sample written to it (preallocated, so
     recording allocates nothing)."""
 
-    def __init__(self, board, storage, capacity):
-        SimHal.__init__(self, board, storage=storage)
+    def __init__(self, board, storage, capacity, faults=()):
+        SimHal.__init__(self, board, storage=storage, faults=faults)
         self.rec = array("i", [0] * capacity)
         self.n = 0
 
@@ -97,16 +98,20 @@ class DeviceRun:
                 else s["duration_ms"]
         self.proto = proto
         self.fs = fs
-        self.hal = RecordingHal(board, storage_dir(tag), capacity or (total * fs // 1000 + 4 * fs))
+        # Recording stops when full (a long session need not be kept whole to be run).
+        cap = capacity or min(total * fs // 1000 + 4 * fs, 600000)
+        self.hal = RecordingHal(board, storage_dir(tag), cap, faults)
         self.port = Port()
-        self.app = App(self.hal, board, self.port, "x", faults=faults)
+        self.app = App(self.hal, board, self.port, "x")
         self.seq = 0
         self.stop_index = -1
         self.first = 0
+        self.t0 = 0
         if start:
             self.load()
-            self.send(L.CHECK)
+            self.check()
             self.first = self.hal.n      # the impedance check's samples come before
+            self.t0 = self.hal.ticks_ms()  # the clock at START
             self.send(L.START, {"sha256": self.app.sha})
             assert self.app.session is not None, "START refused"
 
@@ -123,6 +128,13 @@ class DeviceRun:
             self.port.inq += L.encode(L.LOAD, self.seq, payload)
             self.seq += 1
         self.app.service()
+
+    def check(self, expect_pass=True):
+        """CHECK, run until its result (the check runs through the block loop)."""
+        self.send(L.CHECK)
+        while self.app.state == L.CHECKING:
+            self.step()
+        assert (self.app.state == L.READY) == expect_pass, L.STATE_NAMES[self.app.state]
 
     def send(self, typ, obj=None):
         self.port.inq += L.encode(typ, self.seq, json.dumps(obj or {}).encode())

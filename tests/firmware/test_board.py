@@ -1,9 +1,9 @@
-"""Board files, uA<->code conversion, MCP4922/ADS1115 packing and calibration math.
+"""Board files, uA<->code conversion, MCP4922 packing and calibration math.
 Plain asserts: runs under the unix port (tools/mptest.py test_board) and CPython (pytest)."""
 import json
 import os
 
-from hal import ads1115, mcp4922
+from hal import calib, mcp4922
 from tes import board
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -68,7 +68,14 @@ def test_malformed_boards_refused():
         (lambda b: b["current_source"].pop("nA_per_code"), ("current_source", "nA_per_code")),
         (lambda b: b["sense"].__setitem__("shunt_ohm", 0), ("sense.shunt_ohm",)),
         (lambda b: b["sense"]["adc"].__setitem__("kind", "internal"), ("sense.adc.kind",)),
-        (lambda b: b["sense"]["adc"].pop("i2c"), ("sense.adc.i2c: missing",)),
+        (lambda b: b["sense"]["adc"].pop("latency_samples"), ("sense.adc.latency_samples",)),
+        (lambda b: b["sense"]["adc"].__setitem__("latency_samples", [1, 0, 9]), ("sense.adc.latency_samples",)),
+        (lambda b: b["sense"]["adc"].__setitem__("voltage_channel", 0), ("channels must differ",)),
+        (lambda b: b["sense"]["adc"].__setitem__("readback_channel", 4), ("sense.adc.readback_channel = 4",)),
+        (lambda b: b["sense"]["adc"].__setitem__("mid_mV", 1600), ("sense.adc.mid_mV = 1600", "half")),
+        (lambda b: b["sense"].__setitem__("readback_tol_uA", 0), ("sense.readback_tol_uA",)),
+        (lambda b: b["dac"].__setitem__("channels", 3), ("dac.channels",)),
+        (lambda b: b.__setitem__("pace_hz", 0), ("pace_hz",)),
         (lambda b: b.__setitem__("limits", [4000]), ("limits", "object")),
     ]
     for i in range(len(cases)):
@@ -115,28 +122,28 @@ def test_load_checked_raises_with_every_problem():
 
 
 def test_ua_code_round_trip():
-    conv = board.conversion(_board())
-    assert board.ua_to_code(conv, 0) == 2048
-    assert board.code_to_ua(conv, 2048) == 0
+    conv = calib.conversion(_board())
+    assert calib.ua_to_code(conv, 0) == 2048
+    assert calib.code_to_ua(conv, 2048) == 0
     for uA in range(-4000, 4001, 7):
-        code = board.ua_to_code(conv, uA)
-        back = board.code_to_ua(conv, code)
+        code = calib.ua_to_code(conv, uA)
+        back = calib.code_to_ua(conv, code)
         assert abs(back - uA) <= 2, (uA, code, back)   # half a 2.2 uA step, plus truncation
 
 
 def test_ua_to_code_clamps():
-    conv = board.conversion(_board())
+    conv = calib.conversion(_board())
     hw = conv["hw_limit_uA"]
     for uA in (hw, hw + 1, 100000, -hw, -hw - 1, -100000):
-        code = board.ua_to_code(conv, uA)
+        code = calib.ua_to_code(conv, uA)
         assert 0 <= code <= 4095
         # exact current of the code, compared without division
         assert abs((code - conv["zero_code"]) * conv["span_uA"]) <= hw * conv["span_code"], (uA, code)
-        assert abs(board.code_to_ua(conv, code)) <= hw
-    assert board.ua_to_code(conv, 100000) == board.ua_to_code(conv, hw)
+        assert abs(calib.code_to_ua(conv, code)) <= hw
+    assert calib.ua_to_code(conv, 100000) == calib.ua_to_code(conv, hw)
     prev = -1
     for uA in range(-5000, 5001, 3):
-        code = board.ua_to_code(conv, uA)
+        code = calib.ua_to_code(conv, uA)
         assert code >= prev
         prev = code
 
@@ -157,29 +164,6 @@ def test_mcp4922_words():
     assert buf == bytearray(b"\xf1\x23")
 
 
-def test_ads1115_words_and_scaling():
-    assert ads1115.config(ads1115.MUX_0_1, 2048, 128) == 0x8583   # power-on default
-    assert ads1115.config(ads1115.MUX_2_3, 2048, 860) == 0xB5E3
-    assert ads1115.config(ads1115.MUX_0_1, 4096, 8, single=False, start=False) == 0x0203
-    for bad in ((8, 2048, 128), (0, 3000, 128), (0, 2048, 100)):
-        try:
-            ads1115.config(*bad)
-        except ValueError:
-            pass
-        else:
-            raise AssertionError(bad)
-    assert ads1115.signed(0x7F, 0xFF) == 32767
-    assert ads1115.signed(0x80, 0x00) == -32768
-    assert ads1115.signed(0xFF, 0xFF) == -1
-    # 100 ohm shunt, gain 3, +/-2.048 V: 62.5 uV/code / 300 ohm = 5/24 uA per code
-    assert ads1115.current_scale(2048, 100, 3) == (5, 24)
-    assert ads1115.scaled(24, 5, 24) == 5 and ads1115.scaled(-24, 5, 24) == -5
-    assert ads1115.scaled(32767, 5, 24) == 6826 and ads1115.scaled(-32767, 5, 24) == -6826
-    # divider 20: 1.25 mV per code
-    assert ads1115.voltage_scale(2048, 20) == (5, 4)
-    assert ads1115.scaled(24000, 5, 4) == 30000
-
-
 def test_calibration_math():
     # A stage whose true zero is code 2051 and whose slope is 2.25 uA/code.
     def stage(code):
@@ -188,40 +172,40 @@ def test_calibration_math():
     z_read = stage(2048)
     f_read = stage(3848)
     assert z_read == -7 and f_read == 4043
-    cal = board.calibrate(z_read, f_read, 2048, 3848, load_ohm=1000)
+    cal = calib.calibrate(z_read, f_read, 2048, 3848, load_ohm=1000)
     assert cal["zero_code"] == 2051, cal
     assert cal["full_scale_code"] == 3848 and cal["full_scale_uA"] == 4043
     assert board.check_calibration(cal, 4095) == []
-    conv = board.conversion(_board(), cal)
-    assert board.ua_to_code(conv, 0) == 2051
-    c = board.ua_to_code(conv, 2000)
+    conv = calib.conversion(_board(), cal)
+    assert calib.ua_to_code(conv, 0) == 2051
+    c = calib.ua_to_code(conv, 2000)
     assert abs(stage(c) - 2000) <= 2, (c, stage(c))
     # Readings that fall as the code rises: wiring reversed; refuse.
     try:
-        board.calibrate(10, -3900, 2048, 3848)
+        calib.calibrate(10, -3900, 2048, 3848)
     except ValueError:
         pass
     else:
         raise AssertionError()
     # Across a 1 kOhm load, mV read equals uA.
-    assert board.load_uA(3960, 1000) == 3960
-    assert board.load_uA(-1981, 500) == -3962
+    assert calib.load_uA(3960, 1000) == 3960
+    assert calib.load_uA(-1981, 500) == -3962
 
 
 def test_calibration_storage():
     d = _scratch()
     try:
-        os.remove(d + "/" + board.CAL_FILE)
+        os.remove(d + "/" + calib.CAL_FILE)
     except OSError:
         pass
-    assert board.load_calibration(d) is None
-    cal = board.calibrate(-7, 4043, 2048, 3848, 1000)
-    board.save_calibration(d, cal)
-    assert board.load_calibration(d) == cal
-    with open(d + "/" + board.CAL_FILE, "w") as f:
+    assert calib.load_calibration(d) is None
+    cal = calib.calibrate(-7, 4043, 2048, 3848, 1000)
+    calib.save_calibration(d, cal)
+    assert calib.load_calibration(d) == cal
+    with open(d + "/" + calib.CAL_FILE, "w") as f:
         json.dump({"zero_code": 3000, "full_scale_code": 2000, "full_scale_uA": 1}, f)
     try:
-        board.load_calibration(d)
+        calib.load_calibration(d)
     except ValueError as e:
         assert "monotonic" in str(e)
     else:

@@ -133,3 +133,48 @@ def test_load_chunks_at_the_edges():
         raise AssertionError("chunk past total packed")
     except ValueError:
         pass
+
+
+def test_wire_constants_are_the_documented_ones():
+    # docs/wire.md: these numbers are on the wire; changing one breaks every other end.
+    assert (L.LINK_VERSION, L.MAX_PAYLOAD, L.STR_MAX, L.SEQ_MASK) == (1, 1024, 96, 0xFFFF)
+    assert (L.CH_MEAS, L.CH_SET) == (0, 1)
+    assert (L.HELLO, L.LOAD, L.CHECK, L.START, L.STOP, L.ABORT, L.STATUS, L.JOURNAL, L.HEARTBEAT, L.EXIT,
+            L.RAWREQ, L.STREAM) == tuple(range(1, 13))
+    assert (L.REPLY, L.ERROR, L.EVENT, L.TELEM, L.RAW, L.LOG) == tuple(range(0x81, 0x87))
+    assert L.Z_UNKNOWN == 0xFFFFFFFF and L.RAW_HEADER == 7 and L.LOAD_HEADER == 8
+
+
+def test_optional_and_required_command_fields():
+    for typ, obj in ((L.CHECK, {}), (L.ABORT, {}), (L.JOURNAL, {}), (L.HELLO, {"link": 1}),
+                     (L.RAWREQ, {"on": False}), (L.STREAM, {"on": False}), (L.STOP, {}), (L.STATUS, {}),
+                     (L.HEARTBEAT, {}), (L.EXIT, {})):
+        assert cmd(typ, obj)[1] is None, (typ, obj)
+    for typ, name in ((L.HELLO, "link"), (L.START, "sha256"), (L.RAWREQ, "on"), (L.STREAM, "on")):
+        assert cmd(typ, {}) == (None, L.E_BAD_FIELD, "missing " + name), typ
+    assert cmd(L.ABORT, {"reason": "x" * 96})[1] is None
+    assert cmd(L.ABORT, {"reason": "x" * 97})[1] == L.E_BAD_FIELD
+
+
+def test_decoder_reset_drops_a_partial_frame_and_counts_errors():
+    dec = L.Decoder()
+    frame = L.encode(L.STOP, 3, b"{}")
+    assert dec.feed(frame[:4]) == []
+    dec.reset()
+    assert dec.feed(frame) == [(L.STOP, 3, b"{}")]
+    assert (dec.frames, dec.errors) == (1, 0)
+    dec.feed(b"\x05\x01\x02\x00")            # a bad frame
+    assert dec.errors == 1
+    dec.feed(b"\x07" * (L.MAX_ENCODED + 5))  # oversize, no delimiter yet
+    assert dec.errors == 2
+    dec.feed(b"\x07" * 100)                   # still the same oversize run
+    assert dec.errors == 2
+    assert dec.feed(b"\x00" + frame) == [(L.STOP, 3, b"{}")]
+    assert (dec.frames, dec.errors) == (2, 2)
+
+
+def test_raw_unpack_reads_the_most_negative_sample():
+    payload = bytes([0, 0, 0, 0, 1, 0, 0, 0x00, 0x80])
+    assert L.unpack_raw(payload) == (0, 0, [-32768])
+    payload = bytes([0, 0, 0, 0, 1, 0, 0, 0xFF, 0x7F])
+    assert L.unpack_raw(payload) == (0, 0, [32767])

@@ -3,12 +3,56 @@ import sys
 import time
 from array import array
 
-from hal.base import SENSE_LEN, I_MEAN, I_MIN, I_MAX, V_MEAN, V_PEAK, ADC_MOVES, DAC_BACK
+from hal.calib import conversion, ua_to_code, code_to_ua
 from hal.sim import SimHal, SimReset, SimHang
-from tes.board import conversion, ua_to_code, code_to_ua
-from simrun import sim_board
+from devrun import BOARD
 
 MP = sys.implementation.name == "micropython"
+# The sim board's sense ADC: 12 bits over 3.3 V, 2.7 uA and 16 mV a code, with +/-8 uA and
+# +/-40 mV of noise: one reading is within NOISE_UA of the truth.
+NOISE_UA = 8 + 3
+# Block figures these tests read, from the per-sample sense (hal.base.Hal.sense).
+I_MEAN, I_MIN, I_MAX, V_MEAN, V_PEAK, ADC_MOVES, DAC_BACK, SENSE_LEN = 0, 1, 2, 3, 4, 5, 6, 7
+_SB = array("i", [0] * 256)
+_IB = array("i", [0] * 256)
+_VB = array("i", [0] * 256)
+_DB = array("i", [0] * 256)
+
+
+def sim_board(**model):
+    import json
+    b = json.loads(json.dumps(BOARD))
+    b["model"].update(model)
+    return b
+
+
+def sense_block(h, out):
+    """hal.sense of the block just written -> out[I_MEAN..DAC_BACK] (allocation-free)."""
+    n = h.sense(_SB, _IB, _VB, _DB, 256)
+    if n == 0:
+        return
+    isum = vsum = moves = vpk = 0
+    imin = imax = _IB[0]
+    for j in range(n):
+        i = _IB[j]
+        isum += i
+        vsum += _VB[j]
+        if i < imin:
+            imin = i
+        if i > imax:
+            imax = i
+        if j and i != _IB[j - 1]:
+            moves += 1
+        a = _VB[j] if _VB[j] >= 0 else -_VB[j]
+        if a > vpk:
+            vpk = a
+    out[I_MEAN] = isum // n
+    out[I_MIN] = imin
+    out[I_MAX] = imax
+    out[V_MEAN] = vsum // n
+    out[V_PEAK] = vpk
+    out[ADC_MOVES] = moves
+    out[DAC_BACK] = _DB[n - 1]
 
 
 def hal(fs=1000, **model):
@@ -24,7 +68,7 @@ def hold(h, uA, ms, blk=1):
     out = array("i", [0] * SENSE_LEN)
     for _ in range(ms * h.fs // 1000 // blk):
         h.write(buf, blk)
-        h.sense(out)
+        sense_block(h, out)
         h.feed()
     return out
 
@@ -32,11 +76,11 @@ def hold(h, uA, ms, blk=1):
 def test_ohms_law_steady_state():
     h = hal(series_ohm=1000, skin_ohm=10000, skin_ohm_floor=10000)
     s = hold(h, 1000, 200)
-    assert abs(s[I_MEAN] - 1000) <= 5, s[I_MEAN]
+    assert abs(s[I_MEAN] - 1000) <= NOISE_UA, s[I_MEAN]
     want = 1000 * 11000 // 1000  # mV
     assert abs(s[V_MEAN] - want) * 100 <= 2 * want, (s[V_MEAN], want)
     s = hold(h, -1500, 200)
-    assert abs(s[I_MEAN] + 1500) <= 5 and abs(s[V_MEAN] + 16500) <= 330
+    assert abs(s[I_MEAN] + 1500) <= NOISE_UA and abs(s[V_MEAN] + 16500) <= 330
 
 
 def test_dac_quantization_matches_board_calibration():
@@ -47,7 +91,7 @@ def test_dac_quantization_matches_board_calibration():
     for uA in range(-4000, 4001, 37):
         buf[0] = uA
         h.write(buf, 1)
-        h.sense(out)
+        sense_block(h, out)
         assert out[DAC_BACK] == code_to_ua(conv, ua_to_code(conv, uA)), uA
         assert abs(out[DAC_BACK] - uA) <= 3
 
@@ -74,7 +118,7 @@ def test_enable_off_means_no_current():
     h = hal()
     h.enable(False)
     s = hold(h, 2000, 20)
-    assert h.peak_uA == 0 and abs(s[I_MEAN]) <= 3
+    assert h.peak_uA == 0 and abs(s[I_MEAN]) <= NOISE_UA
 
 
 def test_skin_resistance_falls_while_current_flows():
@@ -101,9 +145,22 @@ def test_virtual_clock():
     buf = array("i", [0] * 7)
     for _ in range(3000):
         h.write(buf, 7)
+        assert h.room() == 256 - 7
+        h.sense(_SB, _IB, _VB, _DB, 256)
     assert h.ticks_ms() == 7000 and h.now_us() == 7000000
-    h.sleep_ms(5)
+    h.wait(5)
     assert h.ticks_ms() == 7005
+
+
+def test_room_and_sense_queue():
+    h = hal()
+    buf = array("i", [100, 200, 300])
+    h.write(buf, 3)
+    h.write(buf, 2)
+    assert h.room() == 256 - 5
+    assert h.sense(_SB, _IB, _VB, _DB, 2) == 2 and list(_SB[:2]) == [100, 200]
+    assert h.sense(_SB, _IB, _VB, _DB, 8) == 3 and list(_SB[:3]) == [300, 100, 200]
+    assert h.sense(_SB, _IB, _VB, _DB, 8) == 0 and h.room() == 256
 
 
 def test_realtime_paces_writes():
@@ -114,6 +171,7 @@ def test_realtime_paces_writes():
     t0 = time.ticks_ms() if MP else time.monotonic() * 1000
     for _ in range(8):
         h.write(buf, 10)
+        h.sense(_SB, _IB, _VB, _DB, 256)
     t1 = time.ticks_ms() if MP else time.monotonic() * 1000
     assert t1 - t0 >= 65, t1 - t0
 
@@ -126,13 +184,13 @@ def _fault(kind, at=100, uA=2000, ms=200, **model):
 
 def test_liftoff_opens_the_circuit():
     h, s = _fault("liftoff")
-    assert abs(s[I_MEAN]) <= 10 and s[V_PEAK] >= 29900
+    assert abs(s[I_MEAN]) <= NOISE_UA and s[V_PEAK] >= 29900
     assert h.log() == [(100, "liftoff")]
 
 
 def test_short_drops_voltage():
     h, s = _fault("short")
-    assert abs(s[I_MEAN] - 2000) <= 6 and abs(s[V_MEAN]) <= 30
+    assert abs(s[I_MEAN] - 2000) <= NOISE_UA and abs(s[V_MEAN]) <= 30
 
 
 def test_dac_stuck_freezes_output_and_readback():
@@ -143,8 +201,8 @@ def test_dac_stuck_freezes_output_and_readback():
     for t in range(200):
         buf[0] = t * 10
         h.write(buf, 1)
-        h.sense(out)
-    assert abs(out[DAC_BACK] - 490) <= 3 and abs(out[I_MEAN] - 490) <= 6
+        sense_block(h, out)
+    assert abs(out[DAC_BACK] - 490) <= 3 and abs(out[I_MEAN] - 490) <= NOISE_UA
     h.zero()                    # the enable still cuts the output
     hold(h, 0, 5)
     assert h.i_true == 0
@@ -174,9 +232,9 @@ def test_host_lost_flag():
     h = hal()
     h.inject("host-lost", 30)
     hold(h, 0, 20)
-    assert not h.host_lost()
+    assert not h.host_gone
     hold(h, 0, 20)
-    assert h.host_lost()
+    assert h.host_gone
 
 
 def test_stall_fires_the_watchdog():
@@ -229,7 +287,7 @@ def test_reset_zeroes_from_onset():
     assert h.zero_at_us == 40000 and not h.en and h.ticks_ms() == 40
     s = hold(h, 2000, 10)        # after reboot the enable is off until the app says so
     assert h.peak_uA == 2000 or h.i_true == 0
-    assert abs(s[I_MEAN]) <= 3
+    assert abs(s[I_MEAN]) <= NOISE_UA
 
 
 def test_storage_is_a_real_directory():
@@ -257,23 +315,9 @@ def test_write_and_sense_allocate_nothing():
     try:
         for _ in range(20):
             h.write(buf, 10)
-            h.sense(out)
+            sense_block(h, out)
             h.feed()
         h.zero()
     finally:
         micropython.heap_unlock()
     assert len(h.log()) == 5
-
-
-def test_sim_speed_1ks_one_sample_blocks():
-    # 20 s of stimulation at 1 kS/s in 1 ms blocks; the full 20-minute figure is in
-    # the report (tools/mptest timing). Lenient bound: >= 20x real time here.
-    h = hal()
-    buf = array("i", [1000])
-    out = array("i", [0] * SENSE_LEN)
-    t0 = time.ticks_ms() if MP else time.monotonic() * 1000
-    for _ in range(20000):
-        h.write(buf, 1)
-        h.sense(out)
-    t1 = time.ticks_ms() if MP else time.monotonic() * 1000
-    assert t1 - t0 < 1000, t1 - t0

@@ -9,6 +9,7 @@ whatever phase it lands in, a soft stop must:
   - keep the waveform going (a sine keeps its phase) while it fades.
 Runs under the unix port (tools/mptest.py) and CPython (pytest)."""
 from tes import link as L
+from tes import supervisor as S
 from tes.supervisor import SOFT_RAMP_MS
 
 from devrun import DeviceRun
@@ -145,14 +146,14 @@ def test_budget_stop_ramps_from_the_plateau():
     d = DeviceRun(protocol("sine"), "budget")
     d.run_until(3000)
     sup = d.app.session.sup
-    sup.q_budget = sup.charge_uC + 100        # the charge budget runs out now
+    sup.st[S.T_QMAX] = sup.charge_uC + 100    # the charge budget runs out now
     d.run_to_end()
     assert d.outcome() == ("fault", "charge-budget"), d.outcome()
     check_fade(d, AMP_AC, SOFT_RAMP_MS, dc=False)
     d = DeviceRun(protocol("dc"), "budget-time")
     d.run_until(3000)
     sup = d.app.session.sup
-    sup.t_budget = sup.stim_ms + 50
+    sup.st[S.T_TMAX] = sup.st[S.S_STIM] + 50 * FS // 1000     # 50 ms of stimulation left
     d.run_to_end()
     assert d.outcome() == ("fault", "duration-budget"), d.outcome()
     check_fade(d, AMP_DC, SOFT_RAMP_MS, dc=True)
@@ -187,3 +188,19 @@ def test_abort_is_a_step_to_zero():
     assert not d.running() and not d.hal.en and d.n == n_before
     assert d.outcome() == ("aborted", "operator-abort")
     assert d.hal.i_true == 0 or not d.hal.en
+
+
+def test_stop_right_after_start_ends_before_any_current():
+    # STOP in the same batch of frames as START: before the first block was made.
+    d = DeviceRun(protocol("dc"), "stop-at-start", start=False)
+    d.load()
+    d.check()
+    n0 = d.hal.n
+    d.port.inq += L.encode(L.START, d.seq, ('{"sha256":"%s"}' % d.app.sha).encode())
+    d.port.inq += L.encode(L.STOP, d.seq + 1, b"{}")
+    d.seq += 2
+    d.app.service()
+    d.run_to_end()
+    assert d.outcome() == ("stopped", "operator-stop")
+    assert all(d.samples[k] == 0 for k in range(n0, d.n))
+    assert d.hal.peak_uA <= 110          # the check's test current, nothing more

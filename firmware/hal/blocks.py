@@ -1,0 +1,125 @@
+"""Whole-block conversions of the DMA-paced drivers: microamps into the DAC word ring, and
+the ADC ring into aligned uA/mV samples. Plain code that runs anywhere (the reference);
+hal.blocks_fast is its viper twin, bit-exact (tests/firmware/test_blocks.py).
+
+Output ring: W 16-bit DAC words per sample (W = 1: channel A; W = 2: A then B), sample k
+at halfwords (k*W) & mask_w; a parallel ring of set currents (uA) at k & mask_s, so that
+sense() can pair every measurement with the sample it belongs to.
+ADC ring: round-robin conversions, NCH per sample (current, voltage, DAC readback), the
+conversion of channel c for sample slot p at (NCH*p + c) & mask_a. A channel with latency L
+measures sample k in slot k + L.
+Every int stays within +/-2**30 (uA <= 5000, codes < 4096): no allocation on a board.
+"""
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+# cfg of put_words (array('i'))
+P_Z = const(0)        # zero code
+P_SC = const(1)       # span in codes
+P_SU = const(2)       # span in uA
+P_HW = const(3)       # hardware current limit (uA)
+P_TOP = const(4)      # largest code
+P_BASE = const(5)     # DAC word bits above the code (channel A, buffered, 1x, active)
+P_W = const(6)        # words per sample (1 or 2)
+P_MASKW = const(7)    # output ring length in halfwords - 1
+P_MASKS = const(8)    # set ring length in samples - 1
+P_WORDB = const(9)    # W = 2: the fixed channel B word
+P_LEN = const(10)
+
+# cfg of get_sense (array('i'))
+G_MID = const(0)      # ADC code of zero (mid-rail)
+G_KI = const(1)       # current: uA = (code - mid) * KI >> SI (rounded)
+G_SI = const(2)
+G_KV = const(3)       # voltage: mV = (code - mid) * KV >> SV
+G_SV = const(4)
+G_KD = const(5)       # readback: DAC code = code * KD >> SD
+G_SD = const(6)
+G_CI = const(7)       # round-robin position of each channel
+G_CV = const(8)
+G_CD = const(9)
+G_LI = const(10)      # latency of each channel, samples
+G_LV = const(11)
+G_LD = const(12)
+G_MASKA = const(13)   # ADC ring length in halfwords - 1
+G_Z = const(14)       # calibration, for the readback in uA
+G_SU = const(15)
+G_SC = const(16)
+G_NCH = const(17)     # conversions per sample
+G_MASKS = const(18)   # set ring length in samples - 1
+G_LEN = const(19)
+
+
+def put_words(ring, sring, buf, n, k0, cfg):
+    """buf[0:n] (uA) -> DAC words of samples k0..k0+n-1, and their set currents."""
+    z = cfg[P_Z]
+    sc = cfg[P_SC]
+    su = cfg[P_SU]
+    half = su >> 1
+    hw = cfg[P_HW]
+    top = cfg[P_TOP]
+    base = cfg[P_BASE]
+    w = cfg[P_W]
+    mw = cfg[P_MASKW]
+    ms = cfg[P_MASKS]
+    lim = hw * sc
+    for j in range(n):
+        k = k0 + j
+        s = buf[j]
+        sring[k & ms] = s
+        # hal.calib.ua_to_code, inline: nearest code, hardware limit, DAC range
+        if s > hw:
+            s = hw
+        elif s < -hw:
+            s = -hw
+        p = s * sc
+        if p >= 0:
+            code = z + (p + half) // su
+        else:
+            code = z - ((half - p) // su)
+        if code > top:
+            code = top
+        elif code < 0:
+            code = 0
+        if (code - z) * su > lim:
+            code -= 1
+        elif (z - code) * su > lim:
+            code += 1
+        i = (k * w) & mw
+        ring[i] = base | code
+        if w == 2:
+            ring[(i + 1) & mw] = cfg[P_WORDB]
+
+
+def get_sense(adc, sring, sb, ib, vb, db, n, k0, cfg):
+    """Samples k0..k0+n-1 -> set (uA), current (uA), voltage (mV), readback (uA)."""
+    mid = cfg[G_MID]
+    ki = cfg[G_KI]
+    si = cfg[G_SI]
+    hi = 1 << (si - 1)
+    kv = cfg[G_KV]
+    sv = cfg[G_SV]
+    hv = 1 << (sv - 1)
+    kd = cfg[G_KD]
+    sd = cfg[G_SD]
+    hd = 1 << (sd - 1)
+    nch = cfg[G_NCH]
+    ci = cfg[G_CI] + nch * cfg[G_LI]
+    cv = cfg[G_CV] + nch * cfg[G_LV]
+    cd = cfg[G_CD] + nch * cfg[G_LD]
+    ma = cfg[G_MASKA]
+    ms = cfg[G_MASKS]
+    z = cfg[G_Z]
+    su = cfg[G_SU]
+    sc = cfg[G_SC]
+    for j in range(n):
+        k = k0 + j
+        sb[j] = sring[k & ms]
+        a = nch * k
+        ib[j] = ((adc[(a + ci) & ma] - mid) * ki + hi) >> si
+        vb[j] = ((adc[(a + cv) & ma] - mid) * kv + hv) >> sv
+        code = (adc[(a + cd) & ma] * kd + hd) >> sd
+        p = (code - z) * su       # hal.calib.code_to_ua: toward zero
+        db[j] = p // sc if p >= 0 else -((-p) // sc)

@@ -1,0 +1,128 @@
+"""Viper twin of hal.blocks (put_words, get_sense): the same arithmetic, statement for
+statement, on machine words; bit-exact to the plain code (tests/firmware/test_blocks.py).
+Signed words are read as (w ^ 2**31) - 2**31 (ptr32 zero-extends on a 64-bit build; the
+identity on a 32-bit board). Imported only where the viper emitter exists."""
+import micropython
+from micropython import const
+
+_P_Z = const(0)
+_P_SC = const(1)
+_P_SU = const(2)
+_P_HW = const(3)
+_P_TOP = const(4)
+_P_BASE = const(5)
+_P_W = const(6)
+_P_MASKW = const(7)
+_P_MASKS = const(8)
+_P_WORDB = const(9)
+_G_MID = const(0)
+_G_KI = const(1)
+_G_SI = const(2)
+_G_KV = const(3)
+_G_SV = const(4)
+_G_KD = const(5)
+_G_SD = const(6)
+_G_CI = const(7)
+_G_CV = const(8)
+_G_CD = const(9)
+_G_LI = const(10)
+_G_LV = const(11)
+_G_LD = const(12)
+_G_MASKA = const(13)
+_G_Z = const(14)
+_G_SU = const(15)
+_G_SC = const(16)
+_G_NCH = const(17)
+_G_MASKS = const(18)
+
+
+@micropython.viper
+def put_words(ring_obj, sring_obj, buf_obj, n: int, k0: int, cfg_obj):
+    ring = ptr16(ring_obj)
+    sring = ptr32(sring_obj)
+    buf = ptr32(buf_obj)
+    cfg = ptr32(cfg_obj)
+    sg = int(1) << 31
+    z = int(cfg[_P_Z])
+    sc = int(cfg[_P_SC])
+    su = int(cfg[_P_SU])
+    half = su >> 1
+    hw = int(cfg[_P_HW])
+    top = int(cfg[_P_TOP])
+    base = int(cfg[_P_BASE])
+    w = int(cfg[_P_W])
+    mw = int(cfg[_P_MASKW])
+    ms = int(cfg[_P_MASKS])
+    wb = int(cfg[_P_WORDB])
+    lim = hw * sc
+    j = 0
+    while j < n:
+        k = k0 + j
+        s = (buf[j] ^ sg) - sg
+        sring[k & ms] = s
+        if s > hw:
+            s = hw
+        elif s < 0 - hw:
+            s = 0 - hw
+        p = s * sc
+        if p >= 0:
+            code = z + (p + half) // su
+        else:
+            code = z - ((half - p) // su)
+        if code > top:
+            code = top
+        elif code < 0:
+            code = 0
+        if (code - z) * su > lim:
+            code -= 1
+        elif (z - code) * su > lim:
+            code += 1
+        i = (k * w) & mw
+        ring[i] = base | code
+        if w == 2:
+            ring[(i + 1) & mw] = wb
+        j += 1
+
+
+@micropython.viper
+def get_sense(adc_obj, sring_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, k0: int, cfg_obj):
+    adc = ptr16(adc_obj)
+    sring = ptr32(sring_obj)
+    sb = ptr32(sb_obj)
+    ib = ptr32(ib_obj)
+    vb = ptr32(vb_obj)
+    db = ptr32(db_obj)
+    cfg = ptr32(cfg_obj)
+    mid = int(cfg[_G_MID])
+    ki = int(cfg[_G_KI])
+    si = int(cfg[_G_SI])
+    hi = int(1) << (si - 1)
+    kv = int(cfg[_G_KV])
+    sv = int(cfg[_G_SV])
+    hv = int(1) << (sv - 1)
+    kd = int(cfg[_G_KD])
+    sd = int(cfg[_G_SD])
+    hd = int(1) << (sd - 1)
+    nch = int(cfg[_G_NCH])
+    ci = int(cfg[_G_CI]) + nch * int(cfg[_G_LI])
+    cv = int(cfg[_G_CV]) + nch * int(cfg[_G_LV])
+    cd = int(cfg[_G_CD]) + nch * int(cfg[_G_LD])
+    ma = int(cfg[_G_MASKA])
+    ms = int(cfg[_G_MASKS])
+    z = int(cfg[_G_Z])
+    su = int(cfg[_G_SU])
+    sc = int(cfg[_G_SC])
+    j = 0
+    while j < n:
+        k = k0 + j
+        sb[j] = sring[k & ms]
+        a = nch * k
+        ib[j] = ((int(adc[(a + ci) & ma]) - mid) * ki + hi) >> si
+        vb[j] = ((int(adc[(a + cv) & ma]) - mid) * kv + hv) >> sv
+        code = (int(adc[(a + cd) & ma]) * kd + hd) >> sd
+        p = (code - z) * su
+        if p >= 0:
+            db[j] = p // sc
+        else:
+            db[j] = 0 - ((0 - p) // sc)
+        j += 1

@@ -1,0 +1,78 @@
+"""The one block loop: engine -> hal.write -> hal.sense -> supervisor.
+
+Every current the device puts out goes through here: stimulation sessions, the impedance
+check and streaming alike. step() keeps the HAL's output queue topped up from the engine
+and checks every sample measured since the last call. Nothing in it allocates (the app
+runs it with the heap locked) and nothing in it waits: pacing is the HAL's (DMA on a
+board, the virtual clock on the simulated one).
+
+Blocks are at most 1 ms and at most BLOCK_MAX samples, so a hard fault shows in the
+first block it touches and the supervisor's sums stay small ints.
+"""
+try:
+    import micropython
+except ImportError:  # CPython
+    from tes import compat as micropython
+
+from array import array
+
+BLOCK_MAX = 32
+END = -1            # step(): the engine is done and every sample it made has been checked
+
+
+def block_for(fs):
+    """Samples per control block at sample rate fs: 1 ms, at most BLOCK_MAX, at least 1."""
+    b = fs // 1000
+    if b > BLOCK_MAX:
+        b = BLOCK_MAX
+    return b if b > 0 else 1
+
+
+class Control:
+    def __init__(self, hal, engine, sup, fs):
+        self.hal = hal
+        self.engine = engine
+        self.sup = sup
+        self.block = block_for(fs)
+        b = self.block
+        self.out = array("i", [0] * b)      # engine -> hal
+        self.sb = array("i", [0] * b)       # hal.sense -> supervisor: set, i, v, readback
+        self.ib = array("i", [0] * b)
+        self.vb = array("i", [0] * b)
+        self.db = array("i", [0] * b)
+        self.written = 0                    # samples queued so far
+        self.checked = 0                    # samples sensed and checked so far
+        self.engine_done = False
+        self.tap = None                     # raw streaming: tap(set_block, n), allocation-free
+        self.busy = False                   # the last step wrote or checked something
+
+    @micropython.native
+    def step(self, host_age_ms):
+        """One pass: fill, write, sense, check. -> fault code (> 0), 0, or END."""
+        hal = self.hal
+        b = self.block
+        busy = False
+        if not self.engine_done and hal.room() >= b:
+            n = self.engine.fill(self.out, b)
+            if n:
+                hal.write(self.out, n)
+                self.written += n
+                busy = True
+            else:
+                self.engine_done = True
+        sb = self.sb
+        m = hal.sense(sb, self.ib, self.vb, self.db, b)
+        if m:
+            busy = True
+        self.busy = busy
+        while m:
+            self.checked += m
+            if self.tap is not None:
+                self.tap(sb, m)
+            code = self.sup.check(sb, self.ib, self.vb, self.db, m, host_age_ms)
+            if code:
+                return code
+            m = hal.sense(sb, self.ib, self.vb, self.db, b)
+        if self.engine_done and self.checked >= self.written:
+            return END
+        return 0

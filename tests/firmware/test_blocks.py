@@ -1,0 +1,133 @@
+"""hal.blocks: the DMA drivers' per-sample conversions. The plain code against the board's
+calibration (hal.calib) and the MCP4922 word layout; the viper twin (hal.blocks_fast)
+against the plain code, bit for bit, where the emitter exists.
+Runs under the unix port (tools/mptest.py) and CPython (pytest)."""
+import sys
+from array import array
+
+from hal import blocks as B
+from hal import calib, mcp4922
+from tes import board
+
+try:
+    from hal import blocks_fast as F
+except (ImportError, SyntaxError, NameError):     # CPython or a port without viper
+    F = None
+
+_HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+PICO = board.load(_HERE + "/../../boards/pico-mcp4922.json")
+
+
+def put_cfg(b, w=1, mask_w=255, mask_s=127):
+    conv = calib.conversion(b)
+    cfg = array("i", [0] * B.P_LEN)
+    cfg[B.P_Z] = conv["zero_code"]
+    cfg[B.P_SC] = conv["span_code"]
+    cfg[B.P_SU] = conv["span_uA"]
+    cfg[B.P_HW] = conv["hw_limit_uA"]
+    cfg[B.P_TOP] = conv["code_max"]
+    cfg[B.P_BASE] = mcp4922.word(0)
+    cfg[B.P_W] = w
+    cfg[B.P_MASKW] = mask_w
+    cfg[B.P_MASKS] = mask_s
+    cfg[B.P_WORDB] = mcp4922.word(2048, mcp4922.CH_B)
+    return cfg
+
+
+def sense_cfg(b, lat=(1, 0, 0), mask_a=511, mask_s=127):
+    conv = calib.conversion(b)
+    sc = calib.sense_scales(b)
+    cfg = array("i", [0] * B.G_LEN)
+    cfg[B.G_MID], cfg[B.G_KI], cfg[B.G_SI] = sc["mid"], sc["ki"], sc["si"]
+    cfg[B.G_KV], cfg[B.G_SV], cfg[B.G_KD], cfg[B.G_SD] = sc["kv"], sc["sv"], sc["kd"], sc["sd"]
+    cfg[B.G_CI], cfg[B.G_CV], cfg[B.G_CD] = 0, 1, 2
+    cfg[B.G_LI], cfg[B.G_LV], cfg[B.G_LD] = lat
+    cfg[B.G_MASKA] = mask_a
+    cfg[B.G_Z], cfg[B.G_SU], cfg[B.G_SC] = conv["zero_code"], conv["span_uA"], conv["span_code"]
+    cfg[B.G_NCH] = 3
+    cfg[B.G_MASKS] = mask_s
+    return cfg
+
+
+def test_words_are_the_calibrated_codes_in_mcp4922_commands():
+    conv = calib.conversion(PICO)
+    for w in (1, 2):
+        ring = array("H", [0] * 256)
+        sring = array("i", [0] * 128)
+        buf = array("i", [-4500 + 97 * j for j in range(32)] + [0] * 0)
+        cfg = put_cfg(PICO, w)
+        B.put_words(ring, sring, buf, 32, 120, cfg)     # wraps the set ring (128) and word ring
+        for j in range(32):
+            k = 120 + j
+            code = calib.ua_to_code(conv, buf[j])
+            assert ring[(k * w) & 255] == mcp4922.word(code), (w, j)
+            if w == 2:
+                assert ring[(k * w + 1) & 255] == mcp4922.word(2048, mcp4922.CH_B)
+            assert sring[k & 127] == buf[j]
+
+
+def test_sense_pairs_each_sample_with_its_own_conversions():
+    sc = calib.sense_scales(PICO)
+    conv = calib.conversion(PICO)
+    adc = array("H", [0] * 512)
+    sring = array("i", [0] * 128)
+    n = 20
+    k0 = 125                                      # wraps the set ring
+    for j in range(n + 1):
+        k = k0 + j
+        sring[k & 127] = 100 * j
+        # slot p holds: current of sample p - 1, voltage of p, readback of p
+        adc[(3 * k) & 511] = sc["mid"] + j - 1        # current channel, latency 1
+        adc[(3 * k + 1) & 511] = sc["mid"] - 2 * j    # voltage
+        adc[(3 * k + 2) & 511] = 2000 + j             # readback
+    out = [array("i", [0] * n) for _ in range(4)]
+    B.get_sense(adc, sring, out[0], out[1], out[2], out[3], n, k0, sense_cfg(PICO))
+    for j in range(n):
+        assert out[0][j] == 100 * j
+        assert out[1][j] == calib.scaled(j, sc["ki"], sc["si"]), j      # sample j's current is in slot j+1
+        assert out[2][j] == calib.scaled(-2 * j, sc["kv"], sc["sv"])
+        assert out[3][j] == calib.code_to_ua(conv, calib.scaled(2000 + j, sc["kd"], sc["sd"]))
+
+
+def test_sense_scales_of_the_reference_board():
+    sc = calib.sense_scales(PICO)
+    assert sc["mid"] == 2048
+    # 3.3 V over 4096 codes, 100 ohm shunt x 3: 2.686 uA per code; 1000 codes = 2686 uA
+    assert calib.scaled(1000, sc["ki"], sc["si"]) == 2686
+    # x 20 divider: 16.11 mV per code
+    assert calib.scaled(1000, sc["kv"], sc["sv"]) == 16113
+    assert calib.scaled(-1000, sc["kv"], sc["sv"]) == -16113
+    # readback: ADC code 1241 (1000 mV) = DAC code 2000 of 2048 mV full scale
+    assert calib.scaled(1241, sc["kd"], sc["sd"]) == 2000
+
+
+def test_viper_twins_are_bit_exact():
+    if sys.implementation.name != "micropython":
+        assert F is None
+        return
+    if F is None:
+        return      # a MicroPython port without viper: the plain code runs (hal.rp2 checks)
+    x = 12345
+    for trial in range(30):
+        w = 1 + trial % 2
+        ring_a = array("H", [0] * 256)
+        ring_b = array("H", [0] * 256)
+        s_a = array("i", [0] * 128)
+        s_b = array("i", [0] * 128)
+        buf = array("i", [0] * 32)
+        for j in range(32):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            buf[j] = (x >> 8) % 11001 - 5500
+        k0 = (x >> 3) % 100000
+        cfg = put_cfg(PICO, w)
+        B.put_words(ring_a, s_a, buf, 32, k0, cfg)
+        F.put_words(ring_b, s_b, buf, 32, k0, cfg)
+        assert list(ring_a) == list(ring_b) and list(s_a) == list(s_b), trial
+        adc = array("H", [(x >> (j % 13)) & 0xFFF for j in range(512)])
+        outs_a = [array("i", [0] * 32) for _ in range(4)]
+        outs_b = [array("i", [0] * 32) for _ in range(4)]
+        cfg = sense_cfg(PICO, lat=(trial % 2, 0, trial % 3))
+        B.get_sense(adc, s_a, outs_a[0], outs_a[1], outs_a[2], outs_a[3], 32, k0, cfg)
+        F.get_sense(adc, s_a, outs_b[0], outs_b[1], outs_b[2], outs_b[3], 32, k0, cfg)
+        for a, b in zip(outs_a, outs_b):
+            assert list(a) == list(b), trial

@@ -1,0 +1,103 @@
+"""The viper supervisor (tes.supervisor_fast) against the plain one, block by block: the
+same code and the same state array after every block, on random and extreme inputs.
+
+Under MicroPython with the viper emitter (the unix port here, the board) both run; under
+CPython and ports without viper the fast module must not import, and the plain code is
+the supervisor (checked here too)."""
+import sys
+from array import array
+
+from tes import supervisor as S
+
+try:
+    from tes import supervisor_fast as F
+except (ImportError, SyntaxError, NameError):    # CPython: no viper; wasm port: no emitter
+    F = None
+
+
+class Lcg:
+    def __init__(self, seed):
+        self.x = seed & 0x7FFFFFFF
+
+    def next(self, lo, hi):
+        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
+        return lo + (self.x >> 8) % (hi - lo + 1)
+
+
+def make(fs, period=0):
+    lim = {"max_current_uA": 4000, "max_charge_uC": 7200000, "max_stim_ms": 2400000}
+    return S.Supervisor(lim, {"impedance_max_ohm": 20000}, fs, period_samples=period, fast=False)
+
+
+def scenario(rng, kind):
+    """A block generator: (set, i, v, d) per sample for one scenario."""
+    base_set = rng.next(-4000, 4000)
+    z = rng.next(0, 60000)
+
+    def sample(k):
+        if kind == "extreme":
+            s = rng.next(-5000, 5000)
+            return s, rng.next(-5200, 5200), rng.next(-32000, 32000), rng.next(-5000, 5000)
+        if kind == "still":
+            return base_set, 1234, -567, base_set
+        if kind == "sine":
+            s = (base_set * ((k * 37) % 200 - 100)) // 100
+        else:
+            s = base_set
+        i = s + rng.next(-30, 30)
+        v = i * z // 1000 + rng.next(-5, 5)
+        if v > 31000:
+            v = 31000
+        elif v < -31000:
+            v = -31000
+        return s, i, v, s + rng.next(-3, 3)
+    return sample
+
+
+def run_pair(seed):
+    rng = Lcg(seed)
+    fs = (1000, 1280, 5000, 20000, 50000)[seed % 5]
+    plain = make(fs, period=rng.next(0, 3) * 100)
+    fast = make(fs, period=0)
+    for k in range(len(fast.st)):
+        fast.st[k] = plain.st[k]
+    n_max = min(32, fs // 1000 or 1)
+    sb = array("i", [0] * 32)
+    ib = array("i", [0] * 32)
+    vb = array("i", [0] * 32)
+    db = array("i", [0] * 32)
+    kind = ("extreme", "still", "sine", "dc")[seed % 4]
+    sample = scenario(rng, kind)
+    t = 0
+    for blk in range(300):
+        n = rng.next(1, n_max)
+        for j in range(n):
+            sb[j], ib[j], vb[j], db[j] = sample(t)
+            t += 1
+        age = rng.next(0, 4000)
+        a = S.check(plain.st, sb, ib, vb, db, n, age)
+        b = F.check(fast.st, sb, ib, vb, db, n, age)
+        assert a == b, (seed, blk, a, b)
+        assert list(plain.st) == list(fast.st), (seed, blk, [(k, plain.st[k], fast.st[k])
+                                                              for k in range(len(plain.st))
+                                                              if plain.st[k] != fast.st[k]])
+        if blk % 37 == 0:
+            plain.window()
+            fast.window()
+
+
+def test_viper_twin_is_bit_exact():
+    if sys.implementation.name != "micropython":
+        assert F is None        # CPython never loads the viper module
+        return
+    if F is None:               # a MicroPython port without viper (WebAssembly): plain code runs
+        assert make(1000).kernel is S.check
+        return
+    for seed in range(1, 41):
+        run_pair(seed)
+
+
+def test_the_supervisor_uses_the_fast_kernel_where_it_exists():
+    lim = {"max_current_uA": 4000, "max_charge_uC": 7200000, "max_stim_ms": 2400000}
+    sup = S.Supervisor(lim, {"impedance_max_ohm": 20000}, 5000)
+    assert sup.kernel is (F.check if F is not None else S.check)
