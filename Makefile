@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MICROPYTHON ?= $(abspath $(BIN))/micropython
 export MICROPYTHON
 
-.PHONY: setup test test-mp test-py test-hil demo bench lint clean
+.PHONY: setup test test-mp test-mp32 test-py test-hil demo bench lint mutate clean
 
 setup: $(VENV)/.setup-done
 
@@ -20,13 +20,25 @@ $(VENV)/.setup-done: pyproject.toml
 	@test -x "$(MICROPYTHON)" || (echo "no MicroPython unix port at $(MICROPYTHON): set MICROPYTHON=/path/to/micropython" && false)
 	touch $@
 
-test: setup lint test-mp test-py test-hil
+test: setup lint test-mp test-mp32 test-py test-hil
 
 test-mp: setup
 	$(MICROPYTHON) -X heapsize=16M tools/mptest.py
 
 test-py: setup
 	$(BIN)/pytest -p no:cacheprovider
+
+# The firmware tests again on a 32-bit MicroPython (WebAssembly port, under Node): small
+# ints of 31 bits as on a board, so an int past 2**30 in the heap-locked path shows.
+test-mp32: setup tools/wasm/node_modules/.package-lock.json
+	PATH="$(NODE_BIN):$$PATH" node tools/wasm/mptest32.mjs
+
+tools/wasm/node_modules/.package-lock.json: tools/wasm/package.json tools/wasm/package-lock.json
+	cd tools/wasm && PATH="$(NODE_BIN):$$PATH" npm ci --no-audit --no-fund
+
+# Mutation testing of the safety modules (slow: not part of make test).
+mutate: setup
+	$(BIN)/python tools/mutate.py --jobs 2
 
 # tesctl hil's Node harness: node and npm from PATH, else the ones pyright's nodejs wheel put in the venv.
 HIL := host/tesctl/hil

@@ -2,7 +2,7 @@
 engine says it should (a `tesctl preview --csv` of the same protocol).
 
 The preview's currents become codes through the firmware's own calibration code
-(tes.board.conversion and ua_to_code, with the board file's calibration). The log holds
+(hal.calib.conversion and ua_to_code, with the board file's calibration). The log holds
 every latch of the session and everything around it (impedance check, idle zero latches,
 other sessions), so the session is found first: candidate starts are the latches around
 each output-enable event (a session enables the output as it starts), or, in a log with
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tes.board import conversion, ua_to_code
+from hal.calib import conversion, ua_to_code
 
 
 class CompareError(Exception):

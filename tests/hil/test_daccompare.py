@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tes.board import conversion, ua_to_code
+from hal.calib import conversion, ua_to_code
 from tesctl.boards import resolve
 from tesctl.daccompare import compare, report_lines
 from tesctl.enginerun import write_csv
