@@ -1,6 +1,7 @@
-"""Content hash of the firmware: the same files, hashed the same way, on the host (from
-the repo's firmware/ folder) and on the device (from its filesystem root), so the host
-can tell whether a board runs exactly the code it was built with."""
+"""Content hash of the firmware: the same files, hashed the same way, on the host (the
+set deploy stages for that board) and on the device (from its filesystem root), so the
+host can tell whether a board runs exactly the code it was built with. Sources (.py) and
+compiled modules (.mpy) alike: the hash is of what the board runs."""
 import hashlib
 import os
 
@@ -15,7 +16,7 @@ def _files(root):
             listing = os.listdir(root + "/" + pkg)
         except OSError:
             continue
-        names += [pkg + "/" + n for n in listing if n.endswith(".py")]
+        names += [pkg + "/" + n for n in listing if n.endswith(".py") or n.endswith(".mpy")]
     names.sort()
     return names
 

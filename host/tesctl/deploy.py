@@ -4,18 +4,19 @@ by hash what the board now holds.
 mpremote runs as a subprocess (the one beside sys.executable, else on PATH), exactly as a
 hardware developer would type it:
 
-    mpremote connect PORT [resume] exec "<mkdir tes, hal; delete stale .py files there>"
-    mpremote connect PORT [resume] fs cp STAGE/tes/*.py :tes/
-    mpremote connect PORT [resume] fs cp STAGE/hal/*.py :hal/
-    mpremote connect PORT [resume] fs cp STAGE/main.py :main.py
+    mpremote connect PORT resume exec "<mkdir tes, hal; delete stale modules there>"
+    mpremote connect PORT resume fs cp STAGE/tes/*.mpy :tes/       (.py on the simulated board)
+    mpremote connect PORT resume fs cp STAGE/hal/*.mpy :hal/
+    mpremote connect PORT resume fs cp STAGE/main.py :main.py
     mpremote connect PORT [resume] fs cp boards/BOARD.json :board.json
     mpremote connect PORT [resume] exec "<tes.fwhash.tree_sha256(ROOT); sha256 of board.json>"
 
-The file set is staged into a temporary folder first (main.py, all of tes/*.py, all of
-hal/*.py except hal/sim.py unless the board's mcu is "sim"), the host hash is
-tes.fwhash.tree_sha256 over that folder, and the files are copied from it: what is hashed
-is what is copied. Stale .py files in the board's tes/ and hal/ are removed, since the
-device hash covers every .py there.
+The file set is staged into a temporary folder first by tesctl.firmware.stage (main.py
+as source; every tes/ and hal/ module the board needs, compiled by mpy-cross for its
+architecture: a board compiles nothing at boot), the host hash is tes.fwhash.tree_sha256
+over that folder, and the files are copied from it: what is hashed is what is copied.
+Stale modules (.py or .mpy) in the board's tes/ and hal/ are removed, since the device
+hash covers every module there.
 
 Targets. A device may be running the link app, which ignores Ctrl-C: deploy first sends
 HELLO + EXIT over the link (best effort). A board then reboots once straight into its REPL
@@ -67,6 +68,13 @@ def firmware_files(board):
 
 def stage(board, dest):
     return firmware.stage(board, dest)
+
+
+def _stage_or_fail(board, dest):
+    try:
+        return firmware.stage(board, dest)
+    except firmware.FirmwareError as e:
+        raise DeployError(str(e)) from None
 
 
 def load_board(board):
@@ -187,7 +195,7 @@ def _prepare_code(files):
             "    except OSError:\n"
             "        pass\n"
             "    for n in os.listdir(d):\n"
-            "        if n.endswith('.py') and d + '/' + n not in keep:\n"
+            "        if (n.endswith('.py') or n.endswith('.mpy')) and d + '/' + n not in keep:\n"
             "            os.remove(d + '/' + n)\n"
             "print(%r, 'ready', 1)\n") % (keep, MARK)
 
@@ -225,7 +233,7 @@ def verify(port, board, sim=None, root=None, log=print):
         sim, root = _target(probe(port), sim, root)
     _, raw, board_obj = load_board(board)
     with tempfile.TemporaryDirectory(prefix="tesctl-deploy-") as tmp:
-        stage(board_obj, tmp)
+        _stage_or_fail(board_obj, tmp)
         want_fw = tree_sha256(tmp)
     want_board = hashlib.sha256(raw).hexdigest()
     got = device_exec(port, _verify_code(root), resume=True)
@@ -257,7 +265,7 @@ def deploy(port, board, log=print, sim=None, root=None, reset=True):
     sim, root = _target(platform, sim, root)
     log("deploying to %s (MicroPython on %s, board %s)" % (port, platform, board_obj.get("id", board)))
     with tempfile.TemporaryDirectory(prefix="tesctl-deploy-") as tmp:
-        files = stage(board_obj, tmp)
+        files = _stage_or_fail(board_obj, tmp)
         device_exec(port, _prepare_code(files), resume=True)
         for pkg in ("tes", "hal"):
             srcs = [os.path.join(tmp, f) for f in files if f.startswith(pkg + "/")]

@@ -44,7 +44,10 @@ def connect(port, board="sim", faults=(), fast=False, allow_mismatch=False, on_f
     dev = Device(transport, on_frame)
     try:
         info = dev.hello()
-        want = firmware_hash(info.get("board"))
+        try:
+            want = firmware_hash(info.get("board"))
+        except firmware.FirmwareError as e:
+            raise SessionError("cannot tell which firmware this tesctl expects: %s" % e, 3) from None
         if info.get("fw_sha256") != want:
             msg = ("device firmware %s differs from this tesctl's %s for board %s (deploy it, or pass "
                    "--allow-mismatch)" % (str(info.get("fw_sha256"))[:12], (want or "none")[:12], info.get("board")))

@@ -50,7 +50,10 @@ def test_real_board_file_set_and_redeploy(sim_repl):
     assert (fs / "hal" / "sim.py").exists()
     result = deploy(path, "pico-mcp4922", log=lambda m: None)
     assert not (fs / "hal" / "sim.py").exists()
-    assert "hal/sim.py" not in result["files"] and "hal/rp2.py" in result["files"]
+    assert "hal/sim.mpy" not in result["files"] and "hal/rp2.mpy" in result["files"] and "main.py" in result["files"]
+    # A board gets compiled modules only (nothing to compile at boot), main.py as source.
+    assert not list((fs / "tes").glob("*.py")) and not list((fs / "hal").glob("*.py"))
+    assert (fs / "tes" / "app.mpy").read_bytes()[:1] == b"M" and (fs / "main.py").exists()
     assert result["fw_sha256"] == result["device_fw_sha256"]
     # What a HELLO from such a board is checked against: the same hash, no flag needed.
     assert result["fw_sha256"] == firmware.expected_for_id("pico-mcp4922")

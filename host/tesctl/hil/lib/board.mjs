@@ -105,6 +105,9 @@ export function boardParams(board, load = {}, overrides = {}) {
     p.sense.midMv = num(board, 'sense.adc.mid_mV');
     p.sense.currentChannel = num(board, 'sense.adc.current_channel');
     p.sense.voltageChannel = num(board, 'sense.adc.voltage_channel');
+    // The DAC readback input (channel A's output voltage), if the board wires one.
+    const rb = board.sense && board.sense.adc && board.sense.adc.readback_channel;
+    p.sense.readbackChannel = rb === undefined ? null : rb;
   }
   return p;
 }

@@ -36,8 +36,9 @@ export function ads1115Inputs(stage, s) {
   };
 }
 
-export function rpAdcChannels(stage, s) {
+export function rpAdcChannels(stage, s, dac = null) {
   return (ch, tNs) => {
+    if (dac && ch === s.readbackChannel) return dac.volts(0); // DAC channel A's output, mV
     if (ch === s.currentChannel) {
       const x = stage.sample(tNs);
       return s.midMv + (x.i * 1e6 * s.shuntOhm * s.gain) / 1000;

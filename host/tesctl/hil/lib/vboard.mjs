@@ -115,7 +115,7 @@ export class VirtualBoard {
       this.ads.stop();
       attachI2c(rp.i2c[s.i2c.bus], [this.ads], { alarm: chipAlarm, cpuHz: this.cpuHz, fallbackHz: s.i2c.freq });
     } else {
-      attachRpAdc(rp.adc, { channelMv: rpAdcChannels(this.stage, s), now: () => this.now(), refMv: s.refMv, noise: this.noise });
+      attachRpAdc(rp.adc, { channelMv: rpAdcChannels(this.stage, s, this.dac), now: () => this.now(), refMv: s.refMv, noise: this.noise });
     }
     // clk_sys passes through ROSC, XOSC and PLL settings while the firmware boots; it is
     // compared with --cpu-mhz once USB is up.

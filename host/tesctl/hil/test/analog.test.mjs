@@ -81,3 +81,13 @@ test('sense inputs as the firmware reads them (ADS1115 and RP2040 ADC), by hand'
   assert.equal(adcCode(2075, 3300), 2576);
   assert.equal(ch(2, 0), null);
 });
+
+test('the RP2040 ADC readback channel sees the output voltage of DAC channel A', () => {
+  const s = stage(1000);
+  const dac = { volts: (ch) => (ch === 0 ? 1200.5 : 1024) };
+  const ch = rpAdcChannels(s, { midMv: 1650, shuntOhm: 100, gain: 3, divider: 20, currentChannel: 0,
+    voltageChannel: 1, readbackChannel: 2 }, dac);
+  assert.equal(ch(2, 0), 1200.5);
+  assert.equal(adcCode(1200.5, 3300), 1490);   // 1200.5 / 3300 * 4096
+  assert.equal(ch(3, 0), null);
+});

@@ -106,14 +106,17 @@ test('board parameters: from the board file and the sim model; overrides; clear 
   const sim = readJson(join(boards, 'sim.json'));
   const p = boardParams(board, sim, { series_ohm: 1000 });
   assert.equal(p.dac.csPin, 17);
-  assert.equal(p.dac.ldacPin, 20);
+  assert.equal(p.dac.ldacPin, 16);
   assert.equal(p.stage.nAPerCode, 2200);
   assert.equal(p.stage.seriesOhm, 1000);
   assert.equal(p.stage.skinNf, 2000);
-  assert.equal(p.sense.kind, 'ads1115');
-  assert.equal(p.sense.i2c.addr, 72);
+  assert.equal(p.sense.kind, 'rp2040');
+  assert.equal(p.sense.midMv, 1650);
+  assert.deepEqual([p.sense.currentChannel, p.sense.voltageChannel, p.sense.readbackChannel], [0, 1, 2]);
+  assert.equal(p.sense.noiseLsb, 2);
   assert.throws(() => boardParams(board, sim, { bogus: 1 }), /not a model parameter/);
-  const rp = { ...board, sense: { ...board.sense, adc: { kind: 'rp2040', bits: 12, ref_mV: 3300, mid_mV: 1650, current_channel: 0, voltage_channel: 1 } } };
-  assert.equal(boardParams(rp, sim).sense.noiseLsb, 2);
+  const ads = { ...board, sense: { ...board.sense, adc: { kind: 'ads1115', bits: 16, ref_mV: 2048, rate_sps: 860,
+    i2c: { bus: 0, sda: 4, scl: 5, freq: 400000, addr: 72 } } } };
+  assert.equal(boardParams(ads, sim).sense.i2c.addr, 72);
   assert.throws(() => boardParams({ ...board, dac: { ...board.dac, cs_pin: undefined } }, sim), BoardError);
 });
