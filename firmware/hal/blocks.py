@@ -52,6 +52,15 @@ G_MASKS = const(18)   # set ring length in samples - 1
 G_LEN = const(19)
 
 
+def ring_offsets(start, big, small):
+    """Offsets of two DMA rings of big and small bytes (powers of two, small <= big), each
+    aligned to its size, in a buffer of 2 * big bytes at address start."""
+    a = (-start) % big                        # the big ring: the aligned window in the buffer
+    if 2 * big - (a + big) >= small:
+        return a, a + big                     # the small one after it starts aligned
+    return a, a - small                       # else before it: it ends on a big-aligned address
+
+
 def put_words(ring, sring, buf, n, k0, cfg):
     """buf[0:n] (uA) -> DAC words of samples k0..k0+n-1, and their set currents."""
     z = cfg[P_Z]

@@ -95,6 +95,7 @@ class Esp32Hal(Hal):
         self._k_s = 0         # next sample the loop senses
         self._armed = False   # the loop has written its first sample
         self._under = 0
+        self._draining = False
         self._lead = 0
         self._word(self._zero_word)
 
@@ -113,7 +114,7 @@ class Esp32Hal(Hal):
             w = self._out[k & (RING - 1)]
         else:
             w = self._zero_word
-            if self._armed:
+            if self._armed and not self._draining:
                 self._under += 1
                 self._set[k & (RING - 1)] = 0
         self._word(w)
@@ -132,6 +133,7 @@ class Esp32Hal(Hal):
         self._k_out = self._k_w = self._k_s = 0
         self._armed = False
         self._under = 0
+        self._draining = False
         self._lead = LEAD_MS * fs // 1000 or 1
         self._timer = machine.Timer(TIMER_ID)
         self._timer.init(mode=machine.Timer.PERIODIC, freq=fs, callback=self._tick_ref)
@@ -151,12 +153,18 @@ class Esp32Hal(Hal):
 
     def sense(self, set_out, i_out, v_out, d_out, n):
         ready = _diff(self._k_out, self._k_s)
+        written = _diff(self._k_w, self._k_s)      # past the last sample (draining) is not a sample
+        if written < ready:
+            ready = written
         if not self._armed or ready <= 0:
             return 0
         m = ready if ready < n else n
         _kern.get_sense(self._adc_ring, self._set, set_out, i_out, v_out, d_out, m, self._k_s, self._get)
         self._k_s = (self._k_s + m) & K_MASK
         return m
+
+    def drain(self):
+        self._draining = True
 
     def underruns(self):
         return self._under

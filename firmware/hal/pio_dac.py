@@ -9,13 +9,10 @@ MSB first. MCP4922 (DS21897) needs SCK <= 20 MHz (two PIO cycles per bit: PIO cl
 # pyright: reportUndefinedVariable=false, reportCallIssue=false, reportAttributeAccessIssue=false
 # (the PIO assembler's names exist only inside @rp2.asm_pio functions)
 import rp2
-from micropython import const
 
-# PIO cycles per sample are this plus the delay count Y (the pad loop runs Y + 1 times):
-# one word: pull 1, set 2, 16 bits x 2, CS high 2, LDAC 4, set 1, mov 1, last jmp 1 = 44;
-# two words: 81.
-CYCLES_1 = const(44)
-CYCLES_2 = const(81)
+# PIO cycles per sample outside the pad loop: hal.rp2_pacing.CYCLES_1 and CYCLES_2 count
+# the instructions below (kept there so the pacing arithmetic is testable off the board).
+from hal.rp2_pacing import CYCLES_1, CYCLES_2  # noqa: F401 (re-exported for hal.rp2)
 
 
 @rp2.asm_pio(sideset_init=rp2.PIO.OUT_LOW, set_init=[rp2.PIO.OUT_HIGH, rp2.PIO.OUT_HIGH],

@@ -14,10 +14,11 @@ stale level. write() converts uA to words (hal.blocks) and stores them LEAD_MS a
 Sense. The RP2040's ADC converts current (AIN0), electrode voltage (AIN1) and the DAC's
 output (AIN2, a true readback) in round robin, NCH conversions per sample, clocked from
 the 48 MHz USB PLL at an exact divider: the same crystal as the PIO, so output and sense
-never slip. Channel S moves the ADC FIFO into a second ring. The PIO and the ADC start
-together; the board file declares each channel's latency in samples (the current is
-converted just before the next latch: latency 1), and sense() pairs each measured sample
-with the set sample it belongs to.
+never slip. Channel S moves the ADC FIFO into a second ring. The ADC starts half a
+conversion interval after the PIO, so every conversion falls between two latches, never
+on one; the board file declares each channel's latency in samples (0 when the analog path
+settles within 1/6 of a sample), and sense() pairs each measured sample with the set
+sample it belongs to.
 
 Rates: the PIO clock divider is 16.8 fixed point and the ADC's too, so exact pacing needs
 fs to divide the board's pace_hz (256 MHz: 2**14 * 5**6 covers 1, 1.28, 2, 2.5, 5, 10,
@@ -37,27 +38,23 @@ from micropython import const
 
 from hal import blocks, calib, mcp4922
 from hal.pio_dac import CYCLES_1, CYCLES_2, dac1, dac2
+from hal.rp2_pacing import adc_divider, adc_offset_us, pacing
 from hal.base import Hal
 
-try:
-    from hal import blocks_fast as _kern
-except ImportError:  # a port without viper: the plain code (same results, slower)
-    _kern = blocks
+from hal import blocks_fast as _kern      # the rings are byte buffers: the viper kernels index them by halfword
 
 STORAGE = "/data"
 LEAD_MS = const(8)          # the output queue runs this far ahead of the DAC
 CHUNK = const(32)           # words D moves before Z clears them
-OUT_BITS = const(12)        # output ring: 2**12 bytes = 2048 halfwords
-ADC_BITS = const(13)        # ADC ring: 2**13 bytes = 4096 halfwords
+OUT_BITS = const(11)        # output ring: 2**11 bytes = 1024 halfwords (51 ms at 20 kS/s)
+ADC_BITS = const(12)        # ADC ring: 2**12 bytes = 2048 conversions (34 ms at 20 kS/s)
 K_MASK = const(0x3FFFFF)    # sample counters wrap at 2**22 (a multiple of every ring length)
 K_HALF = const(0x200000)
 A_WRAP = const(3 * 0x400000)  # ADC conversion counter wraps at 3 * 2**22: slots = conversions // 3
-SYS_HZ = const(125000000)   # machine.freq() at boot on the RPI_PICO image
-ADC_HZ = const(48000000)
-SCK_MAX_HZ = const(20000000)
 _FIXED_CYCLES = const(48)   # PIO cycles of one word's program outside the delay loop
 
 _DMA_BASE = const(0x50000000)
+_TIMERAWL = const(0x40054028)
 _CHAN_ABORT = const(0x50000444)
 _PIO0 = const(0x50200000)
 _PIO_CTRL = const(0x50200000)
@@ -65,45 +62,12 @@ _ADC_CS = const(0x4004C000)
 _ADC_FCS = const(0x4004C008)
 _ADC_FIFO = const(0x4004C00C)
 _ADC_DIV = const(0x4004C010)
+_SCRATCH0 = const(0x4005800C)   # watchdog scratch registers: kept through a watchdog reset
+_RETAIN_MAGIC = const(0x7E5)
 _DREQ_PIO0_TX0 = const(0)
 _DREQ_ADC = const(36)
 
 
-
-
-def pacing(fs, words, sys_hz=SYS_HZ):
-    """(divider in 1/256 PIO steps, cycles per sample) with divider * cycles * fs exactly
-    sys_hz * 256 and the SCK (half the PIO clock) at most SCK_MAX_HZ; None if fs cannot be
-    paced exactly. Pure: tested off the board."""
-    fixed = CYCLES_1 if words == 1 else CYCLES_2
-    total = sys_hz * 256            # in 1/256 PIO steps: the divider's fraction is 8 bits
-    if total % fs:
-        return None
-    per_sample = total // fs        # divider*256 x cycles
-    # Smallest divider (fastest SCK) that is allowed and divides exactly.
-    d = (sys_hz * 256 + 2 * SCK_MAX_HZ - 1) // (2 * SCK_MAX_HZ)     # SCK = sys / (2 div)
-    while d <= 65535 * 256:
-        if per_sample % d == 0:
-            cycles = per_sample // d
-            if cycles >= fixed and cycles - fixed < (1 << 31):
-                return d, cycles
-        d += 1
-    return None
-
-
-def adc_divider(fs, nch, adc_hz=ADC_HZ):
-    """ADC DIV register for nch conversions per sample: one conversion every
-    adc_hz / (fs * nch) cycles, exactly, in 16.8 fixed point; None if not exact or faster
-    than the ADC (96 cycles a conversion)."""
-    num = adc_hz * 256
-    den = fs * nch
-    if num % den:
-        return None
-    per = num // den                 # cycles * 256 between conversions
-    if per < 96 * 256:
-        return None
-    per -= 256                       # the register holds (period - 1)
-    return ((per >> 8) << 8) | (per & 0xFF)
 
 
 @micropython.viper
@@ -117,18 +81,38 @@ def _wr(addr: uint, value: uint):
 
 
 @micropython.viper
-def _start_together(pio_ctrl: uint, sm_bit: uint, adc_cs: uint, cs_value: uint):
-    # Two stores, a few cycles apart: the PIO's first latch and the ADC's first
-    # conversion keep a fixed offset from then on.
+def _start_apart(pio_ctrl: uint, sm_bit: uint, adc_cs: uint, cs_value: uint, apart_us: int):
+    # The PIO first, the ADC apart_us later (timer polled, +-1 us), with interrupts off:
+    # that offset holds from then on (one crystal). Conversions then fall between the
+    # latches, never on one: which sample a conversion at a latch sees is a race.
+    timer = ptr32(_TIMERAWL)
     ptr32(pio_ctrl)[0] = int(ptr32(pio_ctrl)[0]) | sm_bit
+    t0 = timer[0]
+    while int(timer[0] - t0) < apart_us:
+        pass
     ptr32(adc_cs)[0] = cs_value
 
 
-def _aligned(nbytes):
-    """(backing array, a halfword view of nbytes aligned to nbytes): a DMA ring must be."""
-    raw = array("H", bytes(2 * nbytes))
-    off = ((-uctypes.addressof(raw)) % nbytes) // 2
-    return raw, memoryview(raw)[off:off + nbytes // 2]
+def _rings():
+    """(backing buffer, ADC ring, output ring): byte views, each aligned to its own size as
+    a DMA ring must be, both inside one buffer of twice the larger (an 8 KiB buffer always
+    holds a 4 KiB-aligned 4 KiB window, and a 2 KiB-aligned 2 KiB one beside it)."""
+    big, small = 1 << ADC_BITS, 1 << OUT_BITS
+    raw = bytearray(2 * big)
+    a, o = blocks.ring_offsets(uctypes.addressof(raw), big, small)
+    mv = memoryview(raw)
+    return raw, mv[a:a + big], mv[o:o + small]
+
+
+@micropython.viper
+def _fill16(buf, n: int, even: int, odd: int):
+    # The output ring's zero pattern: even halfwords channel A's word, odd ones `odd`.
+    p = ptr16(buf)
+    i = 0
+    while i < n:
+        p[i] = even
+        p[i + 1] = odd
+        i += 2
 
 
 @micropython.viper
@@ -171,12 +155,9 @@ class Rp2Hal(Hal):
         self._zero_word = mcp4922.word(conv["zero_code"])
         self._ref_word = mcp4922.word(2048, mcp4922.CH_B)     # 1 channel: B is the pump's reference
         # Rings (allocated once: the block path allocates nothing).
-        self._out_raw, out_mv = _aligned(1 << OUT_BITS)
-        self._out = out_mv
+        self._raw, self._adc, self._out = _rings()             # byte views; the kernels use ptr16
         self._out_h = (1 << OUT_BITS) // 2                    # halfwords
         self._set = array("i", [0] * (self._out_h // self.words))
-        self._adc_raw, adc_mv = _aligned(1 << ADC_BITS)
-        self._adc = adc_mv
         self._adc_h = (1 << ADC_BITS) // 2
         # The zero pattern Z copies: one 32-bit word = two halfwords of the ring.
         zw = self._zero_word if self.words == 1 else self._ref_word
@@ -235,11 +216,13 @@ class Rp2Hal(Hal):
         self._k_w = 0            # next sample to write (mod K_MASK + 1)
         self._k_s = 0            # next sample to sense
         self._lead = 0
+        self._chunk = 1
         self._d_pos = 0          # D's read position: halfwords consumed, mod K_MASK + 1
         self._d_last = 0
         self._a_pos = 0          # S's write position: conversions done
         self._a_last = 0
         self._under = 0
+        self._draining = False
         # Boot: the fixed reference on channel B, zero current on A, then the PIO idles.
         self._sm.put(self._ref_word, 16)
         self._sm.put(self._zero_word, 16)
@@ -284,8 +267,12 @@ class Rp2Hal(Hal):
         s.config(read=_ADC_FIFO, write=uctypes.addressof(self._adc), count=0x7FFFFFFF,
                  ctrl=s.pack_ctrl(size=1, inc_read=False, inc_write=True, ring_size=ADC_BITS, ring_sel=True,
                                   treq_sel=_DREQ_ADC, high_pri=True))
-        _wr(_ADC_CS, 0)                                  # stop, drain
-        while not (_rd(_ADC_FCS) & 0x100):
+        # Stop the ADC, let a conversion in flight finish (its result would shift the round
+        # robin by one channel), then empty the FIFO.
+        _wr(_ADC_CS, 1)
+        while not (_rd(_ADC_CS) & 0x100):               # READY: no conversion running
+            pass
+        while not (_rd(_ADC_FCS) & 0x100):              # EMPTY
             _rd(_ADC_FIFO)
         _wr(_ADC_FCS, 1 | 8 | (1 << 24) | (3 << 10))     # FIFO on, DREQ on, threshold 1, clear flags
         _wr(_ADC_DIV, adiv)
@@ -293,13 +280,17 @@ class Rp2Hal(Hal):
         self._d_last = out_addr
         self._a_last = uctypes.addressof(self._adc)
         self._under = 0
+        self._draining = False
         self._lead = LEAD_MS * fs // 1000
         if self._lead < 2 * CHUNK // self.words:
             self._lead = 2 * CHUNK // self.words
+        self._chunk = self._lead // 2
         s.active(1)
         d.active(1)                       # fills the PIO FIFO with zero words at once
         cs = 1 | (self._ain0 << 12) | (self._rr << 16) | 8    # EN, AINSEL, RROBIN, START_MANY
-        _start_together(_PIO_CTRL, self._sm_bit, _ADC_CS, cs)
+        irq = machine.disable_irq()
+        _start_apart(_PIO_CTRL, self._sm_bit, _ADC_CS, cs, adc_offset_us(fs, 3))
+        machine.enable_irq(irq)
         self._running = True
         # The first samples out are the ring's zeros; the session's first sample goes a
         # little after where the DMA is now (not an underrun: nothing was due yet).
@@ -307,12 +298,8 @@ class Rp2Hal(Hal):
         self._k_w = self._k_s = (self._d_pos // self.words + 2 * CHUNK // self.words) & K_MASK
 
     def _fill_zero(self):
-        out = self._out
         zw = self._zero_word
-        w = self._ref_word if self.words == 2 else zw
-        for i in range(0, self._out_h, 2):
-            out[i] = zw
-            out[i + 1] = w
+        _fill16(self._out, self._out_h, zw, self._ref_word if self.words == 2 else zw)
 
     @micropython.native
     def _positions(self):
@@ -330,20 +317,23 @@ class Rp2Hal(Hal):
 
     @micropython.native
     def room(self):
+        """Free samples in the output queue, once at least a chunk (LEAD_MS / 2) is free;
+        reads the DMA positions (write() and sense() use them) and counts underruns."""
         if not self._running:
             return 0
-        self._positions()
-        r = _diff(self._d_pos // self.words + self._lead, self._k_w)
-        return r if r > 0 else 0
-
-    @micropython.native
-    def write(self, buf, n):
         self._positions()
         consumed = self._d_pos // self.words
         late = _diff(consumed, self._k_w)           # samples D took before we wrote them
         if late > 0:
+            if self._draining:
+                return 0    # past the last sample: zero current is the end (k_w stays: sense stops there)
             self._under += late
             self._k_w = consumed
+        r = _diff(consumed + self._lead, self._k_w)
+        return r if r >= self._chunk else 0
+
+    @micropython.native
+    def write(self, buf, n):
         _kern.put_words(self._out, self._set, buf, n, self._k_w, self._put)
         self._k_w = (self._k_w + n) & K_MASK
 
@@ -351,8 +341,8 @@ class Rp2Hal(Hal):
     def sense(self, set_out, i_out, v_out, d_out, n):
         if not self._running:
             return 0
-        self._positions()
-        # Sample k is complete when the conversions of slot k + max latency are in.
+        # Sample k is complete when the conversions of slot k + max latency are in
+        # (positions as room() read them this step).
         ready = _diff(self._a_pos // 3 - self._lat_max, self._k_s)
         written = _diff(self._k_w, self._k_s)
         if ready > written:
@@ -363,6 +353,9 @@ class Rp2Hal(Hal):
         _kern.get_sense(self._adc, self._set, set_out, i_out, v_out, d_out, m, self._k_s, self._get)
         self._k_s = (self._k_s + m) & K_MASK
         return m
+
+    def drain(self):
+        self._draining = True
 
     def underruns(self):
         return self._under
@@ -389,16 +382,31 @@ class Rp2Hal(Hal):
         if self.words == 2:
             self._sm.put(self._ref_word, 16)
 
+    def retain(self, sid, charge_uC):
+        # SCRATCH0..2 (pico-sdk's watchdog_reboot uses 4..7): magic + sid, charge, a check.
+        _wr(_SCRATCH0, (_RETAIN_MAGIC << 20) | (sid & 0xFFFFF))
+        _wr(_SCRATCH0 + 4, charge_uC)
+        _wr(_SCRATCH0 + 8, (sid ^ charge_uC) & 0xFFFFFFF)
+
+    def retained(self):
+        head = _rd(_SCRATCH0)
+        if (head >> 20) & 0xFFF != _RETAIN_MAGIC:
+            return None
+        sid = head & 0xFFFFF
+        charge = _rd(_SCRATCH0 + 4)
+        if (sid ^ charge) & 0xFFFFFFF != _rd(_SCRATCH0 + 8):
+            return None
+        return sid, charge
+
     def ticks_ms(self):
         # Wraps like time.ticks_ms(): compare with time.ticks_diff.
         return time.ticks_ms()
 
-    @micropython.native
     def wait(self, ms):
-        # Sleep until an interrupt (the 1 ms tick at the latest), ms times: the idle share
-        # of the CPU is what is left here.
-        for _ in range(ms):
-            machine.idle()
+        # Sleep (WFE until the time is up, USB served meanwhile): the idle share of the CPU
+        # is what is left here. Not machine.idle(): any interrupt (USB's 1 kHz SOF, say)
+        # sets the event flag, so one WFE after it returns at once and the loop would spin.
+        time.sleep_ms(ms)
 
     def start_watchdog(self, ms):
         """Start the watchdog; once started it cannot be stopped (machine.WDT)."""

@@ -105,6 +105,7 @@ class SimHal(Hal):
         self.q_v = array("i", [0] * QUEUE)
         self.q_d = array("i", [0] * QUEUE)
         self.pend = 0
+        self.lead = 1
         m = dict(_MODEL)
         m.update(board.get("model") or {})
         self.model = m
@@ -206,6 +207,9 @@ class SimHal(Hal):
     # ---- Hal interface -----------------------------------------------------------------
     def start(self, fs):
         self.fs = fs
+        self.lead = fs // 1000 or 1
+        if self.lead > 32:
+            self.lead = 32
         self.frac = 0
         self.code = self.z
         self.pend = 0
@@ -213,7 +217,10 @@ class SimHal(Hal):
         self._wall0 = None
 
     def room(self):
-        return QUEUE - self.pend
+        # One block ahead (1 ms): the output is modelled when written, so a longer queue
+        # would put out samples after a fault the supervisor has not yet seen.
+        r = self.lead - self.pend
+        return r if r > 0 else 0
 
     def enable(self, on):
         self.en = bool(on)
@@ -244,6 +251,12 @@ class SimHal(Hal):
             self._storage = "build/sim-storage"
         _mkdirs(self._storage)
         return self._storage
+
+    def retain(self, sid, charge_uC):
+        self._retained = (sid, charge_uC)      # the simulated chip's RAM outlives its resets
+
+    def retained(self):
+        return getattr(self, "_retained", None)
 
     def session_started(self):
         for kind, at_ms in self.faults_at_start:

@@ -2,8 +2,8 @@
 
 One loop, one thread. While current flows (a session, the impedance check or streaming),
 the block loop (tes.control) runs with the heap locked until the next tick is due; every
-LINK_POLL_MS the tick does what may allocate: watchdog, telemetry, raw samples, journal
-checkpoint, and the link (tes.service). The same code runs on a board (main.py) and on
+LINK_POLL_MS the tick does what may allocate: watchdog, telemetry, raw samples, the
+charge kept through a reset (hal.retain), and the link (tes.service). The same code runs on a board (main.py) and on
 the simulated board under the unix port (simmain.py); it asks the HAL nothing that only
 one of them can answer. See docs/wire.md for the messages.
 """
@@ -36,7 +36,6 @@ CHECK_UA = 100         # impedance test current ceiling (uA): a "tickle", not st
 CHECK_MS = 500
 MAX_LOAD = 16384       # largest canonical protocol the device accepts, bytes
 WATCHDOG_MS = 1000
-CHECKPOINT_MS = 30000  # journal the charge so far this often, so a reset loses little
 FLUSH_MS = 20          # telemetry leaves at least this often...
 FLUSH_BYTES = 2048     # ...or once this much is queued (the fast clock fills it first)
 
@@ -89,7 +88,7 @@ class App:
         self._raw_tap = self.raw_append     # bound once: binding in the block path would allocate
         hal.zero()               # output off at boot, whatever came before
         self.storage = hal.storage()
-        self.recovered = J.recover(self.storage, hal.ticks_ms())
+        self.recovered = J.recover(self.storage, hal.ticks_ms(), hal.retained())
         try:
             J.compact(self.storage)             # checkpoints collapse to one record a session
         except OSError:
@@ -211,12 +210,10 @@ class App:
                 self.send_telem(w[1], w[3], w[6], w[9])
         if self.link.pending() >= FLUSH_BYTES or ticks_diff(now, self.link.last_flush) >= FLUSH_MS:
             self.link.flush()
-        if s.kind == STIM and ticks_diff(now, s.checkpoint_ms) >= CHECKPOINT_MS:
-            s.checkpoint_ms = now
-            try:
-                J.checkpoint(self.storage, s.sid, s.sup.charge_uC, now, opened=s.opened)
-            except Exception as e:  # storage full or failing: stimulation goes on, say so
-                self.link.event("log", level="error", msg="journal checkpoint failed: %s" % e)
+        if s.kind == STIM:
+            # The charge so far, where a reset leaves it (not flash: a write stalls the CPU
+            # for tens of ms while the output queue holds a few).
+            hal.retain(s.sid, s.sup.charge_uC)
         self.service()
 
     def check_span(self, s):
@@ -290,13 +287,15 @@ class App:
     def begin(self, kind, proto, sha):
         hal = self.hal
         s = Session(kind, proto, sha, hal, self.limits, self.board)
-        hal.start(s.fs)
-        if kind == STIM:
+        if kind == STIM:            # the flash write first: pacing starts after it
             s.sid = J.begin(self.storage, sha, hal.ticks_ms(), sid=self.next_sid)
             s.opened = J.open_record(s.sid, sha, hal.ticks_ms())
             self.next_sid += 1
+            hal.retain(s.sid, 0)
         hal.start_watchdog(WATCHDOG_MS)
-        s.checkpoint_ms = self.next_tick = self.link.last_rx = hal.ticks_ms()
+        hal.feed()
+        hal.start(s.fs)
+        self.next_tick = self.link.last_rx = hal.ticks_ms()
         self.raw_index = 0
         self.raw_n = 0
         self.session = s
@@ -321,7 +320,7 @@ class App:
                 self.end_check(s, name)
                 return
             self.faults.append(name)
-            self.link.event("fault", fault=name, detail="hard")
+            self.link.event("fault", fault=name, detail="hard", block=self.evidence(s))
             self.link.flush()
             self.end_session("fault", name)
         elif s.kind == CHECK:
@@ -334,6 +333,14 @@ class App:
             self.faults.append(name)
             s.engine.soft_stop(S.SOFT_RAMP_MS)
             self.link.event("fault", fault=name, detail="ramp-down")
+
+    @staticmethod
+    def evidence(s):
+        """The samples of the block that tripped a hard fault (set, measured current,
+        voltage, readback), so the operator can read why: after hal.zero(), heap unlocked."""
+        c = s.control
+        n = c.last_m
+        return {"set_uA": list(c.sb[:n]), "i_uA": list(c.ib[:n]), "v_mV": list(c.vb[:n]), "dac_uA": list(c.db[:n])}
 
     def _close(self, s):
         hal = self.hal

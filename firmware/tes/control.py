@@ -1,8 +1,9 @@
 """The one block loop: engine -> hal.write -> hal.sense -> supervisor.
 
 Every current the device puts out goes through here: stimulation sessions, the impedance
-check and streaming alike. step() keeps the HAL's output queue topped up from the engine
-and checks every sample measured since the last call. Nothing in it allocates (the app
+check and streaming alike. step() tops up the HAL's output queue from the engine (as much
+as hal.room() offers, up to BLOCK_MAX: a board asks for a few ms at once, the simulated
+board for one block) and checks every sample measured since the last call, in blocks. Nothing in it allocates (the app
 runs it with the heap locked) and nothing in it waits: pacing is the HAL's (DMA on a
 board, the virtual clock on the simulated one).
 
@@ -18,6 +19,7 @@ from array import array
 
 BLOCK_MAX = 32
 END = -1            # step(): the engine is done and every sample it made has been checked
+UNDERRUN = 13       # tes.supervisor.UNDERRUN: the output ran dry (it put out zero current)
 
 
 def block_for(fs):
@@ -35,7 +37,8 @@ class Control:
         self.sup = sup
         self.block = block_for(fs)
         b = self.block
-        self.out = array("i", [0] * b)      # engine -> hal
+        self.out = array("i", [0] * BLOCK_MAX)     # engine -> hal: up to BLOCK_MAX at a time
+        self.last_m = 0
         self.sb = array("i", [0] * b)       # hal.sense -> supervisor: set, i, v, readback
         self.ib = array("i", [0] * b)
         self.vb = array("i", [0] * b)
@@ -52,14 +55,18 @@ class Control:
         hal = self.hal
         b = self.block
         busy = False
-        if not self.engine_done and hal.room() >= b:
-            n = self.engine.fill(self.out, b)
+        r = hal.room()              # (a board reads its DMA positions here, once a step)
+        if hal.underruns():
+            return UNDERRUN
+        if not self.engine_done and r > 0:
+            n = self.engine.fill(self.out, r if r < BLOCK_MAX else BLOCK_MAX)
             if n:
                 hal.write(self.out, n)
                 self.written += n
                 busy = True
             else:
                 self.engine_done = True
+                hal.drain()
         sb = self.sb
         m = hal.sense(sb, self.ib, self.vb, self.db, b)
         if m:
@@ -69,6 +76,7 @@ class Control:
             self.checked += m
             if self.tap is not None:
                 self.tap(sb, m)
+            self.last_m = m         # the block a fault names (tes.app puts it in the fault event)
             code = self.sup.check(sb, self.ib, self.vb, self.db, m, host_age_ms)
             if code:
                 return code

@@ -216,17 +216,17 @@ class Engine:
     @micropython.native
     def _block(self, out, start, m):
         env = self.env
+        k = self.kernels
         if env == 2:
-            K.osc_const(out, start, m, 0)
+            k.osc_const(out, start, m, 0)
             return
         kind = self.kind
         if kind == 0 and env == 0:      # DC plateau: amplitude exactly, as env_flat would give
-            K.osc_const(out, start, m, self.amp)
+            k.osc_const(out, start, m, self.amp)
             return
-        k = self.kernels
         st = self.st
         if kind == 0:
-            K.osc_const(out, start, m, K.FULL)
+            k.osc_const(out, start, m, K.FULL)
         elif kind == 1:
             k.osc_sine(out, start, m, st, SINE)
         elif kind == 2:

@@ -178,13 +178,17 @@ def compact(d, keep=KEEP_SESSIONS):
     return len(kept)
 
 
-def recover(d, now_ms=None):
-    """At boot: close every session still open as fault/reset. Returns the new records."""
+def recover(d, now_ms=None, retained=None):
+    """At boot: close every session still open as fault/reset. retained: (sid, charge_uC)
+    the board kept through the reset (hal.retained()): the freshest charge for that session. Returns the new records."""
     out = []
     for r in sessions(d):
         if r.get("outcome") == "open":
             end = now_ms if now_ms is not None else r.get("end_ms")
-            out.append(finish(d, r["id"], "fault", "reset", r.get("delivered_charge_uC", 0), end))
+            charge = r.get("delivered_charge_uC", 0)
+            if retained is not None and retained[0] == r["id"] and retained[1] > charge:
+                charge = retained[1]
+            out.append(finish(d, r["id"], "fault", "reset", charge, end))
     return out
 
 

@@ -1,17 +1,155 @@
-"""Viper twin of the noise kernel, the one waveform whose plain code falls short of 100x
-real time under MicroPython. Bit-exact to tes.kernels.osc_noise (tested), because every
-value stays within +/-2**30 and so never wraps, whether viper ints are 32 or 64 bits.
+"""Viper twins of the engine's kernels (tes.kernels): every oscillator and envelope, for
+the RP2040, where a bytecode or native loop over a block costs more than the sample
+period allows (a plain Python call alone is ~1,300 cycles). Bit-exact to the plain
+kernels, because every value stays within +/-2**30 and so never wraps, whether viper ints
+are 32 or 64 bits; the engine's golden vectors (tests/vectors/engine.json, computed by the
+plain code under CPython) are checked against these under the unix port.
 
-viper's ptr32 loads zero-extend on a 64-bit build, so signed words are read through
-sx(): (w ^ 2**31) - 2**31 restores the sign there and is the identity on a 32-bit board.
-The other kernels are plain code already well above 100x real time (see make bench).
+viper's ptr32 loads zero-extend on a 64-bit build, so signed words are read as
+(w ^ 2**31) - 2**31 (the identity on a 32-bit board); the int16 sine table likewise.
 """
 import micropython
 from micropython import const
 
-from tes.kernels import osc_sine, osc_pulse, env_flat, env_ramp  # noqa: F401  plain is fast enough
-
 AVAILABLE = True
+
+_PH = const(0)
+_FR = const(1)
+_IQ = const(2)
+_IR = const(3)
+_MOD = const(4)
+_W1 = const(5)
+_W2 = const(6)
+_EP = const(7)
+_EF = const(8)
+_EQ = const(9)
+_ER = const(10)
+_EN = const(11)
+_EDOWN = const(12)
+_AMP = const(13)
+_OFF = const(14)
+_ECOS = const(15)
+_ETOP = const(16)
+_FULL = const(32768)
+
+
+@micropython.viper
+def osc_const(out, start: int, n: int, value: int):
+    o = ptr32(out)
+    i = start
+    end = start + n
+    while i < end:
+        o[i] = value
+        i += 1
+
+
+@micropython.viper
+def osc_sine(out, start: int, n: int, st, tab):
+    o = ptr32(out)
+    s = ptr32(st)
+    t = ptr16(tab)
+    ph = int(s[_PH])
+    fr = int(s[_FR])
+    q = int(s[_IQ])
+    r = int(s[_IR])
+    m = int(s[_MOD])
+    i = start
+    end = start + n
+    while i < end:
+        k = ph >> 10
+        a = (int(t[k]) ^ 0x8000) - 0x8000
+        b = (int(t[k + 1]) ^ 0x8000) - 0x8000
+        o[i] = a + (((b - a) * (ph & 1023)) >> 10)
+        fr += r
+        ph += q
+        if fr >= m:
+            fr -= m
+            ph += 1
+        ph &= 0xFFFFF
+        i += 1
+    s[_PH] = ph
+    s[_FR] = fr
+
+
+@micropython.viper
+def osc_pulse(out, start: int, n: int, st):
+    o = ptr32(out)
+    s = ptr32(st)
+    ph = int(s[_PH])
+    fr = int(s[_FR])
+    q = int(s[_IQ])
+    r = int(s[_IR])
+    m = int(s[_MOD])
+    w1 = int(s[_W1])
+    w2 = int(s[_W2])
+    i = start
+    end = start + n
+    while i < end:
+        if ph < w1:
+            o[i] = _FULL
+        elif ph < w2:
+            o[i] = 0 - _FULL
+        else:
+            o[i] = 0
+        fr += r
+        ph += q
+        if fr >= m:
+            fr -= m
+            ph += 1
+        ph &= 0xFFFFF
+        i += 1
+    s[_PH] = ph
+    s[_FR] = fr
+
+
+@micropython.viper
+def env_flat(out, start: int, n: int, amp: int, off: int):
+    o = ptr32(out)
+    sg = int(1) << 31
+    i = start
+    end = start + n
+    while i < end:
+        o[i] = off + ((amp * ((o[i] ^ sg) - sg) + 16384) >> 15)
+        i += 1
+
+
+@micropython.viper
+def env_ramp(out, start: int, n: int, st, rcos):
+    o = ptr32(out)
+    s = ptr32(st)
+    c = ptr32(rcos)
+    sg = int(1) << 31
+    pos = int(s[_EP])
+    fr = int(s[_EF])
+    q = int(s[_EQ])
+    r = int(s[_ER])
+    m = int(s[_EN])
+    down = int(s[_EDOWN])
+    top = int(s[_ETOP])
+    cos = int(s[_ECOS])
+    amp = int(s[_AMP])
+    off = (s[_OFF] ^ sg) - sg
+    i = start
+    end = start + n
+    while i < end:
+        if cos:
+            k = pos >> 8
+            e = int(c[k])
+            if k < 256:
+                e += ((int(c[k + 1]) - e) * (pos & 255)) >> 8
+        else:
+            e = pos
+        if down:
+            e = top - e
+        o[i] = ((off * e) >> 15) + ((((amp * e) >> 15) * ((o[i] ^ sg) - sg) + 16384) >> 15)
+        fr += r
+        pos += q
+        if fr >= m:
+            fr -= m
+            pos += 1
+        i += 1
+    s[_EP] = pos
+    s[_EF] = fr
 
 _B = const(18)          # tes.kernels.NOISE_BASE
 _HI = const(18 + 0)     # tes.noise N_* offsets from the noise base

@@ -76,7 +76,6 @@ class Session:
         self.sid = None           # journal id (STIM)
         self.opened = None
         self.prev_state = -1
-        self.checkpoint_ms = 0
         # CHECK: the measuring span (samples checked), then the result
         self.span = None
         self.span_open = False

@@ -45,6 +45,32 @@ class HilError(Exception):
         self.code = code
 
 
+UF2_MAGICS = (0x0A324655, 0x9E5D5157, 0x0AB16F30)   # start 0, start 1, end (lib/uf2.mjs parses the rest)
+
+
+def empty_uf2():
+    """One UF2 block that carries nothing: a well-formed image for tests of the plumbing."""
+    import struct
+    block = bytearray(512)
+    struct.pack_into("<II", block, 0, *UF2_MAGICS[:2])
+    struct.pack_into("<I", block, 508, UF2_MAGICS[2])
+    return bytes(block)
+
+
+def check_uf2(path):
+    """Refuse a file that is not a UF2 image before Node or npm is touched; the harness
+    parses the blocks themselves."""
+    import struct
+    data = Path(path).read_bytes()
+    if not data or len(data) % 512:
+        raise HilError("not a UF2 image: %d bytes is not a whole number of 512-byte blocks" % len(data), 2)
+    for i in range(0, len(data), 512):
+        m0, m1 = struct.unpack_from("<II", data, i)
+        (end,) = struct.unpack_from("<I", data, i + 508)
+        if (m0, m1, end) != UF2_MAGICS:
+            raise HilError("not a UF2 image: bad magic in block %d" % (i // 512), 2)
+
+
 # ---- Node and the npm dependencies ------------------------------------------------------
 def _node_dirs():
     """Where to look for node and npm: PATH, then the Node.js that pyright's nodejs wheel
@@ -214,6 +240,7 @@ class HilServer:
                 raise HilError("no %s file %r (known boards: %s)" % (what, str(name), known), 2)
         if not (1 <= float(self.cpu_mhz) <= 1000):
             raise HilError("--cpu-mhz %s: must be 1..1000" % self.cpu_mhz, 2)
+        check_uf2(self.uf2)
 
     def argv(self, folder, ser_in, ser_out):
         from tesctl.boards import board_path

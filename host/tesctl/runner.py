@@ -134,6 +134,9 @@ class Run:
                     self.display.state_change("-> %s" % ev.get("state"))
             elif kind == "fault":
                 self.rec.event(t, "fault:%s" % ev.get("fault"))
+                if ev.get("block"):     # the samples that tripped a hard fault
+                    self.rec.meta.setdefault("fault_evidence", []).append(
+                        {"t_ms": t, "fault": ev.get("fault"), "block": ev["block"]})
                 self._marker("fault:%s" % ev.get("fault"))
                 if self.display:
                     self.display.message("FAULT: %s (%s)" % (ev.get("fault"), ev.get("detail")))

@@ -92,7 +92,9 @@ def test_stall_and_reset_boot_with_the_output_off():
         assert 0 <= latency <= bound_us, (kind, latency)
         # The open record was closed at boot: the journal keeps the ending and the charge.
         assert (rec["outcome"], rec["reason"]) == ("fault", "reset"), rec
-        assert rec["delivered_charge_uC"] >= 0
+        # The charge comes from what the board retained through the reset (hal.retain),
+        # not from a flash write mid-session: 3 s into the session it is not zero.
+        assert rec["delivered_charge_uC"] > 0, rec
 
 
 def test_safety_stop_takes_over_a_long_operator_ramp():

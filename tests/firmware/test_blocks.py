@@ -131,3 +131,12 @@ def test_viper_twins_are_bit_exact():
         F.get_sense(adc, s_a, outs_b[0], outs_b[1], outs_b[2], outs_b[3], 32, k0, cfg)
         for a, b in zip(outs_a, outs_b):
             assert list(a) == list(b), trial
+
+
+def test_ring_offsets_align_both_rings_inside_the_buffer():
+    big, small = 4096, 2048
+    for start in range(0x20000000, 0x20000000 + 8192, 4):
+        a, o = B.ring_offsets(start, big, small)
+        assert (start + a) % big == 0 and (start + o) % small == 0, start
+        assert 0 <= a and a + big <= 2 * big and 0 <= o and o + small <= 2 * big, start
+        assert o + small <= a or a + big <= o, start          # no overlap

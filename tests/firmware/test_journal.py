@@ -82,6 +82,20 @@ def test_open_close_and_recover_after_reset():
     assert journal.recover(d) == []     # nothing open any more
 
 
+def test_recover_takes_the_charge_the_board_retained_through_the_reset():
+    d = fresh("r")
+    sid = journal.begin(d, SHA, 0)
+    journal.checkpoint(d, sid, 300, 1000)
+    assert journal.recover(d, 9, (sid, 4500))[0]["delivered_charge_uC"] == 4500
+    sid = journal.begin(d, SHA, 2000)
+    journal.checkpoint(d, sid, 300, 3000)
+    # Another session's figure, or one older than the journal's, is not this session's.
+    assert journal.recover(d, 9, (sid - 1, 4500))[0]["delivered_charge_uC"] == 300
+    sid = journal.begin(d, SHA, 4000)
+    journal.checkpoint(d, sid, 300, 5000)
+    assert journal.recover(d, 9, (sid, 200))[0]["delivered_charge_uC"] == 300
+
+
 def test_bad_outcome_refused():
     d = fresh("e")
     sid = journal.begin(d, SHA, 0)

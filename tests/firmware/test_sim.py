@@ -145,8 +145,9 @@ def test_virtual_clock():
     buf = array("i", [0] * 7)
     for _ in range(3000):
         h.write(buf, 7)
-        assert h.room() == 256 - 7
+        assert h.room() == 0                    # one 1 ms block (3 samples) is queued
         h.sense(_SB, _IB, _VB, _DB, 256)
+        assert h.room() == 3
     assert h.ticks_ms() == 7000 and h.now_us() == 7000000
     h.wait(5)
     assert h.ticks_ms() == 7005
@@ -155,12 +156,13 @@ def test_virtual_clock():
 def test_room_and_sense_queue():
     h = hal()
     buf = array("i", [100, 200, 300])
+    assert h.room() == 1                        # 1 kS/s: a 1 ms block is one sample
     h.write(buf, 3)
     h.write(buf, 2)
-    assert h.room() == 256 - 5
+    assert h.room() == 0
     assert h.sense(_SB, _IB, _VB, _DB, 2) == 2 and list(_SB[:2]) == [100, 200]
     assert h.sense(_SB, _IB, _VB, _DB, 8) == 3 and list(_SB[:3]) == [300, 100, 200]
-    assert h.sense(_SB, _IB, _VB, _DB, 8) == 0 and h.room() == 256
+    assert h.sense(_SB, _IB, _VB, _DB, 8) == 0 and h.room() == 1
 
 
 def test_realtime_paces_writes():

@@ -57,7 +57,7 @@ def fake(tmp_path, monkeypatch):
     script = tmp_path / "fake_harness.py"
     script.write_text(FAKE)
     uf2 = tmp_path / "fw.uf2"
-    uf2.write_bytes(b"\0" * 512)
+    uf2.write_bytes(hil.empty_uf2())
     monkeypatch.setattr(hil, "harness_dir", lambda log=None: tmp_path)
     return script, uf2
 

@@ -27,14 +27,14 @@ def test_missing_image_is_bad_input(tmp_path):
 
 def test_bad_board_and_model_are_bad_input(tmp_path):
     uf2 = tmp_path / "fw.uf2"
-    uf2.write_bytes(b"\0" * 512)
+    uf2.write_bytes(hil.empty_uf2())
     one_line(run(["hil", "--uf2", str(uf2), "--board", "no-such-board"]), 2, "known boards")
     one_line(run(["hil", "--uf2", str(uf2), "--model", "series_ohm"]), 2, "KEY=NUMBER")
 
 
 def test_no_node_is_a_tool_error(tmp_path, monkeypatch):
     uf2 = tmp_path / "fw.uf2"
-    uf2.write_bytes(b"\0" * 512)
+    uf2.write_bytes(hil.empty_uf2())
     monkeypatch.setattr(hil, "_node_dirs", lambda: [])
     r = CliRunner().invoke(cli.main, ["hil", "--uf2", str(uf2), "--flash", str(tmp_path / "f.bin")])
     assert r.exit_code == 3

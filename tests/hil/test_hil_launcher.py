@@ -97,3 +97,20 @@ def test_argv_carries_every_option(tmp_path, monkeypatch):
                  "--dac-log %s" % (tmp_path / "d.csv"), "--stats %s" % (tmp_path / "s.json"),
                  "pico-mcp4922.json", "sim.json"):
         assert part in joined
+
+
+def test_a_non_uf2_file_is_refused_before_node_or_npm_is_touched(tmp_path, monkeypatch):
+    def no_node():
+        raise AssertionError("looked for Node before checking the image")
+    monkeypatch.setattr(hil, "find_node", no_node)
+    uf2 = tmp_path / "fw.uf2"
+    good = hil.empty_uf2()
+    for data, text in ((b"not an image", "whole number of 512-byte blocks"),
+                       (good + b"\0" * 512, "bad magic in block 1"),
+                       (good[:508] + b"\0\0\0\0", "bad magic in block 0")):
+        uf2.write_bytes(data)
+        with pytest.raises(hil.HilError) as e:
+            hil.HilServer(uf2=uf2).start()
+        assert e.value.code == 2 and text in str(e.value)
+    uf2.write_bytes(good + good)
+    hil.HilServer(uf2=uf2)._check_inputs()          # well-formed: accepted

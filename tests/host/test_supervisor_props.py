@@ -71,8 +71,14 @@ def observable_ms(kind, p, at_ms):
             if abs(samples[k]) >= 200:            # the collapse rule's threshold
                 return k * 1000 // FS
     elif kind == "short":
+        # The rule needs a mean |i| >= its floor over a block or a SHORT_WIN_MS window: seen
+        # once |set| has stayed above the floor (+ ADC noise) for two windows running, so
+        # that a whole window, however the supervisor's windows fall, lies inside.
+        span = 2 * S.SHORT_WIN_MS * FS // 1000
+        run = 0
         for k in range(start, len(samples) - 1):
-            if abs(samples[k]) >= S.SHORT_MIN_uA + 20:     # the rule's floor + ADC noise
+            run = run + 1 if abs(samples[k]) >= S.SHORT_MIN_uA + 20 else 0
+            if run >= span:
                 return k * 1000 // FS
     else:  # dac-stuck: the set current has moved away from the frozen code
         ref = samples[start - 1] if start else 0

@@ -9,6 +9,35 @@
 //  - work is done in slices of a few ms of wall time so Node can move the serial bytes.
 import { performance } from 'node:perf_hooks';
 
+/**
+ * Move the chip clock to board time t1 with the PIO in step: alarms (DMA, ADC, timers) and
+ * PIO instructions happen in time order, so the analog model never sees time go back.
+ */
+export function advanceTo(clock, base, t1, pio) {
+  for (let guard = 0; ; guard++) {
+    const now = base + clock.nanos;
+    const pe = pio.nextEvent();
+    const ae = clock.nextAlarm ? base + clock.nextAlarm.nanos : Infinity;
+    const e = Math.min(pe, ae);
+    if (e > t1) break;
+    if (guard === 1000000) {
+      process.stderr.write(`hil: stuck at ${now} ns: next PIO event ${pe}, next alarm ${ae} `
+        + `(${String(clock.nextAlarm && clock.nextAlarm.callback).slice(0, 160).replace(/\s+/g, ' ')})\n`);
+    }
+    if (ae <= pe) {
+      // To the alarm in the chip's own time: base + nanos loses the fraction of a ns that
+      // decides whether the alarm is due.
+      clock.tick(Math.max(0, clock.nextAlarm.nanos - clock.nanos));
+    } else {
+      clock.tick(e > now ? e - now : 0);
+    }
+    pio.advance(base + clock.nanos);
+  }
+  const now = base + clock.nanos;
+  if (t1 > now) clock.tick(t1 - now);
+  pio.advance(base + clock.nanos);
+}
+
 export class Runner {
   /** board: VirtualBoard; realtime: pace to the wall clock (false: as fast as possible). */
   constructor(board, { realtime = true, sliceMs = 10 } = {}) {
@@ -72,12 +101,17 @@ export class Runner {
       const base = b.bclock.base;
       let t = base + clock.nanos;
       if (t >= limit) return 1;
+      const pio = b.pio && b.pio.active ? b.pio : null;
       if (b.halted || core.waiting) {
-        const next = clock.nextAlarm ? base + clock.nextAlarm.nanos : Infinity;
+        let next = clock.nextAlarm ? base + clock.nextAlarm.nanos : Infinity;
+        if (pio) next = Math.min(next, pio.nextEvent());
         const target = Math.min(next, limit);
         if (target === Infinity) return 5; // asleep, nothing scheduled, no pacing: wait for input
         const d = target - t;
-        if (d > 0) {
+        if (pio) {
+          advanceTo(clock, base, Math.max(target, t), pio);
+          if (d > 0) cpu.addIdle(d);
+        } else if (d > 0) {
           clock.tick(d);
           cpu.addIdle(d);
         } else {
@@ -87,6 +121,8 @@ export class Runner {
           // Asleep until after the wall clock: sleep for real, up to the next alarm.
           return Math.max(1, Math.min(50, (next - limit) / 1e6));
         }
+        // Many events at one instant (DMA chains): let Node move serial bytes now and then.
+        if ((++n & 255) === 0 && performance.now() >= wallEnd) return 0;
         continue;
       }
       // Busy: instructions back to back, checking the limits every 256.
@@ -95,7 +131,8 @@ export class Runner {
         core.executeInstruction();
         const dc = core.cycles - c0;
         cpu.addBusy(dc);
-        clock.tick(dc * nsPerCycle);
+        if (pio) advanceTo(clock, base, base + clock.nanos + dc * nsPerCycle, pio);
+        else clock.tick(dc * nsPerCycle);
         if (core.waiting || b.resetPending || b.halted) break;
       }
       t = base + clock.nanos;

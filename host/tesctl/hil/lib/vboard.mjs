@@ -19,6 +19,7 @@ import { attachDac } from './dacbus.mjs';
 import { attachI2c } from './i2cbus.mjs';
 import { QuietLogger } from './logger.mjs';
 import { Mcp4922 } from './mcp4922.mjs';
+import { PioClock } from './pioclock.mjs';
 import { attachRpAdc } from './rpadc.mjs';
 import { BoardClock } from './sched.mjs';
 import { ads1115Inputs, gaussian, rpAdcChannels } from './sense.mjs';
@@ -72,6 +73,8 @@ export class VirtualBoard {
       });
     }
     this.chip = null;
+    this.pio = null;
+    this.pioNow = null;
     this.halted = null;
     this.resetPending = null;
     this.resets = [];
@@ -81,7 +84,8 @@ export class VirtualBoard {
   }
 
   now() {
-    return this.bclock.now();
+    // While the PIO steps, its listeners see the instruction's own time (PioClock).
+    return this.pioNow === null ? this.bclock.now() : this.pioNow;
   }
 
   // ---- the chip ---------------------------------------------------------------------
@@ -99,6 +103,9 @@ export class VirtualBoard {
       wd.reason = carry.reason;
     }
     this.bclock.bind(rp.clock);
+    this.pio = new PioClock(rp.pio, this.cpuHz, (t) => {
+      this.pioNow = t;
+    });
     const chipAlarm = (delayNs, fn) => rp.clock.createAlarm(fn).schedule(delayNs);
     this._hookResets(rp);
     this.unsub = [];
