@@ -360,7 +360,8 @@ class App:
         stim_ms = s.sup.stim_ms
         if s.kind == STIM and s.sid is not None:
             try:
-                J.finish(self.storage, s.sid, outcome, reason, charge, hal.ticks_ms(), opened=s.opened)
+                J.finish(self.storage, s.sid, outcome, reason, charge, hal.ticks_ms(), opened=s.opened,
+                         stim_ms=stim_ms)
             except Exception as e:  # the output is already off; report the lost record
                 self.link.event("log", level="error", msg="journal record failed: %s" % e)
         self.send_telem(0, 0, 0, None)

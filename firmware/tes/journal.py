@@ -6,10 +6,13 @@ A record is valid only if its line is complete (ends in a newline) and its CRC m
 so a write torn by a reset, or garbage after it, costs that record and nothing before it.
 
 Session records carry: id, protocol_sha256 (hex), start_ms, end_ms, outcome
-(open | completed | stopped | aborted | fault), reason, delivered_charge_uC, and wall_s
-when the wall clock is known. begin() writes an "open" record at session start; finish()
-writes the closing record with the same id. At boot, recover() closes any session still
-open (the board reset mid-session) with outcome "fault", reason "reset".
+(open | completed | stopped | aborted | fault), reason, delivered_charge_uC, stim_ms (time
+with a nonzero set current, the supervisor's count; null when unknown), and wall_s when
+the wall clock is known. begin() writes an "open" record at session start; finish() writes
+the closing record with the same id. At boot, recover() closes any session still open (the
+board reset or lost power mid-session) with outcome "fault", reason "reset", and boot_ms
+(this boot's clock): its end_ms and stim_ms are those of the last checkpoint (null
+without one), since the clock that start_ms counts on did not survive the reset.
 """
 import binascii
 import json
@@ -96,7 +99,7 @@ def next_id(d):
 
 def open_record(sid, protocol_sha256, start_ms, wall_s=None):
     rec = {"id": sid, "protocol_sha256": protocol_sha256, "start_ms": start_ms,
-           "end_ms": None, "outcome": "open", "reason": "", "delivered_charge_uC": 0}
+           "end_ms": None, "outcome": "open", "reason": "", "delivered_charge_uC": 0, "stim_ms": None}
     if wall_s is not None:
         rec["wall_s"] = wall_s
     return rec
@@ -111,9 +114,9 @@ def begin(d, protocol_sha256, start_ms, wall_s=None, sid=None):
     return sid
 
 
-def checkpoint(d, sid, delivered_charge_uC, now_ms, opened=None):
-    """Note progress of an open session, so a reset keeps the charge delivered so far.
-    With `opened` (the open record, kept by the caller) nothing is read back."""
+def checkpoint(d, sid, delivered_charge_uC, now_ms, opened=None, stim_ms=None):
+    """Note progress of an open session, so a reset keeps the charge (and stimulation time)
+    so far. With `opened` (the open record, kept by the caller) nothing is read back."""
     if opened is None:
         for r in records(d):
             if r.get("id") == sid and r.get("outcome") == "open":
@@ -123,11 +126,12 @@ def checkpoint(d, sid, delivered_charge_uC, now_ms, opened=None):
     rec = dict(opened)
     rec["delivered_charge_uC"] = delivered_charge_uC
     rec["end_ms"] = now_ms
+    rec["stim_ms"] = stim_ms
     append(d, rec)
     return rec
 
 
-def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None, opened=None):
+def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None, opened=None, stim_ms=None):
     if outcome not in OUTCOMES[1:]:
         raise ValueError("journal: outcome must be one of %s" % ", ".join(OUTCOMES[1:]))
     if opened is None:
@@ -136,7 +140,7 @@ def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None, op
                 opened = r
     rec = {"id": sid, "protocol_sha256": opened["protocol_sha256"] if opened else "",
            "start_ms": opened["start_ms"] if opened else None, "end_ms": end_ms,
-           "outcome": outcome, "reason": reason, "delivered_charge_uC": delivered_charge_uC}
+           "outcome": outcome, "reason": reason, "delivered_charge_uC": delivered_charge_uC, "stim_ms": stim_ms}
     if wall_s is not None:
         rec["wall_s"] = wall_s
     append(d, rec)
@@ -179,16 +183,22 @@ def compact(d, keep=KEEP_SESSIONS):
 
 
 def recover(d, now_ms=None, retained=None):
-    """At boot: close every session still open as fault/reset. retained: (sid, charge_uC)
-    the board kept through the reset (hal.retained()): the freshest charge for that session. Returns the new records."""
+    """At boot: close every session still open as fault/reset. now_ms: this boot's clock
+    (kept as boot_ms). retained: (sid, charge_uC) the board kept through the reset
+    (hal.retained()): the freshest charge for that session. Returns the new records."""
     out = []
     for r in sessions(d):
         if r.get("outcome") == "open":
-            end = now_ms if now_ms is not None else r.get("end_ms")
             charge = r.get("delivered_charge_uC", 0)
             if retained is not None and retained[0] == r["id"] and retained[1] > charge:
                 charge = retained[1]
-            out.append(finish(d, r["id"], "fault", "reset", charge, end))
+            rec = {"id": r["id"], "protocol_sha256": r.get("protocol_sha256", ""), "start_ms": r.get("start_ms"),
+                   "end_ms": r.get("end_ms"), "outcome": "fault", "reason": "reset",
+                   "delivered_charge_uC": charge, "stim_ms": r.get("stim_ms"), "boot_ms": now_ms}
+            if "wall_s" in r:
+                rec["wall_s"] = r["wall_s"]
+            append(d, rec)
+            out.append(rec)
     return out
 
 

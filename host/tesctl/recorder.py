@@ -55,7 +55,10 @@ class Recorder:
 
     def t_s(self, t_ms):
         if self.t0_ms is None:
+            # Session time 0 on the device's clock and on ours: a record completed later
+            # from the device journal places the device's end time with them.
             self.t0_ms = t_ms
+            self.meta.update({"device_t0_ms": t_ms, "t0_at": now_iso()})
         return (t_ms - self.t0_ms) / 1000.0
 
     def telemetry(self, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC):
@@ -115,13 +118,28 @@ class Recorder:
         self.save()
 
     def _sort_events(self):
-        """A phase's row is written when it ends (its duration known then); at the end put
-        the rows in onset order, as BIDS readers expect (atomically: never half a file)."""
-        path = os.path.join(self.dir, "events.tsv")
-        with open(path) as f:
-            lines = f.read().splitlines()
-        rows = sorted(lines[1:], key=lambda ln: float(ln.split("\t", 1)[0]))
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("\n".join([lines[0]] + rows) + "\n")
-        os.replace(tmp, path)
+        sort_events(self.dir)
+
+
+def sort_events(session_dir):
+    """A phase's row is written when it ends (its duration known then); at the end put
+    the rows in onset order, as BIDS readers expect (atomically: never half a file)."""
+    path = os.path.join(str(session_dir), "events.tsv")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    rows = [ln for ln in lines[1:] if _onset(ln) is not None]     # drop a line cut short
+    rows.sort(key=_onset)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join([lines[0] if lines else "onset\tduration\ttrial_type"] + rows) + "\n")
+    os.replace(tmp, path)
+
+
+def _onset(line):
+    parts = line.split("\t")
+    if len(parts) < 3:
+        return None
+    try:
+        return float(parts[0])
+    except ValueError:
+        return None

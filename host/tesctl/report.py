@@ -141,6 +141,8 @@ def summarize(session_dir) -> dict:
         "outcome": meta.get("outcome"),
         "reason": meta.get("reason"),
         "complete": bool(meta.get("complete", False)),
+        "reconciled_at": meta.get("reconciled_at") if meta.get("reconciled_from_journal") else None,
+        "stim_duration_source": meta.get("stim_duration_source") or "device",
         "started_at": meta.get("started_at"),
         "ended_at": meta.get("ended_at"),
         "subject": meta.get("subject"),
@@ -163,6 +165,17 @@ def summarize(session_dir) -> dict:
     }
 
 
+def outcome_text(outcome, reason):
+    """'completed', 'fault (host-lost)': the outcome once, the reason where it adds something."""
+    outcome = outcome or "none"
+    return outcome if not reason or reason == outcome else "%s (%s)" % (outcome, reason)
+
+
+# Where stim_duration_s came from, when not from the device (a board that reset loses it).
+STIM_SOURCE_NOTE = {"telemetry": " (host telemetry: the device lost its count in a reset)",
+                    "telemetry-lower-bound": " or more (host telemetry, which stopped before the device did)"}
+
+
 def _fmt(v, spec="%.1f", none="n/a"):
     return none if v is None else spec % v
 
@@ -172,12 +185,15 @@ def summary_text(s) -> str:
     if not s["complete"]:
         lines.append("INCOMPLETE (host stopped mid-session): figures cover what was recorded")
     lines.append("protocol   %s  [sha256 %s]" % (s["name"], (s["protocol_sha256"] or "?")[:12]))
-    lines.append("outcome    %s%s" % (s["outcome"] or "none", " (%s)" % s["reason"] if s["reason"] else ""))
+    lines.append("outcome    " + outcome_text(s["outcome"], s["reason"]))
+    if s["reconciled_at"]:
+        lines.append("record     completed from the device journal at %s" % s["reconciled_at"])
     lines.append("time       %s -> %s" % (s["started_at"] or "?", s["ended_at"] or "?"))
     extra = [k + " " + str(s[k]) for k in ("board", "firmware_version", "subject") if s.get(k)]
     if extra:
         lines.append("device     " + ", ".join(extra))
-    lines.append("stim time  %s s" % _fmt(s["stim_duration_s"]))
+    note = STIM_SOURCE_NOTE.get(s["stim_duration_source"], "")
+    lines.append("stim time  %s s%s" % (_fmt(s["stim_duration_s"]), note))
     q = s["delivered_charge_uC"]
     lines.append("charge     %s mC delivered (device); %.3f mC integral of |meas_uA| over telemetry"
                  % (_fmt(q / 1000.0 if q is not None else None, "%.3f"), s["telemetry_charge_uC"] / 1000.0))
@@ -349,8 +365,7 @@ def write_report(session_dir) -> str:
         ax.grid(alpha=0.3)
 
     flag = "" if s["complete"] else "  [INCOMPLETE]"
-    title = "%s\noutcome: %s%s%s" % (s["name"], s["outcome"] or "none",
-                                     " (%s)" % s["reason"] if s["reason"] else "", flag)
+    title = "%s\noutcome: %s%s" % (s["name"], outcome_text(s["outcome"], s["reason"]), flag)
     fig.suptitle(title, fontsize=11, color="black" if s["outcome"] == "completed" else "tab:red")
     fig.tight_layout()
     out = os.path.join(str(session_dir), "report.png")

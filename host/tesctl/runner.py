@@ -98,7 +98,6 @@ class Run:
         self.raw_next = 0
         self.raw_gaps = 0
         self._raw_file = None
-        self.peak_charge = 0
 
     # ---- frames from the device ---------------------------------------------------------
     def on_frame(self, f):
@@ -106,8 +105,6 @@ class Run:
             return
         if f.type == L.TELEM:
             t_ms, state, set_uA, meas_uA, v_mV, z, q, flags = L.unpack_telem(f.payload)
-            if self.result is None:
-                self.peak_charge = max(self.peak_charge, q)   # a rebooted board restarts at 0
             name = L.STATE_NAMES[state] if state < len(L.STATE_NAMES) else str(state)
             self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
             if self.display:
@@ -245,24 +242,29 @@ class Run:
 
     def _finish(self, dev):
         kind, ev = self.result
-        if kind == "end":
-            outcome, reason = ev["outcome"], ev["reason"]
-            charge, stim_ms = ev["delivered_charge_uC"], ev["stim_duration_ms"]
-        else:
-            # The board rebooted mid-session: its journal has the record (closed at boot).
-            outcome, reason = "fault", ev.get("reason", "reset")
-            rec = [r for r in dev.journal() if r.get("id") == self.rec.meta.get("device_session_id")]
-            # The journal's figure is from its last checkpoint; telemetry may be more recent.
-            journal_q = rec[-1].get("delivered_charge_uC", 0) if rec else 0
-            charge = max(journal_q, self.peak_charge)
-            stim_ms = 0
-            self.rec.event(ev.get("t_ms", 0), "fault:%s" % reason)
         # Drain what is still in flight (the last telemetry frame, the end state).
         deadline = time.monotonic() + 0.3
         while time.monotonic() < deadline:
             if not dev.pump(0.05):
                 break
-        self.rec.finish(outcome, reason, charge, stim_ms, ev.get("t_ms"), lost=dev.lost)
+        if kind == "end":
+            outcome, reason = ev["outcome"], ev["reason"]
+            charge, stim_ms = ev["delivered_charge_uC"], ev["stim_duration_ms"]
+            self.rec.finish(outcome, reason, charge, stim_ms, ev.get("t_ms"), lost=dev.lost)
+        else:
+            # The board rebooted mid-session: its journal closed the session at boot. The
+            # record is completed from it as a later connection would (tesctl.reconcile),
+            # with the boot's own reason (reset, watchdog).
+            sid = self.rec.meta.get("device_session_id")
+            recs = [r for r in dev.journal() if r.get("id") == sid]
+            journal_rec = recs[-1] if recs else {"id": sid, "outcome": "fault", "reason": "reset",
+                                                  "delivered_charge_uC": 0, "stim_ms": None,
+                                                  "boot_ms": ev.get("t_ms")}
+            self.rec.meta["lost_frames"] = dev.lost
+            self.rec.close()
+            meta = reconcile.complete_from_journal(self.out_dir, journal_rec, host_saw_end=True,
+                                                   reason=ev.get("reason"))
+            outcome, reason, charge = meta["outcome"], meta["reason"], meta["delivered_charge_uC"]
         if self._raw_file:
             self._raw_file.close()
         reconcile.remove(self.out_dir)

@@ -95,6 +95,8 @@ def test_stall_and_reset_boot_with_the_output_off():
         # The charge comes from what the board retained through the reset (hal.retain),
         # not from a flash write mid-session: 3 s into the session it is not zero.
         assert rec["delivered_charge_uC"] > 0, rec
+        # How long current flowed did not survive the reset: the record says unknown.
+        assert rec["stim_ms"] is None and rec["boot_ms"] is not None, rec
 
 
 def test_safety_stop_takes_over_a_long_operator_ramp():
@@ -204,3 +206,15 @@ def test_journal_has_every_session():
     assert recs[-1]["outcome"] == "completed" and recs[-1]["delivered_charge_uC"] > 0
     assert json.loads(json.dumps(recs[-1])) == recs[-1]
     assert ticks_diff(5, 3) == 2
+
+
+def test_closing_record_has_the_stimulation_time():
+    # 500 ms ramps around a 500 ms plateau: 1.5 s with a nonzero set (the ramps' zero ends aside).
+    d = DeviceRun(protocol(DEFAULT_FS, duration_ms=500), "journal-stim")
+    d.run_to_end()
+    rec = journal.sessions(d.app.storage)[-1]
+    assert rec["outcome"] == "completed" and 1490 <= rec["stim_ms"] <= 1500, rec
+    # A soft stop (host-lost) ends it early: current flowed from start to end, ramp-down included.
+    latency, outcome, rec = run("host-lost", 1000)
+    assert (rec["outcome"], rec["reason"]) == ("fault", "host-lost"), rec
+    assert rec["stim_ms"] > 3000 and abs(rec["stim_ms"] - (rec["end_ms"] - rec["start_ms"])) <= 5, rec

@@ -82,6 +82,23 @@ def test_open_close_and_recover_after_reset():
     assert journal.recover(d) == []     # nothing open any more
 
 
+def test_stimulation_time_in_closing_records_and_through_a_reset():
+    d = fresh("stim")
+    sid = journal.begin(d, SHA, 100)
+    r = journal.finish(d, sid, "fault", "host-lost", 900, 7100, stim_ms=6800)
+    assert journal.sessions(d)[-1] == r and r["stim_ms"] == 6800 and r["end_ms"] == 7100
+    # Closed at boot: end_ms and stim_ms are the last checkpoint's (the clock start_ms
+    # counts on is gone), boot_ms is the new boot's clock.
+    sid = journal.begin(d, SHA, 8000)
+    journal.checkpoint(d, sid, 300, 9000, stim_ms=950)
+    r = journal.recover(d, 12)[0]
+    assert (r["start_ms"], r["end_ms"], r["stim_ms"], r["boot_ms"]) == (8000, 9000, 950, 12)
+    sid = journal.begin(d, SHA, 20000)
+    r = journal.recover(d, 7)[0]                    # no checkpoint: both unknown
+    assert (r["id"], r["end_ms"], r["stim_ms"], r["boot_ms"]) == (sid, None, None, 7)
+    assert journal.sessions(d)[-1] == r
+
+
 def test_recover_takes_the_charge_the_board_retained_through_the_reset():
     d = fresh("r")
     sid = journal.begin(d, SHA, 0)
