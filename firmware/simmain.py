@@ -1,8 +1,16 @@
 """Simulated board: the real firmware (tes.app) under the unix port, with hal.sim in place
 of the analog stage, speaking the link on stdin/stdout (a pipe or a pty).
 
-    micropython simmain.py [--board FILE] [--realtime] [--storage DIR]
-                           [--fault KIND@SECONDS]... [--root FIRMWARE_DIR]
+    micropython [-i] simmain.py [--root DIR] [--board FILE] [--realtime] [--storage DIR]
+                                [--fault KIND@SECONDS]... [--boot REASON]
+
+This script plays the part of a board's MicroPython boot, not of the firmware: it is never
+copied to a board. It imports tes/ and hal/ from --root (the firmware's filesystem root:
+the source tree for `--port sim`, the simulated board's flash folder for `tesctl sim`),
+reads the board file (default ROOT/board.json), and runs the app. When the app returns
+(the host sent EXIT) or the boot fails, the script ends: under `micropython -i` (as
+`tesctl sim` runs it, on a pty) the same process then serves its REPL, where mpremote works
+and `machine.reset()` ends the process so that tesctl sim boots it again from its flash.
 
 Fault times count from the session's START. Stdout is the link: errors go to stderr.
 What only a simulation needs lives here, not in the app: the host-lost fault (the link
@@ -10,13 +18,26 @@ drops what the host sends) and, on the fast virtual clock, a gate that holds vir
 while the host is slow to answer, so a healthy host is never taken for a lost one.
 """
 import sys
-import time
 
-from hal.sim import SimHal, SimHang, SimReset
-from tes.app import App
-from tes.board import load_checked
-from tes.fwhash import tree_sha256
-from tes.port import StreamPort
+
+def _root(argv):
+    for i in range(len(argv) - 1):
+        if argv[i] == "--root":
+            return argv[i + 1]
+    return None
+
+
+# Modules come from the firmware root (default: this script's folder, sys.path[0]).
+_ROOT = _root(sys.argv[1:]) or sys.path[0] or "."
+sys.path[0] = "" if _ROOT == "." else _ROOT
+
+import time  # noqa: E402
+
+from hal.sim import SimHal, SimHang, SimReset  # noqa: E402
+from tes.app import App  # noqa: E402
+from tes.board import load_checked  # noqa: E402
+from tes.fwhash import tree_sha256  # noqa: E402
+from tes.port import StreamPort  # noqa: E402
 
 FAST_GATE_MS = 2000    # fast sim: virtual time may run this far past the last host bytes
 FAST_WAIT_REAL_MS = 3000
@@ -71,14 +92,37 @@ class SimPort:
                 self.last_in = hal.ticks_ms()
 
 
+class SimMachine:
+    """`machine` as the simulated board's REPL finds it: the unix port's module, plus
+    reset(), which ends this process (tesctl sim boots it again, like a board's reset)."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    @staticmethod
+    def reset():
+        sys.exit(0)
+
+
+def _install_machine():
+    try:
+        import machine
+    except ImportError:
+        machine = None
+    sys.modules["machine"] = SimMachine(machine)
+
+
 def parse(argv):
-    opts = {"board": "boards/sim.json", "realtime": False, "storage": None, "faults": [], "root": "firmware"}
+    opts = {"board": None, "realtime": False, "storage": None, "faults": [], "root": _ROOT, "boot": "power-on"}
     i = 0
     while i < len(argv):
         a = argv[i]
         if a == "--realtime":
             opts["realtime"] = True
-        elif a in ("--board", "--storage", "--root", "--fault") and i + 1 < len(argv):
+        elif a in ("--board", "--storage", "--root", "--fault", "--boot") and i + 1 < len(argv):
             i += 1
             if a == "--fault":
                 kind, _, at = argv[i].partition("@")
@@ -94,7 +138,8 @@ def parse(argv):
 def main():
     try:
         opts = parse(sys.argv[1:])
-        board = load_checked(opts["board"])
+        _install_machine()
+        board = load_checked(opts["board"] or opts["root"] + "/board.json")
         hal = SimHal(board, realtime=opts["realtime"], storage=opts["storage"], faults=opts["faults"])
         for kind, _ in opts["faults"]:
             hal.inject(kind, 1 << 29)      # validates the name now; armed at START
@@ -104,12 +149,12 @@ def main():
         if not opts["realtime"]:
             hal.gate = port.gate
         fw = tree_sha256(opts["root"])
-        reason = "power-on"
+        reason = opts["boot"]
         while True:
             app = App(hal, board, port, fw, boot_reason=reason)
             try:
                 app.run()
-                return
+                return             # EXIT (or the host hung up): under -i, the REPL follows
             except SimReset as e:      # the board reset (fault, or watchdog): boot again
                 reason = e.args[0] if e.args else "reset"
     except (Exception, SimHang) as e:  # stdout is the link: report on stderr

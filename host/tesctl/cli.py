@@ -215,21 +215,31 @@ def stream(port, board, current_uA, seconds, allow_mismatch):
 
 
 @main.command()
-@click.option("--board", "-b", default="sim", show_default=True)
+@click.option("--board", "-b", default="sim", show_default=True,
+              help="Board file a fresh flash gets as board.json (its model is the simulated load).")
 @click.option("--fault", "faults", multiple=True, metavar="KIND@SECONDS")
 @click.option("--realtime/--fast", default=True, help="Real-time clock (default) or virtual fast clock.")
-@click.option("--repl", is_flag=True, help="Serve the MicroPython REPL instead of the link (for mpremote).")
-def sim(board, faults, realtime, repl):
-    """Start a simulated board on a pseudo-terminal and print its path."""
+@click.option("--flash", type=click.Path(file_okay=False), default=None,
+              help="Folder that is the board's filesystem, kept across runs (default: a fresh one).")
+def sim(board, faults, realtime, flash):
+    """Start a simulated board on a pseudo-terminal and print its path.
+
+    It boots like a board: the app answers the link; EXIT (as `tesctl deploy` sends it)
+    leaves it at its MicroPython REPL for mpremote; a reset boots what its flash holds."""
     from tesctl.simfaults import check_fault_specs
     from tesctl.simpty import serve
     problems = check_fault_specs(faults)
     if problems:
         fail(problems[0], EXIT_INPUT)
+    try:
+        resolve(board)
+    except BoardError as e:
+        fail(str(e), EXIT_INPUT)
+
     def ready(path, server=None):
         click.echo(path)
         sys.stdout.flush()
-    sys.exit(serve(board=board, faults=faults, realtime=realtime, repl=repl, ready=ready))
+    sys.exit(serve(board=board, faults=faults, realtime=realtime, flash=flash, ready=ready))
 
 
 @main.command()

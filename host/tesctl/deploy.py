@@ -21,13 +21,15 @@ hash covers every module there.
 Targets. A device may be running the link app, which ignores Ctrl-C: deploy first sends
 HELLO + EXIT over the link (best effort). A board then reboots once straight into its REPL
 (main.py skips the app that one time, so a watchdog a session started cannot cut the
-deploy short); the simulated board's link process ends. Then mpremote takes over, every
-command with `resume` (no soft reset: it would end a unix-port REPL, and a board needs
-none). Simulated board or real one is decided from the sys.platform the device reports
-(linux/darwin: the unix port, hash root '.'; rp2/esp32: a board, hash root ''), never from
-the port's path. At the end a real board is reset, so it boots into the deployed firmware.
-Every mpremote call has a timeout sized for a slow device (the virtual RP2040 runs at about
-0.1x real time), which becomes a DeployError.
+deploy short); the simulated board (`tesctl sim`) drops to its REPL in the same process.
+Then mpremote takes over, every command with `resume` (no soft reset: it would end a
+unix-port REPL, and a board needs none). Simulated board or real one is decided from the
+sys.platform the device reports (linux/darwin: the unix port, hash root '.'; rp2/esp32: a
+board, hash root ''), never from the port's path. At the end the device is reset
+(`mpremote reset`: machine.reset(); the simulated board's process ends and tesctl sim
+boots it again from its flash), and deploy waits for the app to answer HELLO with the
+firmware hash it just verified. Every mpremote call has a timeout sized for a slow device
+(the virtual RP2040 runs at about 0.1x real time), which becomes a DeployError.
 """
 import hashlib
 import json
@@ -168,6 +170,27 @@ def leave_app(port, log):
         dev.close()
 
 
+def wait_for_app(port, timeout):
+    """After a reset: HELLO until the app answers (a board's USB port may vanish for a
+    moment while it reboots). -> the HELLO reply, or None if nothing answered in time."""
+    from tesctl.device import Device, DeviceError
+    from tesctl.transport import SerialTransport, TransportError
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            dev = Device(SerialTransport(port))
+        except TransportError:
+            time.sleep(0.5)
+            continue
+        try:
+            return dev.hello(timeout=min(HELLO_S, max(0.5, deadline - time.monotonic())))
+        except (DeviceError, TransportError):
+            pass
+        finally:
+            dev.close()
+    return None
+
+
 def wait_for_repl(port, timeout):
     """Probe until a REPL answers (a board leaving the app reboots, and its USB port may
     vanish for a moment). -> the device's sys.platform."""
@@ -256,8 +279,10 @@ def deploy(port, board, log=print, sim=None, root=None, reset=True):
     into its REPL once). Simulated board or real one is decided from what the device
     reports (sys.platform), unless sim is given; root is the device's filesystem root for
     the hash ('' on a board, '.' on the unix port). Every mpremote command uses `resume`.
-    reset: a real board is reset at the end, so it boots into the deployed firmware.
-    Returns {port, board, sim, root, files, fw_sha256, board_sha256, device_*}."""
+    reset: the device is reset at the end, so it boots into the deployed firmware, and
+    deploy waits for its app to answer HELLO with the deployed hash.
+    Returns {port, board, sim, root, files, fw_sha256, board_sha256, device_*,
+    booted_fw_sha256 (what the app reported after the reset; None if it did not answer)}."""
     check_port(port)
     board_file, raw, board_obj = load_board(board)
     left = leave_app(port, log)
@@ -275,13 +300,21 @@ def deploy(port, board, log=print, sim=None, root=None, reset=True):
         mpremote(port, ["fs", "cp", os.path.join(tmp, "main.py"), ":main.py"], resume=True)
         mpremote(port, ["fs", "cp", str(board_file), ":board.json"], resume=True)
     result = verify(port, board, sim=sim, root=root, log=log)
-    if reset and not sim:
+    if reset:
         # machine.reset() ends the raw REPL session mid-command: mpremote may report that.
         try:
             mpremote(port, ["reset"], resume=True, timeout=PROBE_S)
         except DeployError:
             pass
-        log("reset the board: it boots into the deployed firmware")
+        info = wait_for_app(port, REBOOT_S)
+        result["booted_fw_sha256"] = info.get("fw_sha256") if info else None
+        if info is None:
+            log("reset the board; its app did not answer within %d s (is main.py running?)" % REBOOT_S)
+        elif info.get("fw_sha256") != result["fw_sha256"]:
+            raise DeployError("after the reset the board on %s runs firmware %s, not the deployed %s"
+                              % (port, str(info.get("fw_sha256"))[:12], result["fw_sha256"][:12]))
+        else:
+            log("reset the board: it runs the deployed firmware (%s)" % result["fw_sha256"][:12])
     result.update(port=port, board=board_obj.get("id", str(board)), sim=sim, root=root, files=files + ["board.json"],
                   platform=platform)
     return result

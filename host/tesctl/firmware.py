@@ -8,7 +8,9 @@ deployed board matches with no flag.
 A board gets main.py as source (MicroPython runs main.py, never main.mpy) and every module
 of tes/ and hal/ compiled by mpy-cross for its architecture: nothing is compiled on the
 board at boot (the RP2040 spent 3.4 s and much of its RAM doing that), and the native and
-viper functions arrive as machine code. The simulated board runs the source tree in place.
+viper functions arrive as machine code. The simulated board runs sources: the whole tree
+(every driver included, as `--port sim` runs it in place), so a simulated board that
+`tesctl deploy --board sim` filled holds the same hash as the source tree.
 """
 import json
 import shutil
@@ -38,13 +40,14 @@ def mpy_cross():
 
 
 def files_for(board):
-    """Relative paths of the firmware files a board of this kind gets."""
+    """Relative paths of the firmware files a board of this kind gets (the simulated
+    board: the whole source tree)."""
     fw = paths.FIRMWARE
     mcu = (board or {}).get("mcu")
     files = ["main.py"]
     files += ["tes/" + p.name for p in sorted((fw / "tes").glob("*.py"))]
     files += ["hal/" + p.name for p in sorted((fw / "hal").glob("*.py"))
-              if _ONLY_FOR.get(p.name, mcu) == mcu]
+              if mcu == "sim" or _ONLY_FOR.get(p.name, mcu) == mcu]
     return files
 
 
@@ -76,7 +79,7 @@ def expected_sha256(board):
     mcu = (board or {}).get("mcu")
     source = tree_sha256(str(paths.FIRMWARE))
     if mcu == "sim":
-        # The simulated board runs the whole tree in place (firmware/, hal/sim.py included).
+        # The simulated board holds the whole tree as sources: its staged set is the tree.
         return source
     return _staged_sha256(mcu, source)
 

@@ -1,30 +1,31 @@
-"""A simulated board behind a pseudo-terminal, so any serial tool can open it.
+"""A simulated board behind a pseudo-terminal, booting like a board: `tesctl sim`.
 
 `serve()` makes a pty pair with os.openpty(), puts the slave in raw mode (tty.setraw: no
 echo, no canonical mode, no LF->CRLF, no signal characters), keeps the slave fd open for
 as long as it serves (so the /dev/pts/N path survives a client closing it and can be
-reopened), starts the device process and bridges bytes between the pty master and the
-device in a select() loop. `serve()` prints the slave path (or hands it to `ready`).
+reopened), boots the board and bridges bytes between the pty master and the board in a
+select() loop. `serve()` prints the slave path (or hands it to `ready`).
 
-Two kinds of device:
+The board is one MicroPython unix-port process whose stdin/stdout/stderr are the slave of
+a *second* pty (so its REPL sees a tty), run as
 
-- repl=False, the link firmware: `micropython -X heapsize=512K firmware/simmain.py --board B
-  --root firmware --storage DIR [--realtime] [--fault K@S]...` with
-  MICROPYPATH=<repo>/firmware:.frozen, on pipes (as SimTransport runs it). Verified:
-  pyserial opens the path and tesctl.device.Device does HELLO over SerialTransport (board
-  "sim"); a client can close the port and open it again and still talk to the same board.
-- repl=True, a MicroPython unix-port REPL that mpremote can drive: plain `micropython
-  -X heapsize=512K` (no script) whose stdin/stdout/stderr are the slave of a *second* pty,
-  so it sees a tty and runs its interactive REPL (it sets that tty to raw itself); we bridge
-  master<->master. Its working directory is a "device filesystem" folder (default
-  build/sim-fs) and MICROPYPATH=.frozen:lib, so sys.path is ['', '.frozen', 'lib'] like a
-  board's. Verified with mpremote 1.29 against micropython 1.29-preview: `mpremote connect
-  /dev/pts/N resume fs mkdir :tes`, `resume fs cp A B :tes/`, `resume exec "..."`,
-  `resume fs ls :`, `resume fs sha256sum :F` all work; the files land in the folder.
-  Every command must start with `resume`: without it mpremote soft-resets (Ctrl-D), which
-  ends the unix process, and mpremote then waits forever for a raw-REPL prompt (kill it).
-  If the REPL process exits (that soft reset, `sys.exit()`), the server starts a fresh one
-  on the same pty, like a board rebooting, and `resume` commands work again (verified).
+    micropython -X heapsize=512K -i firmware/simmain.py --root . --storage DIR --boot REASON
+                [--realtime] [--fault K@S]...
+
+with its working directory as its flash (a folder: `flash`, default a fresh temporary one)
+and MICROPYPATH=.frozen:lib, so sys.path is ['', '.frozen', 'lib'] like a board's. The
+flash starts with what a board ships with when it lacks it: this tesctl's firmware for
+the simulated board (tesctl.firmware.stage) and the board file as board.json.
+
+- At boot simmain runs the app from the flash (tes/, hal/, board.json): the link answers.
+- EXIT (deploy sends HELLO + EXIT) ends the app; `-i` then serves the REPL in the same
+  process, where mpremote works. Every mpremote command must start with `resume`: without
+  it mpremote soft-resets (Ctrl-D), which ends a unix-port REPL.
+- When the process ends (machine.reset() there, Ctrl-D at the REPL, a crash, a kill), the
+  server boots it again on the same pty, like a board rebooting: so after `tesctl deploy`
+  resets it, the board runs the firmware just deployed. The boot reason is "reset" after
+  an exit, "power-on" after a kill; the journal lives in `storage` (default
+  tesctl.transport.sim_storage(), shared with `--port sim`), outside the flash.
 
 Output toward a client that is not reading (or not connected) is never allowed to block
 the bridge: when the pty's input queue is full, the stale bytes in it are discarded
@@ -34,9 +35,11 @@ import contextlib
 import errno
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -46,34 +49,40 @@ from tesctl import paths
 
 SIM_HEAP = "512K"
 MAX_PENDING = 1 << 20      # bytes queued toward the device before we stop reading the client
+QUICK_EXIT_S = 1.0         # a board that ends this soon after booting, ...
+QUICK_EXITS = 5            # ... this many times in a row, is failing at boot: stop
 
 
-def sim_fs_dir():
-    return paths.ROOT / "build" / "sim-fs"
-
-
-class SimPtyError(Exception):
-    pass
+def seed_flash(flash, board="sim"):
+    """Give an empty simulated board what it ships with: this tesctl's firmware (main.py,
+    tes/, hal/) and the board file as board.json. What is there already is kept."""
+    from tesctl import firmware
+    from tesctl.boards import board_path
+    os.makedirs(flash, exist_ok=True)
+    if not os.path.exists(os.path.join(flash, "main.py")):
+        firmware.stage({"mcu": "sim"}, flash)
+    if not os.path.exists(os.path.join(flash, "board.json")):
+        shutil.copyfile(str(board_path(board)), os.path.join(flash, "board.json"))
 
 
 class SimPty:
     """One simulated board on one pty. start() -> slave path; serve_forever(); stop()."""
 
-    def __init__(self, board="sim", faults=(), realtime=False, repl=False, fs_dir=None, storage=None,
-                 stderr=None):
+    def __init__(self, board="sim", faults=(), realtime=False, flash=None, storage=None):
         self.board = board
         self.faults = list(faults)
         self.realtime = realtime
-        self.repl = repl
-        self.fs_dir = str(fs_dir or sim_fs_dir())
+        self._own_flash = flash is None
+        self.flash = str(flash) if flash is not None else None
         self.storage = storage
-        self.stderr = stderr          # where the device's stderr goes (link mode); None: ours
         self.path = None
         self.proc = None
         self.restarts = 0
         self.error = None             # why serving ended, if not stop()
         self._master = self._slave = None
-        self._dev_master = None       # repl mode: our end of the device's own pty
+        self._dev_master = None       # our end of the board's own pty
+        self._spawned_at = 0.0
+        self._quick_exits = 0
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = threading.Event()
         self._done = threading.Event()
@@ -81,6 +90,9 @@ class SimPty:
 
     # ---- set-up -----------------------------------------------------------------
     def start(self):
+        if self.flash is None:
+            self.flash = tempfile.mkdtemp(prefix="tesctl-sim-flash-")
+        seed_flash(self.flash, self.board)
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         attrs = termios.tcgetattr(self._slave)
@@ -88,53 +100,39 @@ class SimPty:
         termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
         os.set_blocking(self._master, False)
         self.path = os.ttyname(self._slave)
-        self._spawn()
+        self._spawn("power-on")
         return self.path
 
-    def _spawn(self):
-        if self.repl:
-            self._spawn_repl()
-        else:
-            self._spawn_link()
-
-    def _spawn_link(self):
-        from tesctl.boards import board_path
+    def _spawn(self, boot):
         from tesctl.transport import sim_storage
-        argv = [paths.micropython(), "-X", "heapsize=%s" % SIM_HEAP, str(paths.FIRMWARE / "simmain.py"),
-                "--board", str(board_path(self.board)), "--root", str(paths.FIRMWARE),
-                "--storage", str(self.storage or sim_storage())]
+        if self._dev_master is not None:
+            os.close(self._dev_master)
+            self._dev_master = None
+        argv = [paths.micropython(), "-X", "heapsize=%s" % SIM_HEAP, "-i", str(paths.FIRMWARE / "simmain.py"),
+                "--root", ".", "--storage", str(self.storage or sim_storage()), "--boot", boot]
         if self.realtime:
             argv.append("--realtime")
         for f in self.faults:
             argv += ["--fault", f]
-        env = dict(os.environ, MICROPYPATH=paths.micropypath())
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     env=env, bufsize=0, start_new_session=True)
-        os.set_blocking(self.proc.stdin.fileno(), False)
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        self._dev_in = self.proc.stdin.fileno()
-        self._dev_out = self.proc.stdout.fileno()
-
-    def _spawn_repl(self):
-        os.makedirs(self.fs_dir, exist_ok=True)
-        if self._dev_master is not None:
-            os.close(self._dev_master)
         master, slave = os.openpty()
         tty.setraw(slave)
         env = dict(os.environ, MICROPYPATH=".frozen:lib")
         try:
-            self.proc = subprocess.Popen([paths.micropython(), "-X", "heapsize=%s" % SIM_HEAP], stdin=slave,
-                                         stdout=slave, stderr=slave, cwd=self.fs_dir, env=env,
+            # Its own session: a Ctrl-C at the terminal of `tesctl sim` stops the server,
+            # which then ends the board; the board never gets a signal of its own.
+            self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=self.flash, env=env,
                                          start_new_session=True)
         finally:
             os.close(slave)
         os.set_blocking(master, False)
         self._dev_master = master
         self._dev_in = self._dev_out = master
+        self._spawned_at = time.monotonic()
 
     # ---- the bridge ---------------------------------------------------------------
     def serve_forever(self):
-        """Bridge until stop() or the device dies (link mode). Returns the device's exit code."""
+        """Bridge until stop() (or the board keeps failing at boot). Returns the board
+        process's last exit code."""
         to_dev = bytearray()
         try:
             while not self._stopping.is_set():
@@ -189,7 +187,7 @@ class SimPty:
         return self._device_ended()
 
     def _device_ended(self):
-        """The device process is gone: restart a REPL (True: keep serving), or end (False)."""
+        """The board's process is gone: boot it again (True: keep serving), or end (False)."""
         if self._stopping.is_set():
             return False
         try:
@@ -197,12 +195,14 @@ class SimPty:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
-        if self.repl:
-            self.restarts += 1
-            self._spawn()
-            return True
-        self.error = "simulated board exited with code %s" % code
-        return False
+        quick = time.monotonic() - self._spawned_at < QUICK_EXIT_S
+        self._quick_exits = self._quick_exits + 1 if quick else 0
+        if self._quick_exits >= QUICK_EXITS:
+            self.error = "simulated board keeps ending at boot (exit code %s)" % code
+            return False
+        self.restarts += 1
+        self._spawn("power-on" if code < 0 else "reset")      # killed by a signal: power lost
+        return True
 
     def _to_client(self, data):
         try:
@@ -230,27 +230,19 @@ class SimPty:
     def _shutdown(self):
         proc = self.proc
         if proc is not None and proc.poll() is None:
-            if not self.repl:
-                try:
-                    proc.stdin.close()            # the link app ends when its host hangs up
-                except OSError:
-                    pass
-            else:
-                proc.terminate()
+            proc.terminate()
             try:
                 proc.wait(3)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc is not None and not self.repl:
-            for f in (proc.stdin, proc.stdout):
-                with contextlib.suppress(OSError):
-                    f.close()
         for fd in (self._dev_master, self._master, self._slave, self._wake_r, self._wake_w):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._dev_master = self._master = self._slave = None
+        if self._own_flash and self.flash:
+            shutil.rmtree(self.flash, ignore_errors=True)
         self._done.set()
 
     def start_thread(self):
@@ -274,12 +266,12 @@ def _read(fd):
     return data if data else None
 
 
-def serve(board="sim", faults=(), realtime=False, repl=False, ready=None, fs_dir=None, storage=None):
-    """Run a simulated board on a pty until SIGINT/SIGTERM (or the board dies).
+def serve(board="sim", faults=(), realtime=False, ready=None, flash=None, storage=None):
+    """Run a simulated board on a pty until SIGINT/SIGTERM (or the board fails at boot).
 
     Prints the pty path (or calls ready(path, server) if given). Returns the exit code for
-    the CLI: 0 after a signal or stop(), 3 if the simulated board died."""
-    server = SimPty(board=board, faults=faults, realtime=realtime, repl=repl, fs_dir=fs_dir, storage=storage)
+    the CLI: 0 after a signal or stop(), 3 if the simulated board could not be kept running."""
+    server = SimPty(board=board, faults=faults, realtime=realtime, flash=flash, storage=storage)
     server.start()
     old = {}
     if threading.current_thread() is threading.main_thread():
@@ -300,27 +292,13 @@ def serve(board="sim", faults=(), realtime=False, repl=False, ready=None, fs_dir
 
 
 @contextlib.contextmanager
-def open_sim_pty(board="sim", faults=(), realtime=False, repl=False, fs_dir=None, storage=None, stderr=None):
+def open_sim_pty(board="sim", faults=(), realtime=False, flash=None, storage=None):
     """For tests: a simulated board on a pty served by a thread -> (path, server)."""
-    server = SimPty(board=board, faults=faults, realtime=realtime, repl=repl, fs_dir=fs_dir, storage=storage,
-                    stderr=stderr)
+    server = SimPty(board=board, faults=faults, realtime=realtime, flash=flash, storage=storage)
     path = server.start_thread()
     try:
-        if repl:
-            _wait_for_prompt(server)
         yield path, server
     finally:
         server.stop()
         if not server._done.wait(10) and server.proc is not None and server.proc.poll() is None:
             server.proc.kill()
-
-
-def _wait_for_prompt(server, timeout=5.0):
-    """Give the REPL process a moment to start (it prints its banner into the pty)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc is not None and server.proc.poll() is None:
-            time.sleep(0.2)
-            return
-        time.sleep(0.02)
-    raise SimPtyError("the MicroPython REPL did not start")

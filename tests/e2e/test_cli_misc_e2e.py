@@ -6,9 +6,9 @@ import pytest
 
 from conftest import ROOT, TESCTL, tesctl
 
-from tesctl import runner
+from tesctl import firmware, runner
 from tesctl.device import Device
-from tesctl.simpty import open_sim_pty
+from tesctl.simpty import seed_flash
 from tesctl.transport import SerialTransport
 
 
@@ -30,12 +30,37 @@ def test_sim_prints_a_pty_that_speaks_the_link(cli_env):
         p.wait(timeout=10)
 
 
-def test_deploy_through_the_cli_verifies_by_hash(tmp_path, cli_env):
-    with open_sim_pty(repl=True, fs_dir=tmp_path / "fs") as (path, server):
-        p = tesctl(["deploy", "--port", path, "--board", "sim"], cli_env, timeout=180, check=0)
-        assert "verified" in p.stdout
-    assert (tmp_path / "fs" / "tes" / "engine.py").read_bytes() == (ROOT / "firmware/tes/engine.py").read_bytes()
-    assert (tmp_path / "fs" / "board.json").exists()
+def test_deploy_to_a_plain_sim_verifies_and_the_board_runs_it(tmp_path, cli_env):
+    """The hardware developer's flow: `tesctl sim` (a board whose flash holds an older
+    build, booted into its app), `tesctl deploy` to its pty, then the board runs what was
+    deployed: `tesctl check` on the same pty accepts its firmware without a flag."""
+    flash = tmp_path / "flash"
+    seed_flash(str(flash))
+    engine = flash / "tes" / "engine.py"
+    engine.write_bytes(engine.read_bytes() + b"\n# an older build\n")
+    p = subprocess.Popen([TESCTL, "sim", "--flash", str(flash)], env=cli_env, cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        path = p.stdout.readline().strip()
+        assert path.startswith("/dev/pts/"), path
+        old = tesctl(["check", "--port", path], cli_env, timeout=60, check=3)
+        assert "differs" in old.stderr                  # the older build is refused...
+        d = tesctl(["deploy", "--port", path, "--board", "sim"], cli_env, timeout=300, check=0)
+        assert "left the tesctl app" in d.stdout and "verified" in d.stdout, d.stdout
+        assert "it runs the deployed firmware" in d.stdout, d.stdout
+        ok = tesctl(["check", "--port", path], cli_env, timeout=60, check=0)    # ...the deployed one runs
+        assert "PASS" in ok.stdout
+        dev = Device(SerialTransport(path))
+        try:
+            assert dev.hello(timeout=10)["fw_sha256"] == firmware.expected_for_id("sim")
+        finally:
+            dev.close()
+        assert p.poll() is None
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+    assert engine.read_bytes() == (ROOT / "firmware/tes/engine.py").read_bytes()
+    assert (flash / "board.json").read_bytes() == (ROOT / "boards/sim.json").read_bytes()
 
 
 def test_deploy_to_a_missing_port_is_one_line(cli_env):

@@ -1,6 +1,7 @@
-"""`tesctl deploy` against the simulated board REPL (the unix port on a pty, served by
-tesctl.simpty): mpremote copies the firmware, the hash check passes, and it catches a file
-changed on the "device" afterwards. Errors are one line."""
+"""`tesctl deploy` against a plain simulated board (tesctl.simpty, as `tesctl sim` serves
+it): it boots into the app, deploy leaves it with HELLO + EXIT, mpremote copies the
+firmware at its REPL, the hash check passes, and after the reset the board runs what was
+deployed. Verify catches a file changed on the "device" afterwards. Errors are one line."""
 import hashlib
 import os
 import shutil
@@ -14,41 +15,68 @@ from tes.fwhash import tree_sha256
 
 from tesctl import firmware, paths
 from tesctl.deploy import DeployError, deploy, firmware_files, verify
-from tesctl.simpty import open_sim_pty
+from tesctl.device import Device
+from tesctl.simpty import open_sim_pty, seed_flash
+from tesctl.transport import SerialTransport
 
 # mpremote is a dependency of tesctl: its absence is a broken install, not a reason to skip.
 assert (Path(sys.executable).parent / "mpremote").exists() or shutil.which("mpremote"), "mpremote not installed"
 
 
 @pytest.fixture
-def sim_repl(tmp_path):
-    fs = tmp_path / "fs"
-    with open_sim_pty(repl=True, fs_dir=fs) as (path, server):
+def sim_board(tmp_path):
+    """A simulated board whose flash holds an older build (one module changed, one module
+    more): it boots into the app from that flash, as a board does."""
+    fs = tmp_path / "flash"
+    seed_flash(str(fs))
+    engine = fs / "tes" / "engine.py"
+    engine.write_bytes(engine.read_bytes() + b"\n# an older build\n")
+    (fs / "tes" / "stale.py").write_text("X = 1\n")
+    with open_sim_pty(flash=fs, storage=str(tmp_path / "storage")) as (path, server):
         yield path, fs, server
 
 
-def test_deploy_copies_and_verifies(sim_repl):
-    path, fs, server = sim_repl
+def hello(path):
+    dev = Device(SerialTransport(path))
+    try:
+        return dev.hello(timeout=10)
+    finally:
+        dev.close()
+
+
+def test_deploy_leaves_the_app_copies_verifies_and_boots_the_new_firmware(sim_board):
+    path, fs, server = sim_board
+    before = hello(path)
+    assert before["fw_sha256"] == tree_sha256(str(fs)) != firmware.expected_for_id("sim")
+    pid = server.proc.pid
     lines = []
     result = deploy(path, "sim", log=lines.append)
+    assert any(line.startswith("left the tesctl app") for line in lines), lines
     assert result["sim"] is True and result["root"] == "."
-    assert result["fw_sha256"] == result["device_fw_sha256"]
+    assert result["fw_sha256"] == result["device_fw_sha256"] == firmware.expected_for_id("sim")
     assert result["board_sha256"] == result["device_board_sha256"]
     for rel in firmware_files({"mcu": "sim"}):
         assert (fs / rel).read_bytes() == (paths.FIRMWARE / rel).read_bytes(), rel
+    assert not (fs / "tes" / "stale.py").exists()
     board_bytes = (paths.BOARDS / "sim.json").read_bytes()
     assert (fs / "board.json").read_bytes() == board_bytes
     assert result["board_sha256"] == hashlib.sha256(board_bytes).hexdigest()
     assert any(line.startswith("verified:") for line in lines)
-    assert server.restarts == 0          # never soft-reset: the same REPL process served it all
+    # The copy ran at the REPL of the same process (no soft reset); deploy's reset then
+    # booted the board once, and it runs the deployed firmware.
+    assert server.restarts == 1 and server.proc.pid != pid
+    assert result["booted_fw_sha256"] == result["fw_sha256"]
+    after = hello(path)
+    assert after["fw_sha256"] == result["fw_sha256"] and after["boot"] == "reset"
 
 
-def test_real_board_file_set_and_redeploy(sim_repl):
-    """A real board's set has no hal/sim.py; a redeploy removes the stale one and still verifies."""
-    path, fs, _ = sim_repl
+def test_real_board_file_set_and_redeploy(sim_board):
+    """A real board's set has no hal/sim.py; a redeploy removes the stale one and still
+    verifies (no reset: the unix port cannot run a build for the RP2040)."""
+    path, fs, _ = sim_board
     deploy(path, "sim", log=lambda m: None)
     assert (fs / "hal" / "sim.py").exists()
-    result = deploy(path, "pico-mcp4922", log=lambda m: None)
+    result = deploy(path, "pico-mcp4922", log=lambda m: None, reset=False)
     assert not (fs / "hal" / "sim.py").exists()
     assert "hal/sim.mpy" not in result["files"] and "hal/rp2.mpy" in result["files"] and "main.py" in result["files"]
     # A board gets compiled modules only (nothing to compile at boot), main.py as source.
@@ -63,10 +91,13 @@ def test_real_board_file_set_and_redeploy(sim_repl):
 def test_expected_hashes_follow_each_board_file_set(tmp_path):
     sim_set = firmware.files_for({"mcu": "sim"})
     pico_set = firmware.files_for({"mcu": "rp2"})
-    assert set(sim_set) - set(pico_set) == {"hal/sim.py"}
-    assert firmware.expected_sha256({"mcu": "sim"}) == tree_sha256(str(paths.FIRMWARE))
-    firmware.stage({"mcu": "rp2"}, tmp_path)
-    assert firmware.expected_sha256({"mcu": "rp2"}) == tree_sha256(str(tmp_path))
+    assert set(pico_set) - set(sim_set) == set() and "hal/sim.py" not in pico_set
+    # The simulated board holds the whole source tree: a deployed one hashes as the tree.
+    firmware.stage({"mcu": "sim"}, tmp_path / "sim")
+    assert firmware.expected_sha256({"mcu": "sim"}) == tree_sha256(str(paths.FIRMWARE)) == \
+        tree_sha256(str(tmp_path / "sim"))
+    firmware.stage({"mcu": "rp2"}, tmp_path / "rp2")
+    assert firmware.expected_sha256({"mcu": "rp2"}) == tree_sha256(str(tmp_path / "rp2"))
     assert firmware.expected_for_id("no-such-board") is None
     assert firmware.expected_for_id("../boards/sim") is None
 
@@ -79,9 +110,9 @@ def test_hello_frame_is_harmless_to_a_repl():
         assert ctrl not in hello, hex(ctrl)
 
 
-def test_verify_catches_a_changed_file(sim_repl):
-    path, fs, _ = sim_repl
-    deploy(path, "sim", log=lambda m: None)
+def test_verify_catches_a_changed_file(sim_board):
+    path, fs, _ = sim_board
+    deploy(path, "sim", log=lambda m: None, reset=False)      # stays at the REPL
     verify(path, "sim", log=lambda m: None)
     engine = fs / "tes" / "engine.py"
     engine.write_bytes(engine.read_bytes() + b"\n# changed on the device\n")
@@ -104,8 +135,8 @@ def test_missing_port_is_one_line(tmp_path):
     assert "no serial port" in msg and "\n" not in msg
 
 
-def test_unknown_board_is_one_line(sim_repl):
-    path, _, _ = sim_repl
+def test_unknown_board_is_one_line(sim_board):
+    path, _, _ = sim_board
     with pytest.raises(DeployError, match="no board 'nope'") as e:
         deploy(path, "nope", log=lambda m: None)
     assert "\n" not in str(e.value)
