@@ -35,9 +35,10 @@ class Hal:
         raise NotImplementedError
 
     def room(self):
-        """How many samples write() should take now (0: none yet). A driver may hold back
-        until a worthwhile chunk is free. Called first in every step: a driver reads its
-        hardware positions here, once, and write()/sense() use them."""
+        """How many samples write() should take now (0: none yet; -1: the output has run
+        dry since start(), see underruns()). A driver may hold back until a worthwhile
+        chunk is free. Called first in every step: a driver reads its hardware positions
+        here, once, and write()/sense() use them."""
         raise NotImplementedError
 
     def write(self, buf, n):

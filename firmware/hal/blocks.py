@@ -52,6 +52,79 @@ G_MASKS = const(18)   # set ring length in samples - 1
 G_LEN = const(19)
 
 
+# queue state of a DMA-paced driver (array('i'), hal.rp2): where the hardware is, where
+# the CPU is, and the accounting of both. Sample counters wrap at 2**22 (K_MASK).
+K_MASK = const(0x3FFFFF)
+K_HALF = const(0x200000)
+Q_RUN = const(0)      # 1 while the output runs
+Q_DLAST = const(1)    # output DMA read address last seen (bytes)
+Q_DPOS = const(2)     # halfwords it has read, mod W * 2**22
+Q_ALAST = const(3)    # ADC DMA write address last seen
+Q_APOS = const(4)     # conversions written, mod Q_AWRAP
+Q_KW = const(5)       # next sample to write
+Q_KS = const(6)       # next sample to sense
+Q_LEAD = const(7)     # how far ahead of the DMA the CPU writes (samples)
+Q_CHUNK = const(8)    # room() offers nothing under this
+Q_UNDER = const(9)    # samples the DMA read before the CPU wrote them
+Q_DRAIN = const(10)   # 1: no more samples come (past the end is not an underrun)
+Q_W = const(11)       # halfwords per sample (1 or 2)
+Q_LAT = const(12)     # largest channel latency (samples)
+Q_MASKO = const(13)   # output ring bytes - 1
+Q_MASKA = const(14)   # ADC ring bytes - 1
+Q_NCH = const(15)     # conversions per sample
+Q_AWRAP = const(16)   # NCH * 2**22
+Q_LEN = const(17)
+
+
+def diff(a, b):
+    """a - b for sample counters that wrap at 2**22, in [-2**21, 2**21)."""
+    return ((a - b + K_HALF) & K_MASK) - K_HALF
+
+
+def queue_room(q, d_addr, a_addr):
+    """Advance the positions from the DMA address registers (read by the caller, at least
+    once a ring lap) and return how many samples to write now: 0 under a chunk, -1 once
+    an underrun was counted (samples the DMA took before they were written: zero current
+    went out). After drain(), the DMA running past the last sample is the end: nothing is
+    counted and the write position stays, so sense stops at the last sample written."""
+    if q[Q_RUN] == 0:
+        return 0
+    step = (d_addr - q[Q_DLAST]) & q[Q_MASKO]
+    q[Q_DLAST] = d_addr
+    w = q[Q_W]
+    dpos = (q[Q_DPOS] + (step >> 1)) & (w * (K_MASK + 1) - 1)
+    q[Q_DPOS] = dpos
+    step = (a_addr - q[Q_ALAST]) & q[Q_MASKA]
+    q[Q_ALAST] = a_addr
+    p = q[Q_APOS] + (step >> 1)
+    if p >= q[Q_AWRAP]:
+        p -= q[Q_AWRAP]
+    q[Q_APOS] = p
+    consumed = dpos >> (w - 1)
+    late = diff(consumed, q[Q_KW])
+    if late > 0:
+        if q[Q_DRAIN]:
+            return 0
+        q[Q_UNDER] += late
+        q[Q_KW] = consumed
+    if q[Q_UNDER]:
+        return -1
+    r = diff(consumed + q[Q_LEAD], q[Q_KW])
+    return r if r >= q[Q_CHUNK] else 0
+
+
+def queue_ready(q, n):
+    """How many samples sense can take now, at most n: measured (every channel's
+    conversions are in, latency included) and written (never past the last sample)."""
+    ready = diff(q[Q_APOS] // q[Q_NCH] - q[Q_LAT], q[Q_KS])
+    written = diff(q[Q_KW], q[Q_KS])
+    if written < ready:
+        ready = written
+    if n < ready:
+        ready = n
+    return ready if ready > 0 else 0
+
+
 def ring_offsets(start, big, small):
     """Offsets of two DMA rings of big and small bytes (powers of two, small <= big), each
     aligned to its size, in a buffer of 2 * big bytes at address start."""

@@ -1,4 +1,4 @@
-"""Viper twin of hal.blocks (put_words, get_sense): the same arithmetic, statement for
+"""Viper twin of hal.blocks (put_words, get_sense, queue_room, queue_ready): the same arithmetic, statement for
 statement, on machine words; bit-exact to the plain code (tests/firmware/test_blocks.py).
 Signed words are read as (w ^ 2**31) - 2**31 (ptr32 zero-extends on a 64-bit build; the
 identity on a 32-bit board). Imported only where the viper emitter exists."""
@@ -126,3 +126,70 @@ def get_sense(adc_obj, sring_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, k0: in
         else:
             db[j] = 0 - ((0 - p) // sc)
         j += 1
+
+
+_K_MASK = const(0x3FFFFF)
+_K_HALF = const(0x200000)
+_Q_RUN = const(0)
+_Q_DLAST = const(1)
+_Q_DPOS = const(2)
+_Q_ALAST = const(3)
+_Q_APOS = const(4)
+_Q_KW = const(5)
+_Q_KS = const(6)
+_Q_LEAD = const(7)
+_Q_CHUNK = const(8)
+_Q_UNDER = const(9)
+_Q_DRAIN = const(10)
+_Q_W = const(11)
+_Q_LAT = const(12)
+_Q_MASKO = const(13)
+_Q_MASKA = const(14)
+_Q_NCH = const(15)
+_Q_AWRAP = const(16)
+
+
+@micropython.viper
+def queue_room(q_obj, d_addr: int, a_addr: int) -> int:
+    q = ptr32(q_obj)
+    if q[_Q_RUN] == 0:
+        return 0
+    step = (d_addr - int(q[_Q_DLAST])) & int(q[_Q_MASKO])
+    q[_Q_DLAST] = d_addr
+    w = int(q[_Q_W])
+    dpos = (int(q[_Q_DPOS]) + (step >> 1)) & (w * (_K_MASK + 1) - 1)
+    q[_Q_DPOS] = dpos
+    step = (a_addr - int(q[_Q_ALAST])) & int(q[_Q_MASKA])
+    q[_Q_ALAST] = a_addr
+    p = int(q[_Q_APOS]) + (step >> 1)
+    if p >= int(q[_Q_AWRAP]):
+        p -= int(q[_Q_AWRAP])
+    q[_Q_APOS] = p
+    consumed = dpos >> (w - 1)
+    late = ((consumed - int(q[_Q_KW]) + _K_HALF) & _K_MASK) - _K_HALF
+    if late > 0:
+        if q[_Q_DRAIN]:
+            return 0
+        q[_Q_UNDER] = int(q[_Q_UNDER]) + late
+        q[_Q_KW] = consumed
+    if q[_Q_UNDER]:
+        return -1
+    r = ((consumed + int(q[_Q_LEAD]) - int(q[_Q_KW]) + _K_HALF) & _K_MASK) - _K_HALF
+    if r >= int(q[_Q_CHUNK]):
+        return r
+    return 0
+
+
+@micropython.viper
+def queue_ready(q_obj, n: int) -> int:
+    q = ptr32(q_obj)
+    ks = int(q[_Q_KS])
+    ready = ((int(q[_Q_APOS]) // int(q[_Q_NCH]) - int(q[_Q_LAT]) - ks + _K_HALF) & _K_MASK) - _K_HALF
+    written = ((int(q[_Q_KW]) - ks + _K_HALF) & _K_MASK) - _K_HALF
+    if written < ready:
+        ready = written
+    if n < ready:
+        ready = n
+    if ready > 0:
+        return ready
+    return 0

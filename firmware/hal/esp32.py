@@ -141,6 +141,8 @@ class Esp32Hal(Hal):
     def room(self):
         if self._timer is None:
             return 0
+        if self._under:
+            return -1
         r = _diff(self._k_out + self._lead, self._k_w)
         return r if r > 0 else 0
 

@@ -43,14 +43,18 @@ from hal.base import Hal
 
 from hal import blocks_fast as _kern      # the rings are byte buffers: the viper kernels index them by halfword
 
+_qroom = _kern.queue_room
+_qready = _kern.queue_ready
+_Q_KW = const(5)            # hal.blocks.Q_KW, Q_KS (const: no lookup in the block path)
+_Q_KS = const(6)
+assert _Q_KW == blocks.Q_KW and _Q_KS == blocks.Q_KS
+
 STORAGE = "/data"
 LEAD_MS = const(8)          # the output queue runs this far ahead of the DAC
 CHUNK = const(32)           # words D moves before Z clears them
 OUT_BITS = const(11)        # output ring: 2**11 bytes = 1024 halfwords (51 ms at 20 kS/s)
 ADC_BITS = const(12)        # ADC ring: 2**12 bytes = 2048 conversions (34 ms at 20 kS/s)
 K_MASK = const(0x3FFFFF)    # sample counters wrap at 2**22 (a multiple of every ring length)
-K_HALF = const(0x200000)
-A_WRAP = const(3 * 0x400000)  # ADC conversion counter wraps at 3 * 2**22: slots = conversions // 3
 _FIXED_CYCLES = const(48)   # PIO cycles of one word's program outside the delay loop
 
 _DMA_BASE = const(0x50000000)
@@ -63,7 +67,7 @@ _ADC_FCS = const(0x4004C008)
 _ADC_FIFO = const(0x4004C00C)
 _ADC_DIV = const(0x4004C010)
 _SCRATCH0 = const(0x4005800C)   # watchdog scratch registers: kept through a watchdog reset
-_RETAIN_MAGIC = const(0x7E5)
+_RETAIN_MAGIC = const(0x3A5)    # < 2**10: the header word stays a small int (no big int)
 _DREQ_PIO0_TX0 = const(0)
 _DREQ_ADC = const(36)
 
@@ -130,11 +134,6 @@ def _chan(dma):
 
 
 @micropython.native
-def _diff(a, b):
-    """a - b for sample counters that wrap at 2**22, in [-2**21, 2**21)."""
-    return ((a - b + K_HALF) & K_MASK) - K_HALF
-
-
 class Rp2Hal(Hal):
     WDT_MAX_MS = 8388     # RP2040 watchdog counter limit
 
@@ -184,7 +183,8 @@ class Rp2Hal(Hal):
         g[blocks.G_CI], g[blocks.G_CV], g[blocks.G_CD] = [order.index(c) for c in chans]
         lat = adc["latency_samples"]
         g[blocks.G_LI], g[blocks.G_LV], g[blocks.G_LD] = lat[0], lat[1], lat[2]
-        self._lat_max = max(lat)
+        q = self._q = array("i", [0] * blocks.Q_LEN)    # the queue's state (hal.blocks.queue_room)
+        q[blocks.Q_LAT] = max(lat)
         g[blocks.G_MASKA] = self._adc_h - 1
         g[blocks.G_Z], g[blocks.G_SU], g[blocks.G_SC] = conv["zero_code"], conv["span_uA"], conv["span_code"]
         g[blocks.G_NCH] = 3
@@ -212,17 +212,12 @@ class Rp2Hal(Hal):
         self._abort_dz = (1 << _chan(self._d)) | (1 << _chan(self._z))
         self._wdt = None
         self.fs = 0
-        self._running = False
-        self._k_w = 0            # next sample to write (mod K_MASK + 1)
-        self._k_s = 0            # next sample to sense
-        self._lead = 0
-        self._chunk = 1
-        self._d_pos = 0          # D's read position: halfwords consumed, mod K_MASK + 1
-        self._d_last = 0
-        self._a_pos = 0          # S's write position: conversions done
-        self._a_last = 0
-        self._under = 0
-        self._draining = False
+        q = self._q
+        q[blocks.Q_W] = self.words
+        q[blocks.Q_MASKO] = (1 << OUT_BITS) - 1
+        q[blocks.Q_MASKA] = (1 << ADC_BITS) - 1
+        q[blocks.Q_NCH] = 3
+        q[blocks.Q_AWRAP] = 3 * (K_MASK + 1)
         # Boot: the fixed reference on channel B, zero current on A, then the PIO idles.
         self._sm.put(self._ref_word, 16)
         self._sm.put(self._zero_word, 16)
@@ -276,94 +271,66 @@ class Rp2Hal(Hal):
             _rd(_ADC_FIFO)
         _wr(_ADC_FCS, 1 | 8 | (1 << 24) | (3 << 10))     # FIFO on, DREQ on, threshold 1, clear flags
         _wr(_ADC_DIV, adiv)
-        self._d_pos = self._a_pos = 0
-        self._d_last = out_addr
-        self._a_last = uctypes.addressof(self._adc)
-        self._under = 0
-        self._draining = False
-        self._lead = LEAD_MS * fs // 1000
-        if self._lead < 2 * CHUNK // self.words:
-            self._lead = 2 * CHUNK // self.words
-        self._chunk = self._lead // 2
+        q = self._q
+        for i in (blocks.Q_DPOS, blocks.Q_APOS, blocks.Q_UNDER, blocks.Q_DRAIN, blocks.Q_RUN):
+            q[i] = 0
+        q[blocks.Q_DLAST] = out_addr
+        q[blocks.Q_ALAST] = uctypes.addressof(self._adc)
+        lead = LEAD_MS * fs // 1000
+        if lead < 2 * CHUNK // self.words:
+            lead = 2 * CHUNK // self.words
+        q[blocks.Q_LEAD] = lead
+        q[blocks.Q_CHUNK] = lead // 2
         s.active(1)
         d.active(1)                       # fills the PIO FIFO with zero words at once
         cs = 1 | (self._ain0 << 12) | (self._rr << 16) | 8    # EN, AINSEL, RROBIN, START_MANY
         irq = machine.disable_irq()
         _start_apart(_PIO_CTRL, self._sm_bit, _ADC_CS, cs, adc_offset_us(fs, 3))
         machine.enable_irq(irq)
-        self._running = True
+        q[blocks.Q_RUN] = 1
         # The first samples out are the ring's zeros; the session's first sample goes a
         # little after where the DMA is now (not an underrun: nothing was due yet).
-        self._positions()
-        self._k_w = self._k_s = (self._d_pos // self.words + 2 * CHUNK // self.words) & K_MASK
+        q[blocks.Q_KW] = q[blocks.Q_KS] = 0
+        _qroom(q, _rd(self._r_d), _rd(self._r_s))      # the positions now (any "late" is not)
+        q[blocks.Q_UNDER] = 0
+        q[blocks.Q_KW] = q[blocks.Q_KS] = (q[blocks.Q_DPOS] // self.words + 2 * CHUNK // self.words) & K_MASK
 
     def _fill_zero(self):
         zw = self._zero_word
         _fill16(self._out, self._out_h, zw, self._ref_word if self.words == 2 else zw)
 
     @micropython.native
-    def _positions(self):
-        """Advance the DMA positions from their address registers (called at least once
-        per ring lap: the loop polls every few ms, a lap is >= 50 ms)."""
-        a = _rd(self._r_d)
-        step = (a - self._d_last) & ((1 << OUT_BITS) - 1)
-        self._d_last = a
-        self._d_pos = (self._d_pos + (step >> 1)) & (self.words * (K_MASK + 1) - 1)
-        a = _rd(self._r_s)
-        step = (a - self._a_last) & ((1 << ADC_BITS) - 1)
-        self._a_last = a
-        p = self._a_pos + (step >> 1)
-        self._a_pos = p - A_WRAP if p >= A_WRAP else p
-
-    @micropython.native
     def room(self):
-        """Free samples in the output queue, once at least a chunk (LEAD_MS / 2) is free;
-        reads the DMA positions (write() and sense() use them) and counts underruns."""
-        if not self._running:
-            return 0
-        self._positions()
-        consumed = self._d_pos // self.words
-        late = _diff(consumed, self._k_w)           # samples D took before we wrote them
-        if late > 0:
-            if self._draining:
-                return 0    # past the last sample: zero current is the end (k_w stays: sense stops there)
-            self._under += late
-            self._k_w = consumed
-        r = _diff(consumed + self._lead, self._k_w)
-        return r if r >= self._chunk else 0
+        # The DMA positions, read once a step (sense() uses them); -1 after an underrun.
+        return _qroom(self._q, _rd(self._r_d), _rd(self._r_s))
 
     @micropython.native
     def write(self, buf, n):
-        _kern.put_words(self._out, self._set, buf, n, self._k_w, self._put)
-        self._k_w = (self._k_w + n) & K_MASK
+        q = self._q
+        k = q[_Q_KW]
+        _kern.put_words(self._out, self._set, buf, n, k, self._put)
+        q[_Q_KW] = (k + n) & K_MASK
 
     @micropython.native
     def sense(self, set_out, i_out, v_out, d_out, n):
-        if not self._running:
-            return 0
-        # Sample k is complete when the conversions of slot k + max latency are in
-        # (positions as room() read them this step).
-        ready = _diff(self._a_pos // 3 - self._lat_max, self._k_s)
-        written = _diff(self._k_w, self._k_s)
-        if ready > written:
-            ready = written
-        if ready <= 0:
-            return 0
-        m = ready if ready < n else n
-        _kern.get_sense(self._adc, self._set, set_out, i_out, v_out, d_out, m, self._k_s, self._get)
-        self._k_s = (self._k_s + m) & K_MASK
+        q = self._q
+        m = _qready(q, n)
+        if m:
+            k = q[_Q_KS]
+            _kern.get_sense(self._adc, self._set, set_out, i_out, v_out, d_out, m, k, self._get)
+            q[_Q_KS] = (k + m) & K_MASK
         return m
 
     def drain(self):
-        self._draining = True
+        self._q[blocks.Q_DRAIN] = 1
 
     def underruns(self):
-        return self._under
+        return self._q[blocks.Q_UNDER]
 
     def stop(self):
-        if self._running:
+        if self._q[blocks.Q_RUN]:
             _wr(_CHAN_ABORT, self._abort_dz | (1 << _chan(self._s)))
-            self._running = False
+            self._q[blocks.Q_RUN] = 0
         _wr(_ADC_CS, 1)
 
     # ---- enable, zero, watchdog, time ------------------------------------------------------------
@@ -376,7 +343,7 @@ class Rp2Hal(Hal):
         # stop the ring, let the PIO shift out the zero word(s) on its own.
         self._en.value(0)
         _wr(_CHAN_ABORT, self._abort_dz)
-        self._running = False
+        self._q[blocks.Q_RUN] = 0
         _flush_tx(self._r_shift)            # drop the queued samples, then zero
         self._sm.put(self._zero_word, 16)
         if self.words == 2:
@@ -390,7 +357,7 @@ class Rp2Hal(Hal):
 
     def retained(self):
         head = _rd(_SCRATCH0)
-        if (head >> 20) & 0xFFF != _RETAIN_MAGIC:
+        if (head >> 20) & 0x3FF != _RETAIN_MAGIC or head >> 30:
             return None
         sid = head & 0xFFFFF
         charge = _rd(_SCRATCH0 + 4)

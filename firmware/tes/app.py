@@ -30,12 +30,13 @@ from tes.session import (CHECK, STIM, STREAM, STREAM_MS, Session, test_current_p
 
 TELEM_MS = 20          # 50 telemetry frames a second while current flows
 IDLE_TELEM_MS = 1000
-LINK_POLL_MS = 5
+LINK_POLL_MS = 10      # the tick (link, telemetry, watchdog) this often while current flows
 HEARTBEAT_LATE_MS = 1000
 CHECK_UA = 100         # impedance test current ceiling (uA): a "tickle", not stimulation
 CHECK_MS = 500
 MAX_LOAD = 16384       # largest canonical protocol the device accepts, bytes
 WATCHDOG_MS = 1000
+RETAIN_MS = 100        # the charge kept through a reset is this fresh
 FLUSH_MS = 20          # telemetry leaves at least this often...
 FLUSH_BYTES = 2048     # ...or once this much is queued (the fast clock fills it first)
 
@@ -173,21 +174,26 @@ class App:
         hal = self.hal
         link = self.link
         code = 0
+        age = link.host_age(hal.ticks_ms())     # once a tick: the rule's scale is seconds
+        step = ctl.step                         # bound before the lock (binding allocates)
+        ticks = hal.ticks_ms
+        wait = hal.wait
+        due = self.next_tick
         _lock()
         try:
             while True:
-                now = hal.ticks_ms()
-                code = ctl.step(link.host_age(now))
-                if code or ticks_diff(now, self.next_tick) >= 0:
+                code = step(age)
+                if code or ticks_diff(ticks(), due) >= 0:
                     break
                 if not ctl.busy:
-                    hal.wait(1)
+                    wait(1)
         except MemoryError:
             code = S.MEMORY
         finally:
             _unlock()
         return code
 
+    @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def tick(self, s):
         hal = self.hal
         now = hal.ticks_ms()
@@ -210,9 +216,10 @@ class App:
                 self.send_telem(w[1], w[3], w[6], w[9])
         if self.link.pending() >= FLUSH_BYTES or ticks_diff(now, self.link.last_flush) >= FLUSH_MS:
             self.link.flush()
-        if s.kind == STIM:
+        if s.kind == STIM and ticks_diff(now, s.retained_ms) >= RETAIN_MS:
             # The charge so far, where a reset leaves it (not flash: a write stalls the CPU
             # for tens of ms while the output queue holds a few).
+            s.retained_ms = now
             hal.retain(s.sid, s.sup.charge_uC)
         self.service()
 
@@ -232,6 +239,7 @@ class App:
                 else:
                     s.z = v_mean * 1000 // meas_mean
 
+    @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def send_telem(self, set_uA, meas_uA, v_mV, z_ohm):
         hal = self.hal
         now = hal.ticks_ms()
@@ -393,6 +401,7 @@ class App:
         self.link.flush()
 
     # ---- link ----------------------------------------------------------------------------------
+    @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def service(self):
         if self.link.poll(self.handle):
             self.link.flush()        # replies go out at once

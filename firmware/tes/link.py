@@ -159,12 +159,19 @@ def cobs_encode_into(src, n, out, pos=0):
         i = z + 1
 
 
+_cobs_plain = cobs_encode_into
+try:
+    from tes.link_fast import cobs_encode_into  # noqa: F811 (viper twin on MicroPython)
+except (ImportError, SyntaxError, NameError):    # CPython, or a port without viper
+    pass
+
+
 def cobs_encode(data):
     """COBS-encode bytes (no delimiter)."""
     data = bytes(data)
     n = len(data)
     out = bytearray(n + 1 + n // 254)
-    w = cobs_encode_into(data, n, out)
+    w = cobs_encode_into(data, n, out, 0)
     return bytes(out[:w])
 
 
@@ -220,7 +227,7 @@ class Encoder:
 
     def frame(self, typ, seq, payload=b""):
         n = _build_raw(self._raw, typ, seq, payload)
-        w = cobs_encode_into(self._raw, n, self._out)
+        w = cobs_encode_into(self._raw, n, self._out, 0)
         self._out[w] = 0
         return self._mv[:w + 1]
 
@@ -236,7 +243,7 @@ def _build_raw(raw, typ, seq, payload):
     raw[2] = (seq >> 8) & 0xFF
     raw[HEADER:HEADER + lp] = payload
     crc = crc32(memoryview(raw)[:HEADER + lp])
-    struct.pack_into("<I", raw, HEADER + lp, crc & 0xFFFFFFFF)
+    struct.pack_into("<I", raw, HEADER + lp, crc)     # crc32 is unsigned 32-bit: no mask (a big int op on a board)
     return HEADER + lp + TRAILER
 
 
@@ -247,7 +254,7 @@ def encode(typ, seq, payload=b""):
     raw = bytearray(HEADER + len(payload) + TRAILER)
     n = _build_raw(raw, typ, seq & SEQ_MASK, payload)
     out = bytearray(n + 2 + n // 254)
-    w = cobs_encode_into(raw, n, out)
+    w = cobs_encode_into(raw, n, out, 0)
     out[w] = 0
     return bytes(out[:w + 1])
 
@@ -500,7 +507,9 @@ def pack_telem(buf, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags)
     z_ohm < 0 or None means unknown/open (Z_UNKNOWN); t_ms wraps at 2**32."""
     if z_ohm is None or z_ohm < 0 or z_ohm > Z_UNKNOWN:
         z_ohm = Z_UNKNOWN
-    struct.pack_into(TELEM_FMT, buf, 0, t_ms & 0xFFFFFFFF, state, set_uA, meas_uA, v_mV,
+    if t_ms < 0 or t_ms > 0x3FFFFFFF:     # a board's ticks never are: no big int on the way
+        t_ms &= 0xFFFFFFFF
+    struct.pack_into(TELEM_FMT, buf, 0, t_ms, state, set_uA, meas_uA, v_mV,
                      z_ohm, charge_uC, flags)
     return TELEM_SIZE
 

@@ -8,6 +8,11 @@ sequence number judged (see poll). See docs/wire.md for the messages.
 from tes import link as L
 from tes.session import ticks_add, ticks_diff
 
+try:
+    import micropython
+except ImportError:  # CPython
+    from tes import compat as micropython
+
 ERROR_GAP_MS = 100     # at most one framing ERROR per 100 ms
 
 
@@ -29,6 +34,7 @@ class LinkService:
         self.raw = bytearray(L.MAX_PAYLOAD)
 
     # ---- out ------------------------------------------------------------------------------
+    @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def send(self, typ, payload=b""):
         self.port.write(self.enc.frame(typ, self.tx_seq, payload))
         self.tx_seq = (self.tx_seq + 1) & L.SEQ_MASK
@@ -49,6 +55,7 @@ class LinkService:
         fields["t_ms"] = self.hal.ticks_ms()
         self.send_json(L.EVENT, fields)
 
+    @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def telemetry(self, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags):
         n = L.pack_telem(self.telem, self.hal.ticks_ms(), state, set_uA, meas_uA, v_mV,
                          z_ohm if z_ohm is not None and z_ohm >= 0 else None, charge_uC, flags)
@@ -61,6 +68,7 @@ class LinkService:
     def pending(self):
         return self.port.pending()
 
+    @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def flush(self):
         self.last_flush = self.hal.ticks_ms()
         self.port.flush()
@@ -72,6 +80,7 @@ class LinkService:
         return ticks_diff(now, self.last_rx)
 
     # ---- in -------------------------------------------------------------------------------
+    @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def poll(self, handler):
         """Read what arrived and hand each good frame to handler(typ, seq, payload).
         Sequence rule: HELLO restarts numbering; any other frame must come after the last

@@ -74,6 +74,7 @@ class Session:
         self.outcome = None       # (outcome, reason) once a stop is decided
         self.fault_stop = False   # a supervisor soft stop is under way
         self.sid = None           # journal id (STIM)
+        self.retained_ms = 0      # when hal.retain last kept the charge
         self.opened = None
         self.prev_state = -1
         # CHECK: the measuring span (samples checked), then the result

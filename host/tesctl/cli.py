@@ -253,11 +253,14 @@ def sim(board, faults, realtime, flash):
 @click.option("--flash", type=click.Path(dir_okay=False), help="Flash image file (default build/hil/flash.bin).")
 @click.option("--erase", is_flag=True, help="Start from the UF2 alone (erase the flash file first).")
 @click.option("--stats", "stats_file", type=click.Path(dir_okay=False), help="Write the statistics as JSON.")
-def hil(uf2, board, load, model, dac_log, cpu_mhz, flash, erase, stats_file):
+@click.option("--profile", "profile_elf", type=click.Path(dir_okay=False, exists=True),
+              help="The image's .elf: sample the busy CPU per function (stdin line `profile` prints it).")
+def hil(uf2, board, load, model, dac_log, cpu_mhz, flash, erase, stats_file, profile_elf):
     """Boot a MicroPython image on an emulated RP2040 and print the pty of its USB CDC.
 
     Lines on stdin: `reset` power-cycles the board, `stats` prints the CPU statistics,
-    `quit` ends (as do Ctrl-C and SIGTERM); SIGUSR1 and SIGUSR2 do the first two."""
+    `profile` (with --profile) where the busy CPU went since the last, `quit` ends (as do
+    Ctrl-C and SIGTERM); SIGUSR1 and SIGUSR2 do the first two."""
     from tesctl.hil import HilError
     from tesctl.hil import serve as hil_serve
     for kv in model:
@@ -270,7 +273,7 @@ def hil(uf2, board, load, model, dac_log, cpu_mhz, flash, erase, stats_file):
             fail("--model %s: expected KEY=NUMBER" % kv, EXIT_INPUT)
     try:
         code = hil_serve(uf2=uf2, board=board, load=load, model=model, dac_log=dac_log, cpu_mhz=cpu_mhz, flash=flash,
-                         erase=erase, stats_file=stats_file)
+                         erase=erase, stats_file=stats_file, profile=profile_elf)
     except HilError as e:
         fail(str(e), e.code)
     sys.exit(code)

@@ -194,13 +194,23 @@ def format_stats(s):
                                                          tail)
 
 
+def format_profile(p):
+    """Lines from a profile event: busy-CPU share per firmware function since the last."""
+    rows = ["hil profile: %d samples of the busy CPU since the last report" % p["samples"]]
+    rows += ["  %5.1f%%  %s" % (100 * r["share"], r["name"]) for r in p["top"]]
+    if p.get("callers"):
+        rows.append("  who called (stack scan, heuristic):")
+        rows += ["  %5.1f%%  %s" % (100 * r["share"], r["name"]) for r in p["callers"]]
+    return "\n".join(rows)
+
+
 # ---- the server ------------------------------------------------------------------------
 class HilServer:
     """One emulated board on one pty. start() -> slave path; serve_forever() or
     start_thread(); power_cycle(); stats(); stop()."""
 
     def __init__(self, uf2, board="pico-mcp4922", load="sim", model=(), dac_log=None, cpu_mhz=125, flash=None,
-                 erase=False, stats_file=None, fast=False, stderr=None, log=None):
+                 erase=False, stats_file=None, fast=False, stderr=None, log=None, profile=None):
         self.uf2 = Path(uf2)
         self.board = board
         self.load = load
@@ -211,6 +221,7 @@ class HilServer:
         self.erase = erase
         self.stats_file = stats_file
         self.fast = fast
+        self.profile = profile            # the image's .elf: sample where the CPU is busy
         self.stderr = stderr
         self.log = log or (lambda m: None)
         self.path = None
@@ -258,6 +269,8 @@ class HilServer:
             argv += ["--stats", str(self.stats_file)]
         if self.fast:
             argv.append("--fast")
+        if self.profile:
+            argv += ["--profile", str(self.profile)]
         return argv
 
     def start(self, timeout=60):
@@ -494,6 +507,8 @@ def serve(ready=None, out=None, err=None, **kw):
         kind = ev.get("event")
         if kind == "stats":
             out(format_stats(ev["stats"]))
+        elif kind == "profile":
+            out(format_profile(ev["profile"]))
         elif kind == "usb":
             err("hil: USB CDC up %.3f s (emulated) after the reset" % ev["after_s"])
     server.on_event = on_event
@@ -513,11 +528,13 @@ def serve(ready=None, out=None, err=None, **kw):
                 _quietly(server.power_cycle)
             elif cmd == "stats":
                 _quietly(lambda: server._control("stats"))
+            elif cmd == "profile" and server.profile:
+                _quietly(lambda: server._control("profile"))
             elif cmd == "quit":
                 server.stop()
                 return
             elif cmd:
-                err("hil: commands are reset, stats, quit")
+                err("hil: commands are reset, stats, profile (with --profile), quit")
     threading.Thread(target=commands, name="hil-stdin", daemon=True).start()
     try:
         if ready is not None:

@@ -185,7 +185,7 @@ def test_a_memory_error_in_the_block_path_is_a_hard_fault():
 
     def explode(*a):
         raise MemoryError("heap locked")
-    d.app.session.sup.kernel = explode
+    d.app.session.control._check = explode      # the kernel the block path calls
     d.step()
     assert not d.running() and not d.hal.en
     assert d.outcome() == ("fault", "memory")

@@ -140,3 +140,114 @@ def test_ring_offsets_align_both_rings_inside_the_buffer():
         assert (start + a) % big == 0 and (start + o) % small == 0, start
         assert 0 <= a and a + big <= 2 * big and 0 <= o and o + small <= 2 * big, start
         assert o + small <= a or a + big <= o, start          # no overlap
+
+
+# ---- the DMA queue's accounting (hal.rp2 via queue_room / queue_ready) ----------------------
+OUT_BASE = 0x20001000       # ring addresses as a board has them (aligned to the ring size)
+ADC_BASE = 0x20002000
+
+
+class FakeDma:
+    """Output DMA reading halfwords and ADC DMA writing conversions, in rings of 2**11 and
+    2**12 bytes; positions as their address registers show them."""
+
+    def __init__(self, w=1, lead=16, chunk=8, lat=0):
+        q = self.q = array("i", [0] * B.Q_LEN)
+        q[B.Q_W], q[B.Q_MASKO], q[B.Q_MASKA], q[B.Q_NCH] = w, 2047, 4095, 3
+        q[B.Q_AWRAP], q[B.Q_LEAD], q[B.Q_CHUNK], q[B.Q_LAT] = 3 << 22, lead, chunk, lat
+        q[B.Q_DLAST], q[B.Q_ALAST], q[B.Q_RUN] = OUT_BASE, ADC_BASE, 1
+        self.w = w
+        self.read = 0           # halfwords the output DMA has read
+        self.conv = 0           # conversions the ADC DMA has written
+
+    def run(self, samples):
+        self.read += samples * self.w
+        self.conv += 3 * samples
+
+    def room(self, kern=B):
+        return kern.queue_room(self.q, OUT_BASE + (2 * self.read) % 2048, ADC_BASE + (2 * self.conv) % 4096)
+
+
+def test_room_offers_the_lead_in_chunks_and_counts_what_the_dma_took_unwritten():
+    for w in (1, 2):
+        d = FakeDma(w=w)
+        q = d.q
+        assert d.room() == 16                       # nothing written yet: the whole lead
+        q[B.Q_KW] = 16                              # the CPU wrote 16 samples
+        d.run(5)
+        assert d.room() == 0                        # 5 free: under a chunk
+        d.run(3)
+        assert d.room() == 8                        # 8 free: one chunk
+        assert q[B.Q_UNDER] == 0
+        d.run(8 + 3)                                # the DMA passed the last written sample by 3
+        assert d.room() == -1 and q[B.Q_UNDER] == 3, w
+        assert d.room() == -1                       # and stays an underrun
+        assert q[B.Q_KW] == 19                      # written position moved past the gap
+
+
+def test_past_the_end_after_drain_is_no_underrun_and_sense_stops_at_the_last_sample():
+    d = FakeDma()
+    q = d.q
+    q[B.Q_KW] = 16
+    q[B.Q_DRAIN] = 1
+    d.run(40)
+    assert d.room() == 0 and q[B.Q_UNDER] == 0 and q[B.Q_KW] == 16
+    assert B.queue_ready(q, 1000) == 16             # measured 40, written 16
+    q[B.Q_KS] = 16
+    assert B.queue_ready(q, 1000) == 0
+
+
+def test_ready_waits_for_every_channel_of_a_sample_and_its_latency():
+    d = FakeDma(lat=1)
+    q = d.q
+    q[B.Q_KW] = 100
+    d.conv = 3 * 10 + 2                              # sample 10's last conversion not in yet
+    d.room()
+    assert B.queue_ready(q, 1000) == 9               # samples 0..8 (latency 1: slot k+1 needed)
+    assert B.queue_ready(q, 4) == 4
+    d.conv += 1
+    d.room()
+    assert B.queue_ready(q, 1000) == 10
+
+
+def test_positions_survive_ring_laps_and_counter_wraps():
+    d = FakeDma(lead=600, chunk=1)
+    q = d.q
+    k = 0
+    for _ in range(20000):                           # 2**22 samples and more, 300 at a time
+        r = d.room()
+        assert r >= 0
+        k = (k + r) & B.K_MASK
+        q[B.Q_KW] = k
+        m = B.queue_ready(q, 1 << 20)
+        q[B.Q_KS] = (q[B.Q_KS] + m) & B.K_MASK
+        d.run(300)
+    assert q[B.Q_UNDER] == 0
+    seen = 300 * 19999                              # the last run() came after the last room()
+    assert q[B.Q_DPOS] == seen & B.K_MASK and q[B.Q_APOS] == (3 * seen) % (3 << 22)
+
+
+def test_queue_viper_twins_are_bit_exact():
+    if sys.implementation.name != "micropython":
+        assert F is None
+        return
+    if F is None:
+        return      # a MicroPython port without viper (the 32-bit WebAssembly one): plain code runs
+    x = 99
+    for trial in range(200):
+        a, b = FakeDma(w=1 + trial % 2, lat=trial % 2), FakeDma(w=1 + trial % 2, lat=trial % 2)
+        for _ in range(30):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            steps = (x >> 8) % 40
+            a.run(steps)
+            b.run(steps)
+            if (x >> 20) % 7 == 0:
+                a.q[B.Q_DRAIN] = b.q[B.Q_DRAIN] = 1
+            assert a.room(B) == b.room(F), trial
+            n = (x >> 4) % 50
+            assert B.queue_ready(a.q, n) == F.queue_ready(b.q, n), trial
+            w = (x >> 12) % 20
+            a.q[B.Q_KW] = (a.q[B.Q_KW] + w) & B.K_MASK
+            b.q[B.Q_KW] = (b.q[B.Q_KW] + w) & B.K_MASK
+            a.q[B.Q_KS] = b.q[B.Q_KS] = (a.q[B.Q_KS] + (x >> 16) % 10) & B.K_MASK
+            assert list(a.q) == list(b.q), trial

@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { Profiler } from './lib/profile.mjs';
 import { boardParams, BoardError, readJson } from './lib/board.mjs';
 import { DacLog } from './lib/daclog.mjs';
 import { FlashError, FlashStore } from './lib/flash.mjs';
@@ -29,7 +30,7 @@ for (const k of ['log', 'info', 'debug', 'warn', 'error']) {
 }
 
 const HELP = `usage: harness.mjs --uf2 IMAGE --board BOARD.json [--load SIM.json] [--model K=V]...
-  [--flash FILE] [--erase] [--cpu-mhz 125] [--dac-log FILE] [--stats FILE] [--fast]
+  [--flash FILE] [--erase] [--cpu-mhz 125] [--dac-log FILE] [--stats FILE] [--fast] [--profile ELF]
   [--serial-in FD] [--serial-out FD]`;
 
 function fail(msg, code = 2) {
@@ -58,6 +59,7 @@ try {
       'cpu-mhz': { type: 'string', default: '125' },
       'dac-log': { type: 'string' },
       stats: { type: 'string' },
+      profile: { type: 'string' },
       fast: { type: 'boolean', default: false },
       'serial-in': { type: 'string', default: '3' },
       'serial-out': { type: 'string', default: '4' },
@@ -112,6 +114,7 @@ const board = new VirtualBoard({
   onEvent: emit,
 });
 const runner = new Runner(board, { realtime: !args.fast });
+if (args.profile) runner.profiler = Profiler.fromFile(args.profile);
 
 function stats(label, keep = false) {
   const s = { ...board.stats(keep), label, at: new Date().toISOString() };
@@ -153,6 +156,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     runner.kick();
   } else if (cmd === 'stats') {
     stats('on request');
+  } else if (cmd === 'profile' && runner.profiler) {
+    emit({ event: 'profile', profile: runner.profiler.report() });
   } else if (cmd === 'quit') {
     quit('quit');
   } else if (cmd) {

@@ -126,8 +126,10 @@ export class Runner {
         continue;
       }
       // Busy: instructions back to back, checking the limits every 256.
+      const prof = this.profiler;
       for (let k = 0; k < 256; k++) {
         const c0 = core.cycles;
+        if (prof) prof.tick(core);
         core.executeInstruction();
         const dc = core.cycles - c0;
         cpu.addBusy(dc);
