@@ -34,9 +34,10 @@ PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", 
 
 # module -> the tests that guard it (paths relative to the repository)
 MODULES = {
-    "firmware/tes/supervisor.py": ["tests/firmware/test_supervisor.py", "tests/firmware/test_supervisor_rules.py",
-                                   "tests/host/test_supervisor_props.py", "tests/firmware/test_app_faults.py",
-                                   "tests/firmware/test_soft_stop.py"],
+    # test_app_faults last: one of its tests runs ~17 s, the others kill most mutants first (-x)
+    "firmware/tes/supervisor.py": ["tests/firmware/test_supervisor_rules.py", "tests/firmware/test_supervisor_fast.py",
+                                   "tests/firmware/test_soft_stop.py", "tests/firmware/test_supervisor_sim.py",
+                                   "tests/host/test_supervisor_props.py", "tests/firmware/test_app_faults.py"],
     "firmware/tes/validate.py": ["tests/firmware/test_validate_bounds.py", "tests/host/test_protocols.py",
                                  "tests/host/test_sham_fit.py", "tests/host/test_schema.py",
                                  "tests/host/test_validate_cli.py"],
@@ -46,6 +47,9 @@ MODULES = {
                              "tests/host/test_link_props.py"],
     "firmware/tes/engine.py": ["tests/firmware/test_engine_ramps.py", "tests/firmware/test_engine_basic.py",
                                "tests/firmware/test_engine_fidelity.py", "tests/firmware/test_soft_stop.py"],
+    "firmware/hal/blocks.py": ["tests/firmware/test_blocks.py"],
+    "firmware/tes/control.py": ["tests/firmware/test_control.py", "tests/firmware/test_soft_stop.py",
+                                "tests/firmware/test_supervisor_sim.py", "tests/firmware/test_app_faults.py"],
     "host/tesctl/protofile.py": ["tests/host/test_protofile_golden.py", "tests/host/test_protocols.py",
                                  "tests/host/test_validate_cli.py", "tests/firmware/test_validate_bounds.py"],
 }

@@ -114,3 +114,19 @@ def test_board_sample_rate_narrows_and_never_widens():
     assert lim["max_sample_rate_hz"] == 20000
     lim, _ = board_limits({"limits": {"max_sample_rate_hz": 20000}, "max_sample_rate_hz": 20000})
     assert lim["max_sample_rate_hz"] == 20000
+
+
+def test_board_pacing_clock_is_carried_when_positive():
+    # A board paced by hardware names its clock: validation then needs a sample rate that
+    # divides it. The clock is taken as given when it is a positive integer, refused otherwise.
+    for pace in (1, 2, 1000000, 256000000):
+        lim, problems = board_limits({"pace_hz": pace})
+        assert problems == [] and lim["pace_hz"] == pace, (pace, problems)
+    for bad in (0, -1, -1000000, True, False, 1000000.0, "1000000"):
+        lim, problems = board_limits({"pace_hz": bad})
+        assert problems == ["pace_hz: must be a positive integer"], (bad, problems)
+        assert "pace_hz" not in lim, bad
+    lim, problems = board_limits({"pace_hz": None})
+    assert problems == [] and "pace_hz" not in lim
+    lim, problems = board_limits({})
+    assert "pace_hz" not in lim
