@@ -43,7 +43,8 @@ MODULES = {
                                  "tests/host/test_validate_cli.py"],
     "firmware/tes/limits.py": ["tests/firmware/test_limits.py", "tests/firmware/test_board.py",
                                "tests/host/test_board_props.py", "tests/firmware/test_validate_bounds.py"],
-    "firmware/tes/link.py": ["tests/firmware/test_link_bounds.py", "tests/firmware/test_link.py",
+    "firmware/tes/link.py": ["tests/firmware/test_link_bounds.py", "tests/firmware/test_link_contract.py",
+                             "tests/firmware/test_link.py",
                              "tests/host/test_link_props.py"],
     "firmware/tes/engine.py": ["tests/firmware/test_engine_ramps.py", "tests/firmware/test_engine_basic.py",
                                "tests/firmware/test_engine_fidelity.py", "tests/firmware/test_soft_stop.py"],
@@ -219,6 +220,14 @@ def mutants_of(module):
         if k not in seen:
             seen.add(k)
             unique.append(m)
+    # The same mutation twice on one line (two 0s, say): the second is "... #2", so that
+    # declaring one equivalent does not hide the other.
+    count = {}
+    for m in unique:
+        k = (m.line, m.desc)
+        count[k] = count.get(k, 0) + 1
+        if count[k] > 1:
+            m.desc += " #%d" % count[k]
     return unique
 
 

@@ -251,3 +251,125 @@ def test_queue_viper_twins_are_bit_exact():
             b.q[B.Q_KW] = (b.q[B.Q_KW] + w) & B.K_MASK
             a.q[B.Q_KS] = b.q[B.Q_KS] = (a.q[B.Q_KS] + (x >> 16) % 10) & B.K_MASK
             assert list(a.q) == list(b.q), trial
+
+
+# ---- the DAC words against the calibration's own rule, every current, both polarities --------
+
+def _conv(zero, full_code, full_uA, hw, bits=12):
+    return {"zero_code": zero, "span_code": full_code - zero, "span_uA": full_uA,
+            "code_max": (1 << bits) - 1, "hw_limit_uA": hw}
+
+
+def _cfg_of(conv, w=1):
+    cfg = array("i", [0] * B.P_LEN)
+    cfg[B.P_Z], cfg[B.P_SC], cfg[B.P_SU] = conv["zero_code"], conv["span_code"], conv["span_uA"]
+    cfg[B.P_HW], cfg[B.P_TOP], cfg[B.P_BASE] = conv["hw_limit_uA"], conv["code_max"], mcp4922.word(0)
+    cfg[B.P_W], cfg[B.P_MASKW], cfg[B.P_MASKS] = w, 255, 127
+    cfg[B.P_WORDB] = mcp4922.word(2048, mcp4922.CH_B)
+    return cfg
+
+
+CONVS = (
+    calib.conversion(PICO),                 # the reference board: hardware limit inside the DAC range
+    _conv(2048, 3848, 3960, 5000),          # limit past the DAC's top and bottom: the range clamps
+    _conv(500, 2500, 2000, 5000),           # zero low: negative currents run off code 0
+    _conv(3500, 4000, 500, 5000),           # zero high: positive currents run off the top
+    _conv(1000, 2000, 1000, 3000),          # the limit falls exactly on a code (+/-3000 uA)
+    _conv(2048, 3048, 3000, 1999),          # nearest code lies past the limit: one code back
+    _conv(2048, 2148, 1, 30),               # 1 uA per 100 codes: readback rounding at p = -1
+)
+
+
+def test_every_sample_gets_the_calibrated_code_and_never_passes_the_limit():
+    # Every current from -6 mA to +6 mA, on several calibrations: the word is the one
+    # hal.calib.ua_to_code gives (nearest code, hardware limit, DAC range), and the code
+    # delivers no more than the hardware limit, whichever the polarity.
+    for conv in CONVS:
+        cfg = _cfg_of(conv)
+        ring = array("H", [0] * 256)
+        sring = array("i", [0] * 128)
+        buf = array("i", [0] * 32)
+        hw = conv["hw_limit_uA"]
+        for start in range(-6000, 6001, 32):
+            for j in range(32):
+                buf[j] = start + j
+            B.put_words(ring, sring, buf, 32, start & 0xFFFF, cfg)
+            for j in range(32):
+                k = (start & 0xFFFF) + j
+                uA = start + j
+                code = ring[k & 255] & 0xFFF
+                assert ring[k & 255] == mcp4922.word(calib.ua_to_code(conv, uA)), (conv, uA)
+                assert 0 <= code <= conv["code_max"]
+                assert -hw <= calib.code_to_ua(conv, code) <= hw, (conv, uA, code)
+                assert sring[k & 127] == uA
+
+
+def test_readback_is_the_dac_current_rounded_toward_zero_on_both_sides():
+    # Readback channel only (identity scaling: ADC code = DAC code), every code of the DAC.
+    for conv in CONVS:
+        cfg = array("i", [0] * B.G_LEN)
+        cfg[B.G_KI], cfg[B.G_SI], cfg[B.G_KV], cfg[B.G_SV] = 1, 1, 1, 1
+        cfg[B.G_KD], cfg[B.G_SD] = 2, 1                       # (code * 2 + 1) >> 1 == code
+        cfg[B.G_CI], cfg[B.G_CV], cfg[B.G_CD], cfg[B.G_NCH] = 0, 1, 2, 3
+        cfg[B.G_MASKA], cfg[B.G_MASKS] = 4095, 127
+        cfg[B.G_Z], cfg[B.G_SU], cfg[B.G_SC] = conv["zero_code"], conv["span_uA"], conv["span_code"]
+        adc = array("H", [0] * 4096)
+        sring = array("i", [0] * 128)
+        out = [array("i", [0] * 32) for _ in range(4)]
+        for base in range(0, 4096, 32):
+            for j in range(32):
+                adc[(3 * j + 2) & 4095] = base + j
+            B.get_sense(adc, sring, out[0], out[1], out[2], out[3], 32, 0, cfg)
+            for j in range(32):
+                want = calib.code_to_ua(conv, base + j)
+                assert out[3][j] == want, (conv, base + j, out[3][j], want)
+
+
+def test_each_channel_reads_its_own_latency():
+    # Current, voltage and readback each measured 0..3 samples late: every channel takes
+    # its conversion from its own slot, never a neighbour's.
+    sc = calib.sense_scales(PICO)
+    conv = calib.conversion(PICO)
+    for lat in ((2, 0, 0), (0, 2, 0), (0, 0, 2), (3, 1, 2), (1, 3, 0)):
+        adc = array("H", [0] * 512)
+        sring = array("i", [0] * 128)
+        n = 16
+        for p in range(n + 4):
+            adc[3 * p] = sc["mid"] + 10 * p            # current
+            adc[3 * p + 1] = sc["mid"] - 20 * p        # voltage
+            adc[3 * p + 2] = 1500 + 7 * p              # readback
+        out = [array("i", [0] * n) for _ in range(4)]
+        B.get_sense(adc, sring, out[0], out[1], out[2], out[3], n, 0, sense_cfg(PICO, lat=lat))
+        for j in range(n):
+            assert out[1][j] == calib.scaled(10 * (j + lat[0]), sc["ki"], sc["si"]), (lat, j)
+            assert out[2][j] == calib.scaled(-20 * (j + lat[1]), sc["kv"], sc["sv"]), (lat, j)
+            assert out[3][j] == calib.code_to_ua(conv, calib.scaled(1500 + 7 * (j + lat[2]), sc["kd"], sc["sd"])), \
+                (lat, j)
+
+
+def test_a_stopped_queue_offers_nothing():
+    d = FakeDma()
+    d.q[B.Q_RUN] = 0
+    d.run(100)                                      # whatever the address registers show
+    assert d.room() == 0 and d.q[B.Q_UNDER] == 0 and d.q[B.Q_KW] == 0
+
+
+def test_one_sample_late_is_an_underrun_and_it_stays_reported():
+    d = FakeDma()
+    q = d.q
+    q[B.Q_KW] = 16
+    d.run(17)                                       # the DMA took one sample never written
+    assert d.room() == -1 and q[B.Q_UNDER] == 1
+    q[B.Q_DRAIN] = 1                                # the end comes after: still an underrun
+    assert d.room() == -1
+
+
+def test_ready_counts_a_single_sample():
+    d = FakeDma()
+    q = d.q
+    q[B.Q_KW] = 16
+    d.conv = 3                                      # sample 0 measured, nothing more
+    d.room()
+    assert B.queue_ready(q, 1000) == 1
+    q[B.Q_KS] = 1
+    assert B.queue_ready(q, 1000) == 0
