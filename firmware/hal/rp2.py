@@ -50,9 +50,12 @@ _Q_KS = const(6)
 assert _Q_KW == blocks.Q_KW and _Q_KS == blocks.Q_KS
 
 STORAGE = "/data"
-LEAD_MS = const(8)          # the output queue runs this far ahead of the DAC
+LEAD_MS = const(50)         # the output queue runs this far ahead of the DAC, at most what
+                            # the ring holds (a hard fault aborts the DMA at once; a soft
+                            # stop or STOP starts this much later): room for a slow tick
+GAP_MS = const(5)           # the session's first sample goes out this long after start()
 CHUNK = const(32)           # words D moves before Z clears them
-OUT_BITS = const(11)        # output ring: 2**11 bytes = 1024 halfwords (51 ms at 20 kS/s)
+OUT_BITS = const(11)        # output ring: 2**11 bytes = 1024 halfwords (25 ms at 20 kS/s, two words)
 ADC_BITS = const(12)        # ADC ring: 2**12 bytes = 2048 conversions (34 ms at 20 kS/s)
 K_MASK = const(0x3FFFFF)    # sample counters wrap at 2**22 (a multiple of every ring length)
 _FIXED_CYCLES = const(48)   # PIO cycles of one word's program outside the delay loop
@@ -277,10 +280,13 @@ class Rp2Hal(Hal):
         q[blocks.Q_DLAST] = out_addr
         q[blocks.Q_ALAST] = uctypes.addressof(self._adc)
         lead = LEAD_MS * fs // 1000
+        cap = ((1 << OUT_BITS) // 2 - 3 * CHUNK) // self.words     # ring less the chunks D and Z hold
+        if lead > cap:
+            lead = cap
         if lead < 2 * CHUNK // self.words:
             lead = 2 * CHUNK // self.words
         q[blocks.Q_LEAD] = lead
-        q[blocks.Q_CHUNK] = lead // 2
+        q[blocks.Q_CHUNK] = lead // 4       # refill once a quarter is free: the queue stays >= 3/4 full
         s.active(1)
         d.active(1)                       # fills the PIO FIFO with zero words at once
         cs = 1 | (self._ain0 << 12) | (self._rr << 16) | 8    # EN, AINSEL, RROBIN, START_MANY
@@ -293,7 +299,10 @@ class Rp2Hal(Hal):
         q[blocks.Q_KW] = q[blocks.Q_KS] = 0
         _qroom(q, _rd(self._r_d), _rd(self._r_s))      # the positions now (any "late" is not)
         q[blocks.Q_UNDER] = 0
-        q[blocks.Q_KW] = q[blocks.Q_KS] = (q[blocks.Q_DPOS] // self.words + 2 * CHUNK // self.words) & K_MASK
+        gap = GAP_MS * fs // 1000
+        if gap < 2 * CHUNK // self.words:
+            gap = 2 * CHUNK // self.words
+        q[blocks.Q_KW] = q[blocks.Q_KS] = (q[blocks.Q_DPOS] // self.words + gap) & K_MASK
 
     def _fill_zero(self):
         zw = self._zero_word

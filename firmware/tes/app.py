@@ -198,6 +198,9 @@ class App:
         hal = self.hal
         now = hal.ticks_ms()
         self.next_tick = ticks_add(now, LINK_POLL_MS)
+        # (Allocation happens only here, the block path being heap-locked: a garbage
+        # collection, ~22 ms on an RP2040, falls in a tick, with the output queue >= 3/4
+        # of its lead full: hal.rp2 LEAD_MS.)
         hal.feed()
         if hal.underruns():
             self.on_code(s, S.UNDERRUN)
@@ -294,6 +297,7 @@ class App:
     # ---- sessions: begin, faults, endings -------------------------------------------------------
     def begin(self, kind, proto, sha):
         hal = self.hal
+        hal.feed()                  # building a noise engine takes a while on a board
         s = Session(kind, proto, sha, hal, self.limits, self.board)
         if kind == STIM:            # the flash write first: pacing starts after it
             s.sid = J.begin(self.storage, sha, hal.ticks_ms(), sid=self.next_sid)
@@ -312,6 +316,7 @@ class App:
             if self.raw_on:
                 s.control.tap = self._raw_tap
         hal.enable(True)
+        s.control.prime()
         return s
 
     def on_code(self, s, code):

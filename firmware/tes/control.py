@@ -57,6 +57,18 @@ class Control:
         self._check = sup.kernel            # Supervisor.check without its wrapper call
         self._st = sup.st
 
+    def prime(self):
+        """Queue the first samples at once, right after hal.start(): the app has replies to
+        send before its loop runs, and the first sample is due a few ms after start()."""
+        r = self._room()
+        while r > 0 and not self.engine_done:         # the whole lead the queue offers
+            n = self._fill(self.out, r if r < BLOCK_MAX else BLOCK_MAX)
+            if not n:
+                break
+            self._write(self.out, n)
+            self.written += n
+            r -= n
+
     @micropython.native
     def step(self, host_age_ms):
         """One pass: fill, write, sense, check. -> fault code (> 0), 0, or END."""

@@ -55,7 +55,7 @@ export class Profiler {
   chain(core, depth = 5) {
     const out = [];
     let sp = core.SP;
-    for (let k = 0; k < 96 && out.length < depth; k++, sp += 4) {
+    for (let k = 0; k < 96 && out.length < depth && sp < 0x20042000; k++, sp += 4) {
       let w;
       try {
         w = core.readUint32(sp);
