@@ -35,7 +35,8 @@ def write_log(path, rows):
             f.write("%d,%d,2048,%d\n" % (t, a, en))
 
 
-def session_log(values, t0=2_000_000_000, jitter_ns=0, code_err=None, drop=(), extra=(), stop_at=None):
+def session_log(values, t0=2_000_000_000, jitter_ns=0, code_err=None, drop=(), extra=(), stop_at=None,
+                lead_latches=0):
     rows = [(0, 0, 0), (1_000_000, Z, 0)]
     t = 1_000_000_000
     rows.append((t, Z, 1))                         # impedance check: enable, 300 latches at 100 uA
@@ -44,7 +45,9 @@ def session_log(values, t0=2_000_000_000, jitter_ns=0, code_err=None, drop=(), e
     rows.append((t + 300 * 1_000_000, Z, 0))
     for k in range(200):                           # idle zero latches at the old rate
         rows.append((1_400_000_000 + k * 1_000_000, Z, 0))
-    rows.append((t0 - 1000, Z, 1))                 # the session enables the output
+    rows.append((t0 - 1000 - lead_latches * 1_000_000, Z, 1))     # the session enables the output
+    for k in range(lead_latches):                  # a board's queue: zeros before the first sample
+        rows.append((t0 - (lead_latches - k) * 1_000_000, Z, 1))
     for k, uA in enumerate(values):
         if k in drop:
             continue
@@ -81,6 +84,16 @@ def test_a_faithful_session_passes_and_is_found_where_it_is(files):
     assert r.worst_grid_us == pytest.approx(6.0, abs=0.01)   # the grid is anchored on a late first latch
     assert r.interval_mean_us == pytest.approx(1000.0, abs=0.01)
     assert "PASS" in report_lines(r)[-1]
+
+
+def test_a_session_whose_first_sample_comes_latches_after_the_enable_is_found(files):
+    # hal.rp2 puts out zeros for GAP_MS (and the queue's priming) after the enable: at
+    # 1 kS/s 32 latches, more than the old search window; the ramp's first samples are zero
+    # codes too, so only the whole session tells where it starts.
+    values, preview, log = files
+    write_log(log, session_log(values, lead_latches=32))
+    r = compare(log, preview, BOARD)
+    assert r.ok and r.within0 == 3000 and r.t0_s == pytest.approx(2.0, abs=1e-5)
 
 
 def test_one_code_off_passes_two_codes_off_fails(files):
