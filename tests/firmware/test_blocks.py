@@ -275,7 +275,9 @@ CONVS = (
     _conv(500, 2500, 2000, 5000),           # zero low: negative currents run off code 0
     _conv(3500, 4000, 500, 5000),           # zero high: positive currents run off the top
     _conv(1000, 2000, 1000, 3000),          # the limit falls exactly on a code (+/-3000 uA)
-    _conv(2048, 3048, 3000, 1999),          # nearest code lies past the limit: one code back
+    _conv(3000, 4000, 1000, 2000),          # ... and on the negative side (-2000 uA is code 1000)
+    _conv(2048, 3048, 3000, 2000),          # nearest code lies past the limit (666.7 codes): one code back
+    _conv(2048, 2049, 2, 3000),             # 2 uA a code: every odd current is a tie, rounded away from zero
     _conv(2048, 2148, 1, 30),               # 1 uA per 100 codes: readback rounding at p = -1
 )
 
