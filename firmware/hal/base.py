@@ -91,13 +91,13 @@ class Hal:
         raise NotImplementedError
 
     # ---- memory that survives a reset ---------------------------------------------------------
-    def retain(self, sid, charge_uC):
+    def retain(self, sid, charge_uC, stim_ms):
         """Keep a running session's figures where a reset (watchdog, fault) leaves them, so
         the journal can close the session with them at boot: no flash write mid-session
         (one stalls the CPU for tens of ms). Called every tick; must be cheap."""
 
-    def retained(self) -> "tuple[int, int] | None":
-        """(sid, charge_uC) kept by retain() before the last reset, or None."""
+    def retained(self) -> "tuple[int, int, int] | None":
+        """(sid, charge_uC, stim_ms) kept by retain() before the last reset, or None."""
         return None
 
     # ---- session notifications -------------------------------------------------------------

@@ -358,11 +358,13 @@ class Rp2Hal(Hal):
         if self.words == 2:
             self._sm.put(self._ref_word, 16)
 
-    def retain(self, sid, charge_uC):
-        # SCRATCH0..2 (pico-sdk's watchdog_reboot uses 4..7): magic + sid, charge, a check.
+    def retain(self, sid, charge_uC, stim_ms):
+        # SCRATCH0..3 (pico-sdk's watchdog_reboot uses 4..7): magic + sid, charge, stim
+        # time, a check over all three.
         _wr(_SCRATCH0, (_RETAIN_MAGIC << 20) | (sid & 0xFFFFF))
         _wr(_SCRATCH0 + 4, charge_uC)
-        _wr(_SCRATCH0 + 8, (sid ^ charge_uC) & 0xFFFFFFF)
+        _wr(_SCRATCH0 + 12, stim_ms)
+        _wr(_SCRATCH0 + 8, (sid ^ charge_uC ^ stim_ms) & 0xFFFFFFF)
 
     def retained(self):
         head = _rd(_SCRATCH0)
@@ -370,9 +372,10 @@ class Rp2Hal(Hal):
             return None
         sid = head & 0xFFFFF
         charge = _rd(_SCRATCH0 + 4)
-        if (sid ^ charge) & 0xFFFFFFF != _rd(_SCRATCH0 + 8):
+        stim = _rd(_SCRATCH0 + 12)
+        if (sid ^ charge ^ stim) & 0xFFFFFFF != _rd(_SCRATCH0 + 8):
             return None
-        return sid, charge
+        return sid, charge, stim
 
     def ticks_ms(self):
         # Wraps like time.ticks_ms(): compare with time.ticks_diff.

@@ -252,8 +252,8 @@ class SimHal(Hal):
         _mkdirs(self._storage)
         return self._storage
 
-    def retain(self, sid, charge_uC):
-        self._retained = (sid, charge_uC)      # the simulated chip's RAM outlives its resets
+    def retain(self, sid, charge_uC, stim_ms):
+        self._retained = (sid, charge_uC, stim_ms)      # the simulated chip's RAM outlives its resets
 
     def retained(self):
         return getattr(self, "_retained", None)

@@ -223,7 +223,7 @@ class App:
             # The charge so far, where a reset leaves it (not flash: a write stalls the CPU
             # for tens of ms while the output queue holds a few).
             s.retained_ms = now
-            hal.retain(s.sid, s.sup.charge_uC)
+            hal.retain(s.sid, s.sup.charge_uC, s.sup.stim_ms)
         self.service()
 
     def check_span(self, s):
@@ -303,7 +303,7 @@ class App:
             s.sid = J.begin(self.storage, sha, hal.ticks_ms(), sid=self.next_sid)
             s.opened = J.open_record(s.sid, sha, hal.ticks_ms())
             self.next_sid += 1
-            hal.retain(s.sid, 0)
+            hal.retain(s.sid, 0, 0)
         hal.start_watchdog(WATCHDOG_MS)
         hal.feed()
         hal.start(s.fs)

@@ -184,17 +184,22 @@ def compact(d, keep=KEEP_SESSIONS):
 
 def recover(d, now_ms=None, retained=None):
     """At boot: close every session still open as fault/reset. now_ms: this boot's clock
-    (kept as boot_ms). retained: (sid, charge_uC) the board kept through the reset
-    (hal.retained()): the freshest charge for that session. Returns the new records."""
+    (kept as boot_ms). retained: (sid, charge_uC, stim_ms) the board kept through the reset
+    (hal.retained()): the freshest charge and stimulation time of that session. Returns the
+    new records."""
     out = []
     for r in sessions(d):
         if r.get("outcome") == "open":
             charge = r.get("delivered_charge_uC", 0)
-            if retained is not None and retained[0] == r["id"] and retained[1] > charge:
-                charge = retained[1]
+            stim = r.get("stim_ms")
+            if retained is not None and retained[0] == r["id"]:
+                if retained[1] > charge:
+                    charge = retained[1]
+                if len(retained) > 2 and (stim is None or retained[2] > stim):
+                    stim = retained[2]
             rec = {"id": r["id"], "protocol_sha256": r.get("protocol_sha256", ""), "start_ms": r.get("start_ms"),
                    "end_ms": r.get("end_ms"), "outcome": "fault", "reason": "reset",
-                   "delivered_charge_uC": charge, "stim_ms": r.get("stim_ms"), "boot_ms": now_ms}
+                   "delivered_charge_uC": charge, "stim_ms": stim, "boot_ms": now_ms}
             if "wall_s" in r:
                 rec["wall_s"] = r["wall_s"]
             append(d, rec)

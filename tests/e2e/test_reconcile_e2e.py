@@ -131,10 +131,12 @@ def test_board_reset_seen_by_the_host_is_completed_from_the_journal(tmp_path, cl
     out = tmp_path / "session"
     p = tesctl(["run", proto, "--port", "sim", "--fast", "--plain", "--out", out, "--fault", "reset@20"],
                cli_env, check=1)
-    assert "outcome    fault (reset)\n" in p.stdout and "stim time  20.0 s" in p.stdout, p.stdout
-    meta, rows = whole(out, cli_env, "fault", "reset", "telemetry")
-    # 10 s of ramp-up and 10 s of plateau before the reset (telemetry every 20 ms).
-    assert abs(meta["stim_duration_s"] - 20.0) <= 0.1
+    assert "outcome    fault (reset)\n" in p.stdout, p.stdout
+    assert "stim time  20.0 s" in p.stdout or "stim time  19.9 s" in p.stdout, p.stdout   # retained every 0.1 s
+    meta, rows = whole(out, cli_env, "fault", "reset", "device")
+    # 10 s of ramp-up and 10 s of plateau before the reset: the board retained its stim time
+    # through the reset (hal.retain, every 100 ms).
+    assert 19.8 <= meta["stim_duration_s"] <= 20.0
     assert meta["delivered_charge_uC"] >= max(int(r["charge_uC"]) for r in rows) > 0
 
 
@@ -176,12 +178,13 @@ def test_board_reset_while_the_host_is_gone(tmp_path, cli_env, monkeypatch):
     finally:
         dev.close()
     tesctl(["check", "--port", "sim"], cli_env, check=0)
-    meta, rows = whole(out, cli_env, "fault", "reset", "telemetry-lower-bound")
+    meta, rows = whole(out, cli_env, "fault", "reset", "device")
     jrec = meta["journal_record"]
-    assert jrec["stim_ms"] is None and jrec["boot_ms"] is not None
+    assert jrec["boot_ms"] is not None
+    # The board retained its stim time through the reset: about 2 s, more than the host saw.
     seen = stim_rows(rows)
-    assert abs(meta["stim_duration_s"] - (seen[-1] - seen[0])) <= 0.1 and meta["stim_duration_s"] < 2.0
+    assert 1.8 <= meta["stim_duration_s"] <= 2.0 and meta["stim_duration_s"] > seen[-1] - seen[0]
     # The charge the board retained through the reset covers 2 s: more than the host saw.
     assert meta["delivered_charge_uC"] == jrec["delivered_charge_uC"] > max(int(r["charge_uC"]) for r in rows)
     rep = tesctl(["report", out], cli_env, check=0)
-    assert "or more (host telemetry, which stopped before the device did)" in rep.stdout
+    assert "host telemetry" not in rep.stdout and "completed from the device journal" in rep.stdout

@@ -103,14 +103,16 @@ def test_recover_takes_the_charge_the_board_retained_through_the_reset():
     d = fresh("r")
     sid = journal.begin(d, SHA, 0)
     journal.checkpoint(d, sid, 300, 1000)
-    assert journal.recover(d, 9, (sid, 4500))[0]["delivered_charge_uC"] == 4500
+    rec = journal.recover(d, 9, (sid, 4500, 61234))[0]
+    assert rec["delivered_charge_uC"] == 4500 and rec["stim_ms"] == 61234
     sid = journal.begin(d, SHA, 2000)
     journal.checkpoint(d, sid, 300, 3000)
     # Another session's figure, or one older than the journal's, is not this session's.
-    assert journal.recover(d, 9, (sid - 1, 4500))[0]["delivered_charge_uC"] == 300
+    rec = journal.recover(d, 9, (sid - 1, 4500, 61234))[0]
+    assert rec["delivered_charge_uC"] == 300 and rec["stim_ms"] != 61234
     sid = journal.begin(d, SHA, 4000)
     journal.checkpoint(d, sid, 300, 5000)
-    assert journal.recover(d, 9, (sid, 200))[0]["delivered_charge_uC"] == 300
+    assert journal.recover(d, 9, (sid, 200, 0))[0]["delivered_charge_uC"] == 300
 
 
 def test_bad_outcome_refused():

@@ -181,12 +181,12 @@ ramp_down_s = 1
 def test_exception_in_the_control_loop_zeroes_and_records():
     with tempfile.TemporaryDirectory() as storage:
         app, hal, port = _started_app(storage)
-        for _ in range(400):            # 2 s: each step runs blocks until the next 5 ms tick
+        for _ in range(200):            # 2 s: each step runs blocks until the next 10 ms tick
             app.control_step()
 
         def broken(*args):
             raise ValueError("injected bug")
-        app.session.sup.check = broken
+        app.session.control._check = broken     # the supervisor call of the block path
         port.eof = True                 # after the fault, the idle loop ends the run
         app.run()
         assert app.session is None and not hal.en and hal.code == hal.z
@@ -223,6 +223,8 @@ def test_no_flash_write_mid_session_and_the_charge_is_retained_every_tick():
         assert len(retained) > 100 and all(r[0] == 1 for r in retained)
         charges = [r[1] for r in retained]
         assert charges == sorted(charges) and charges[-1] > 0
+        stims = [r[2] for r in retained]
+        assert stims == sorted(stims) and 0 < stims[-1] <= 65000
         recs = [r for r in journal.read(storage) if r["id"] == 1]
         assert [r["outcome"] for r in recs] == ["open", "completed"]
         assert abs(recs[-1]["delivered_charge_uC"] - charges[-1]) <= charges[-1] // 50 + 2
