@@ -630,7 +630,9 @@ def bench_hil():
         log("  skipped: set TESCTL_RP2_UF2 to a MicroPython RPI_PICO .uf2 (v1.28) to measure on the virtual RP2040")
         return
     from tesctl import hil
+    from tesctl.boards import resolve
     from tesctl.daccompare import compare
+    board_obj, _ = resolve("pico-mcp4922")
     for kind, _wave, fs in HIL_PROTOCOLS:
         path = hil_protocol(kind, fs)
         dac = os.path.join(OUT, "hil-%s-%d.dac.csv" % (kind, fs))
@@ -654,7 +656,7 @@ def bench_hil():
         on = max(periods, key=lambda x: x.get("emulated_s", 0))
         idle = 100 * (on.get("idle_share") or 0)
         try:
-            cmp = compare(dac, preview, "pico-mcp4922")
+            cmp = compare(dac, preview, board_obj)
             match = "%.2f%% within 1 code, %d missing" % (100 * cmp.within1 / max(1, cmp.compared), cmp.missing)
         except Exception as e:  # noqa: BLE001 - a figure, not a test
             match = "compare failed: %s" % e

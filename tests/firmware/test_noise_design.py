@@ -22,7 +22,7 @@ def full_gain(st, seg):
 
 def test_the_early_stop_gives_the_full_sums_gain():
     x = 11
-    for trial in range(40):
+    for _ in range(40):
         x = (x * 1103515245 + 12345) & 0x7FFFFFFF
         fs = (1000, 1280, 2000, 5000, 10000, 20000)[x % 6]
         lo = (x >> 4) % 200000
