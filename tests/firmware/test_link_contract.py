@@ -104,7 +104,7 @@ def test_empty_and_delimiter_only_frames_are_short():
 
 def test_frame_type_outside_a_byte_is_refused_as_such():
     for typ in (-1, -200, 0x100, 0x1FF):
-        for fn in (lambda: L.encode(typ, 1, b""), lambda: L.Encoder().frame(typ, 1, b"")):
+        for fn in (lambda typ=typ: L.encode(typ, 1, b""), lambda typ=typ: L.Encoder().frame(typ, 1, b"")):
             try:
                 fn()
                 raise AssertionError("type %d encoded" % typ)
