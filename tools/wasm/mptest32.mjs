@@ -41,7 +41,7 @@ function mkdirs(mp, dir) {
 }
 
 const stripNative = (text) => text.split("\n").map((line) =>
-  line.trim() === "@micropython.native" ? "" : line).join("\n");
+  /^@micropython\.native\s*(#.*)?$/.test(line.trim()) ? "" : line).join("\n");
 
 let out = "";
 const mp = await loadMicroPython({
