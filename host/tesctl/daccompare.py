@@ -175,8 +175,9 @@ def compare(daclog, preview, board):
     period = 1e9 / fs
     on = enables[enables[:, 1] == 1][:, 0] if len(enables) else ()
     # A board's first sample comes a while after the enable (hal.rp2: GAP_MS, at least two
-    # DMA chunks = 32 samples): look 64 latches or 60 ms past it, whichever is more.
-    t0 = find_start(t, a, want, conv["zero_code"], period, on, spread=max(64, int(round(60e6 / period))))
+    # DMA chunks, and the app's work between enable and the first write: 68 ms was seen at
+    # 1 kS/s on the virtual RP2040): look 150 ms past it, at least 64 latches.
+    t0 = find_start(t, a, want, conv["zero_code"], period, on, spread=max(64, int(round(150e6 / period))))
     r.t0_s = t0 / 1e9
     sel, slot, first = _grid(t, a, t0, period, want)
     r.extra = int(np.count_nonzero(~first))
