@@ -55,6 +55,7 @@ LEAD_MS = const(50)         # the output queue runs this far ahead of the DAC, a
                             # stop or STOP starts this much later): room for a slow tick
 GAP_MS = const(5)           # the session's first sample goes out this long after start()
 CHUNK = const(32)           # words D moves before Z clears them
+SET_LEN = const(2048)       # set-value ring, samples (a power of two dividing 2**22)
 OUT_BITS = const(11)        # output ring: 2**11 bytes = 1024 halfwords (25 ms at 20 kS/s, two words)
 ADC_BITS = const(12)        # ADC ring: 2**12 bytes = 2048 conversions (34 ms at 20 kS/s)
 K_MASK = const(0x3FFFFF)    # sample counters wrap at 2**22 (a multiple of every ring length)
@@ -159,7 +160,11 @@ class Rp2Hal(Hal):
         # Rings (allocated once: the block path allocates nothing).
         self._raw, self._adc, self._out = _rings()             # byte views; the kernels use ptr16
         self._out_h = (1 << OUT_BITS) // 2                    # halfwords
-        self._set = array("i", [0] * (self._out_h // self.words))
+        # What each queued sample was set to, until it is sensed: the lead (up to 464 samples)
+        # plus however far sensing lags (a tick, a garbage collection: tens of ms, 1000+
+        # samples at 20 kS/s). It was the output ring's length (512): at 20 kS/s a slow tick
+        # let writes overtake unsensed entries (a false dac-stuck).
+        self._set = array("i", [0] * SET_LEN)
         self._adc_h = (1 << ADC_BITS) // 2
         # The zero pattern Z copies: one 32-bit word = two halfwords of the ring.
         zw = self._zero_word if self.words == 1 else self._ref_word
