@@ -12,7 +12,7 @@
 import { GPIOPinState, RP2040 } from 'rp2040js';
 import { Ads1115 } from './ads1115.mjs';
 import { AnalogStage } from './analog.mjs';
-import { BootromHle } from './bootrom.mjs';
+import { BootromHle } from './romhle.mjs';
 import { CdcBridge } from './cdc.mjs';
 import { CpuAccount } from './cpu.mjs';
 import { attachDac } from './dacbus.mjs';

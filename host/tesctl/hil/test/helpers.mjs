@@ -1,7 +1,7 @@
 // Test helpers: a bare rp2040js chip with our ROM, and a tiny Thumb encoder for the few
 // instructions the tests' programs need (no firmware image is involved anywhere).
 import { RP2040 } from 'rp2040js';
-import { BootromHle } from '../lib/bootrom.mjs';
+import { BootromHle } from '../lib/romhle.mjs';
 import { FlashStore } from '../lib/flash.mjs';
 import { QuietLogger } from '../lib/logger.mjs';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FLASH_US, memCycles, ROM_VERSION, SD_TABLE, SF_TABLE } from '../lib/bootrom.mjs';
+import { FLASH_US, memCycles, ROM_VERSION, SD_TABLE, SF_TABLE } from '../lib/romhle.mjs';
 import { bitsToDouble, bitsToFloat, doubleToBits, floatToBits } from '../lib/softfloat.mjs';
 import { bareChip, callRom, romFunc, SRAM } from './helpers.mjs';
 
