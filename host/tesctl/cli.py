@@ -10,6 +10,7 @@ import click
 
 from tesctl import protofile
 from tesctl.boards import BoardError, resolve
+from tesctl.resources import PROTOCOL, protocols_command
 
 EXIT_OK, EXIT_SESSION, EXIT_INPUT, EXIT_DEVICE = 0, 1, 2, 3
 
@@ -44,7 +45,7 @@ def main():
 
 
 @main.command()
-@click.argument("protocol", type=click.Path(dir_okay=True))
+@click.argument("protocol", type=PROTOCOL)
 @click.option("--board", "-b", default=None,
               help="Board name (boards/NAME.json) or path; default: compiled-in ceiling.")
 def validate(protocol, board):
@@ -63,7 +64,7 @@ def validate(protocol, board):
 
 
 @main.command()
-@click.argument("protocol", type=click.Path())
+@click.argument("protocol", type=PROTOCOL)
 @click.option("--board", "-b", default=None, help="Board name or path.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="Write every sample: t_s,current_uA.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a PNG of the waveform.")
@@ -108,7 +109,7 @@ def _connect_or_exit(port, board, allow_mismatch=False):
 
 
 @main.command()
-@click.argument("protocol", type=click.Path())
+@click.argument("protocol", type=PROTOCOL)
 @click.option("--port", "-p", required=True, help="Device path, pyserial URL, or 'sim' for a simulated board.")
 @click.option("--board", "-b", default=None, help="Board file to validate against (default: sim for --port sim).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -338,6 +339,9 @@ def report(session_dir):
     except ReportError as e:
         fail(str(e), EXIT_INPUT)
     click.echo("report: %s" % png)
+
+
+main.add_command(protocols_command)
 
 
 if __name__ == "__main__":

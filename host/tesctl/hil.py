@@ -165,11 +165,10 @@ def harness_dir(log=lambda m: None, source=HIL_DIR):
 
 
 def default_flash():
-    """Where the emulated board's flash lives between runs: build/hil/flash.bin in the
-    repository, else the user's state folder."""
-    build = paths.ROOT / "build"
-    if os.access(paths.ROOT, os.W_OK):
-        return build / "hil" / "flash.bin"
+    """Where the emulated board's flash lives between runs: build/hil/flash.bin in a source
+    checkout, else (an installed tesctl) the user's state folder."""
+    if paths.ROOT is not None and os.access(paths.ROOT, os.W_OK):
+        return paths.ROOT / "build" / "hil" / "flash.bin"
     base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
     return Path(base) / "tesctl" / "hil" / "flash.bin"
 

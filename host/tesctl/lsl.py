@@ -20,6 +20,10 @@ def _pylsl():
     # tesctl must work without LSL.
     try:
         import pylsl
+    except ModuleNotFoundError as e:
+        if e.name != "pylsl":
+            raise
+        raise LslError("--lsl needs pylsl: pip install 'tesctl[lsl]'") from None
     except (ImportError, RuntimeError, OSError) as e:
         raise LslError("LSL is unavailable: %s" % str(e).strip().splitlines()[0]) from None
     return pylsl
