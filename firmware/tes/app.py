@@ -35,6 +35,7 @@ HEARTBEAT_LATE_MS = 1000
 CHECK_UA = 100         # impedance test current ceiling (uA): a "tickle", not stimulation
 CHECK_MS = 500
 MAX_LOAD = 16384       # largest canonical protocol the device accepts, bytes
+JOURNAL_MAX = 64       # records one JOURNAL may ask for (a reply holds what fits anyway)
 WATCHDOG_MS = 1000
 RETAIN_MS = 100        # the charge kept through a reset is this fresh
 FLUSH_MS = 20          # telemetry leaves at least this often...
@@ -530,9 +531,11 @@ class App:
     def cmd_journal(self, seq, obj):
         if self.session is not None:      # reading flash would hold up the control loop
             return self.link.error(seq, L.E_BUSY, "stimulating")
-        records = J.sessions(self.storage)
         start = obj.get("start", 0)
         count = obj.get("count", 8)
+        if start < 0 or not 1 <= count <= JOURNAL_MAX:
+            return self.link.error(seq, L.E_BAD_FIELD, "start >= 0, count 1..%d" % JOURNAL_MAX)
+        records = J.sessions(self.storage)
         out = []
         size = 64
         i = start

@@ -14,6 +14,7 @@ except ImportError:  # CPython
     from tes import compat as micropython
 
 ERROR_GAP_MS = 100     # at most one framing ERROR per 100 ms
+SEQ_WINDOW = 32        # host frames within this distance of the last one count; farther are refused
 
 
 class LinkService:
@@ -24,6 +25,8 @@ class LinkService:
         self.dec = L.Decoder()
         self.tx_seq = 0
         self.rx_seq = None
+        self.recent = [-1] * SEQ_WINDOW   # seqs of the last SEQ_WINDOW host frames accepted (a ring)
+        self.recent_i = 0
         now = hal.ticks_ms()
         self.last_rx = now
         self.last_err = ticks_add(now, -ERROR_GAP_MS)
@@ -80,11 +83,19 @@ class LinkService:
         return ticks_diff(now, self.last_rx)
 
     # ---- in -------------------------------------------------------------------------------
+    def _remember(self, seq):
+        self.recent[self.recent_i] = seq
+        self.recent_i = (self.recent_i + 1) % SEQ_WINDOW
+
     @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def poll(self, handler):
         """Read what arrived and hand each good frame to handler(typ, seq, payload).
-        Sequence rule: HELLO restarts numbering; any other frame must come after the last
-        one (a duplicate or an old frame gets out-of-order). Returns True if bytes came."""
+        Sequence rule (docs/wire.md): HELLO restarts numbering; STOP and ABORT are taken
+        whatever their seq (the emergency stop is never filtered); any other frame is
+        refused as out-of-order if its seq repeats one of the last SEQ_WINDOW accepted or
+        lies more than SEQ_WINDOW from the newest. So no single frame, however numbered,
+        can shut the real host out: it costs at most the one host frame of the same seq.
+        Returns True if bytes came."""
         data = self.port.read()
         if not data:
             return False
@@ -99,12 +110,24 @@ class LinkService:
             typ, seq, payload = item
             if typ == L.HELLO:
                 self.rx_seq = None
-            elif self.rx_seq is not None and L.seq_delta(self.rx_seq, seq) <= 0:
-                self.error(seq, L.E_OUT_OF_ORDER, "seq %d after %d" % (seq, self.rx_seq))
-                continue
-            if self.rx_seq is not None and L.seq_delta(self.rx_seq, seq) > 1:
-                self.rx_lost += L.seq_delta(self.rx_seq, seq) - 1
+                for i in range(SEQ_WINDOW):
+                    self.recent[i] = -1
+            elif self.rx_seq is not None:
+                d = L.seq_delta(self.rx_seq, seq)
+                fresh = -SEQ_WINDOW <= d <= SEQ_WINDOW and seq not in self.recent
+                if not fresh and typ != L.STOP and typ != L.ABORT:
+                    self.error(seq, L.E_OUT_OF_ORDER, "seq %d after %d" % (seq, self.rx_seq))
+                    continue
+                if fresh and d > 1:
+                    self.rx_lost += d - 1
+                if not fresh or d <= 0:
+                    # Taken (a stop, or a frame behind a stray one), but the newest stays.
+                    self._remember(seq)
+                    self.last_rx = self.hal.ticks_ms()
+                    handler(typ, seq, payload)
+                    continue
             self.rx_seq = seq
+            self._remember(seq)
             self.last_rx = self.hal.ticks_ms()
             handler(typ, seq, payload)
         return True

@@ -1,0 +1,198 @@
+"""The device's link under hostile traffic during stimulation (issue 10, cause 3): a stray
+frame of any sequence number cannot shut the real host out, STOP and ABORT are honoured
+whatever their number, a flood of legal commands cannot end the session or grow a queue,
+and every command argument is range-checked (never an `internal` error)."""
+import json
+import tempfile
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from hal.sim import SimHal
+from tes import link as L
+from tes import port as P
+from tes.app import App
+from tes.board import load_checked
+from tes.session import STIM
+from tesctl import protofile
+from tesctl.paths import BOARDS
+
+BOARD = load_checked(str(BOARDS / "sim.json"))
+PROTO = protofile.check_data(b"""schema = 1
+name = "t"
+[montage]
+anode = "F3"
+cathode = "Fp2"
+[stimulation]
+waveform = "dc"
+amplitude_uA = 1000
+duration_s = 600
+ramp_up_s = 1
+ramp_down_s = 1
+""")
+
+
+class Pipe:
+    """The port's two byte streams: what the test writes in, what the device wrote out."""
+
+    def __init__(self):
+        self.inq = bytearray()
+        self.out = bytearray()
+
+    def read(self, n):
+        b = bytes(self.inq[:n])
+        del self.inq[:n]
+        return b
+
+    def write(self, data):
+        self.out += data
+
+
+class Port(P.StreamPort):
+    """tes.port.StreamPort's bounded output buffer, with the input as a list of bytes."""
+
+    def __init__(self):
+        self.rx = self.tx = Pipe()
+        self.eof = False
+        self.buf = bytearray(P.OUT_MAX)
+        self.mv = memoryview(self.buf)
+        self.n = 0
+
+    def _ready(self, ms):
+        return bool(self.rx.inq)
+
+    @property
+    def inq(self):
+        return self.rx.inq
+
+
+class Host:
+    def __init__(self, storage):
+        self.hal = SimHal(BOARD, storage=storage)
+        self.port = Port()
+        self.app = App(self.hal, BOARD, self.port, fw_sha256="f" * 64)
+        self.dec = L.Decoder()
+        self.seq = 0
+        self.frames()
+
+    def send(self, typ, obj=None, seq=None, payload=None):
+        if seq is None:
+            seq, self.seq = self.seq, L.seq_next(self.seq)
+        self.port.inq.extend(L.encode(typ, seq, payload if payload is not None else json.dumps(obj or {}).encode()))
+        self.app.service()
+        return seq
+
+    def frames(self):
+        self.port.flush()
+        items = self.dec.feed(bytes(self.port.tx.out))
+        self.port.tx.out.clear()
+        return items
+
+    def errors(self):
+        return [json.loads(p)["error"] for t, _, p in self.frames() if t == L.ERROR]
+
+    def run(self, steps):
+        for _ in range(steps):
+            if self.app.session is None:
+                break
+            self.app.control_step()
+
+    def started(self):
+        self.send(L.HELLO, {"link": L.LINK_VERSION})
+        for payload in L.load_payloads(PROTO.canonical_bytes()):
+            self.send(L.LOAD, payload=payload)
+        self.send(L.CHECK, {})
+        while self.app.state == L.CHECKING:
+            self.app.control_step()
+        self.send(L.START, {"sha256": PROTO.sha256()})
+        assert self.app.session is not None and self.hal.en
+        self.run(300)              # 3 s: past the ramp-up
+        self.frames()
+        return self
+
+
+def test_abort_after_a_far_ahead_frame_is_honoured():
+    with tempfile.TemporaryDirectory() as storage:
+        h = Host(storage).started()
+        h.send(L.STATUS, {}, seq=(h.seq + 20000) & L.SEQ_MASK)       # a stray client's frame
+        h.frames()
+        h.send(L.HEARTBEAT)
+        assert h.errors() == [], "the real host's heartbeat was refused after one stray frame"
+        h.send(L.ABORT, {"reason": "operator-abort"})
+        h.run(50)
+        assert h.app.session is None and not h.hal.en
+        from tes import journal
+        last = journal.sessions(storage)[-1]
+        assert (last["outcome"], last["reason"]) == ("aborted", "operator-abort")
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stray=st.integers(0, L.SEQ_MASK), typ=st.sampled_from([L.STATUS, L.HEARTBEAT, L.JOURNAL, L.STREAM]))
+def test_one_stray_frame_costs_the_host_at_most_one_frame(stray, typ):
+    with tempfile.TemporaryDirectory() as storage:
+        h = Host(storage).started()
+        h.send(typ, {}, seq=stray)
+        h.frames()
+        refused = 0
+        for _ in range(2 * 40):
+            h.send(L.STATUS)
+            refused += h.errors().count("out-of-order")
+        assert refused <= 1
+        assert h.app.session is not None and h.hal.en
+
+
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seq=st.integers(0, L.SEQ_MASK), kind=st.sampled_from([L.STOP, L.ABORT]))
+def test_stop_and_abort_are_honoured_whatever_their_number(seq, kind):
+    with tempfile.TemporaryDirectory() as storage:
+        h = Host(storage).started()
+        h.send(L.STATUS)
+        h.send(L.STATUS)
+        h.frames()
+        h.send(kind, {}, seq=seq)
+        assert "out-of-order" not in h.errors()
+        h.run(300)                 # a stop ramps down over 1 s
+        assert h.app.session is None and not h.hal.en
+
+
+def test_duplicate_still_refused():
+    with tempfile.TemporaryDirectory() as storage:
+        h = Host(storage)
+        h.send(L.HELLO, {"link": L.LINK_VERSION})
+        s = h.send(L.STATUS)
+        h.frames()
+        h.send(L.STATUS, seq=s)
+        assert h.errors() == ["out-of-order"]
+
+
+def test_status_flood_during_stimulation_ends_nothing_and_grows_nothing():
+    with tempfile.TemporaryDirectory() as storage:
+        h = Host(storage).started()
+        for i in range(6000):
+            h.port.inq.extend(L.encode(L.STATUS, h.seq, b"{}"))
+            h.seq = L.seq_next(h.seq)
+            if i % 20 == 0:
+                h.app.service()
+                h.app.control_step()
+                assert h.port.n <= P.OUT_MAX
+                h.frames()
+        h.app.service()
+        h.run(10)
+        assert h.app.session is not None and h.hal.en, "a flood of STATUS ended the session"
+        assert h.app.session.kind == STIM
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(start=st.integers(-L.INT_MAX, L.INT_MAX), count=st.integers(-L.INT_MAX, L.INT_MAX))
+def test_journal_arguments_are_range_checked(start, count):
+    with tempfile.TemporaryDirectory() as storage:
+        h = Host(storage)
+        h.send(L.HELLO, {"link": L.LINK_VERSION})
+        h.frames()
+        h.send(L.JOURNAL, {"start": start, "count": count})
+        items = h.frames()
+        errs = [json.loads(p)["error"] for t, _, p in items if t == L.ERROR]
+        assert "internal" not in errs
+        if start < 0 or count < 1 or count > 64:
+            assert errs == ["bad-field"]
+        else:
+            assert errs == [] and any(t == L.REPLY for t, _, _ in items)
