@@ -3,6 +3,7 @@
 Other lab software (EEG recorders, LabRecorder) picks these up by name or source_id and
 time-aligns them with its own streams; that is the whole point of LSL here.
 """
+import click
 
 MARKER_TYPE = "Markers"
 TELEMETRY_TYPE = "tES"
@@ -11,8 +12,13 @@ CHANNELS = ("set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC")
 _UNITS = {"uA": "microamperes", "mV": "millivolts", "ohm": "ohms", "uC": "microcoulombs"}
 
 
-class LslError(Exception):
-    """LSL is not usable here (liblsl missing or failing); one-line message."""
+class LslError(click.ClickException):
+    """LSL is not usable here (pylsl not installed, liblsl missing or failing): the CLI shows
+    one line, `tesctl: ...`, and exits 2 (bad input: an option this install cannot serve)."""
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo("tesctl: " + self.format_message(), err=True)
 
 
 def _pylsl():

@@ -165,3 +165,10 @@ def test_an_unknown_name_is_refused_in_one_line(installed):
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [
         "tesctl: no-such-protocol: no such file, and no ready protocol of that name (tesctl protocols lists them)"]
+
+
+def test_a_missing_extra_is_named_in_one_line(installed):
+    # The venv has [sim] but not [lsl]: pylsl is absent.
+    p = run(installed, "run", "tdcs-sham", "--port", "sim", "--fast", "--plain", "--lsl", "--out", "lsl-session")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == ["tesctl: --lsl needs pylsl: pip install 'tesctl[lsl]'"]
