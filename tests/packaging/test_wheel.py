@@ -123,6 +123,18 @@ def test_site_packages_has_no_generic_top_level_names(installed):
         assert "site-packages" in Path(line).parts and ROOT not in Path(line).parents
 
 
+def test_the_installed_hil_harness_is_the_checkouts(installed):
+    # tesctl hil copies/installs its Node harness from the package: the same sources.
+    from tesctl import hil
+    _exe, py, env, work = installed
+    code = "from tesctl import hil; print(hil.HIL_DIR); print(hil._sources_digest(hil.HIL_DIR))"
+    p = subprocess.run([str(py), "-c", code], capture_output=True, text=True, env=env, cwd=str(work), timeout=120)
+    assert p.returncode == 0, p.stderr
+    where, digest = p.stdout.split()
+    assert ROOT not in Path(where).parents and not (Path(where) / "node_modules").exists()
+    assert digest == hil._sources_digest(ROOT / "host" / "tesctl" / "hil")
+
+
 def test_protocols_lists_and_copies_the_ready_protocols(installed):
     listed = ok(run(installed, "protocols")).stdout.splitlines()
     assert [line.split()[0] for line in listed] == READY
