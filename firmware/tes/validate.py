@@ -25,6 +25,7 @@ TOP_KEYS = {"schema": int, "name": str, "sample_rate_hz": int, "montage": dict,
 MONTAGE_KEYS = {"anode": str, "cathode": str, "electrode_area_mm2": int}
 SAFETY_KEYS = {"impedance_max_ohm": int}
 SEED_MAX = (1 << 30) - 1
+MAX_AREA_MM2 = 100000     # 1000 cm^2: larger is no electrode (0: area not given)
 
 
 def _is(value, kind):
@@ -164,7 +165,9 @@ def check(proto, lim):
         out.append(("sample_rate_hz", fs, "divides", pace, "exact hardware pacing on this board"))
     if out:
         return out
-    _check_keys(proto["montage"], MONTAGE_KEYS, "montage.", out)
+    if _check_keys(proto["montage"], MONTAGE_KEYS, "montage.", out):
+        _range(out, "montage.electrode_area_mm2", proto["montage"]["electrode_area_mm2"], 0, MAX_AREA_MM2,
+               "electrode area (0: not given)")
     if _check_keys(proto["safety"], SAFETY_KEYS, "safety.", out):
         _range(out, "safety.impedance_max_ohm", proto["safety"]["impedance_max_ohm"], 100,
                lim["max_impedance_ohm"], "impedance lockout")

@@ -11,6 +11,9 @@ import difflib
 import hashlib
 import json
 import math
+import os
+import stat
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 try:
@@ -22,6 +25,9 @@ from tes import validate as V
 from tes.limits import CEILING
 
 MAX_FILE_BYTES = 64 * 1024
+MAX_CANONICAL_BYTES = 16384     # the device's limit on a canonical protocol (tes.app MAX_LOAD)
+MAX_SHOWN = 60                  # characters of a value shown in a problem
+MIN_NOISE_SD_RATIO = 0.5        # a noise band whose filter gives less than half the asked SD is refused
 SCHEMA = 1
 
 # TOML stimulation field -> (canonical key, kind, scale). kind: int, num (float allowed),
@@ -44,6 +50,12 @@ STIM_FIELDS = {
 }
 STIM_DEFAULTS = {"offset_uA": 0, "phase_deg": 0, "seed": 1, "biphasic": False,
                  "ramp_up_s": 30, "ramp_down_s": 30, "ramp_shape": "linear"}
+# Fields each waveform uses (docs/protocols.md, "used by"); any other is refused.
+COMMON = ("waveform", "amplitude_uA", "duration_s", "ramp_up_s", "ramp_down_s", "ramp_shape", "offset_uA")
+USED = {"dc": COMMON,
+        "sine": COMMON + ("frequency_hz", "phase_deg"),
+        "pulse": COMMON + ("frequency_hz", "pulse_width_us", "biphasic"),
+        "noise": COMMON + ("band_hz", "seed", "noise_sd_uA")}
 # Fields a waveform needs and no default can supply.
 REQUIRED = {"dc": ("amplitude_uA", "duration_s"),
             "sine": ("amplitude_uA", "duration_s", "frequency_hz"),
@@ -98,14 +110,22 @@ def canonical_bytes(canon):
     return json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _fmt(v):
+def _fmt(v, depth=0):
+    if isinstance(v, list):            # shallow and short: a value can be nested thousands deep
+        text = "[...]" if depth >= 3 else "[%s%s]" % (", ".join(_fmt(x, depth + 1) for x in v[:8]),
+                                                      ", ..." if len(v) > 8 else "")
+        return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
+        text = json.dumps(v)         # escapes control characters
+    elif isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
+        text = str(int(v))
+    elif isinstance(v, dict):
+        text = "a table"
+    else:
+        text = str(v)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...(%d characters)" % len(text)
 
 
 def _did_you_mean(key, known):
@@ -137,20 +157,25 @@ def _convert(value, kind, scale, path, problems):
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         problems.append("%s = %s: must be a finite number" % (path, _fmt(value)))
         return None
+    if abs(value) >= 1 << 52:
+        problems.append("%s = %s: out of range" % (path, _fmt(value)))
+        return None
     if kind == "int":
         if isinstance(value, float) and not value.is_integer():
             problems.append("%s = %s: must be a whole number" % (path, _fmt(value)))
             return None
         value = int(value)
-    scaled = value * scale
-    rounded = round(scaled)
-    if abs(scaled - rounded) > 1e-9 * max(1, abs(scaled)):
+    # The decimal the file wrote (repr is the shortest that reads back the same float),
+    # scaled exactly: anything finer than the unit is refused, never rounded.
+    try:
+        scaled = Decimal(repr(value)) * scale
+    except InvalidOperation:
+        problems.append("%s = %s: must be a number" % (path, _fmt(value)))
+        return None
+    if scaled != scaled.to_integral_value():
         problems.append("%s = %s: finer than the resolution %s" % (path, _fmt(value), _fmt(1 / scale)))
         return None
-    if abs(rounded) >= 1 << 62:
-        problems.append("%s = %s: out of range" % (path, _fmt(value)))
-        return None
-    return int(rounded)
+    return int(scaled)
 
 
 def _table(obj, path, problems):
@@ -206,7 +231,6 @@ def _stim_segment(fields, path, problems, present=()):
 
 def parse(data: bytes, name="protocol"):
     """File bytes -> (canonical or None, problems, layout)."""
-    problems = []
     if len(data) > MAX_FILE_BYTES:
         return None, ["%s: file is %d bytes, over the %d-byte limit" % (name, len(data), MAX_FILE_BYTES)], {}
     if not data.strip():
@@ -222,6 +246,23 @@ def parse(data: bytes, name="protocol"):
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         return None, ["%s: not valid TOML: %s" % (name, e)], {}
+    except RecursionError:
+        return None, ["%s: not a protocol: arrays or tables nested too deeply" % name], {}
+    try:
+        return _parse_doc(doc)
+    except RecursionError:
+        return None, ["%s: not a protocol: values nested too deeply" % name], {}
+
+
+def _unused(table, wf, path, problems):
+    """Fields set in this table that waveform wf does not use: refused, never ignored."""
+    for key in table:
+        if key in STIM_FIELDS and key not in USED[wf]:
+            problems.append("%s%s: not used by waveform %s (it uses %s)" % (path, key, _fmt(wf), ", ".join(USED[wf])))
+
+
+def _parse_doc(doc):
+    problems = []
     for key in doc:
         if key not in TOP_FIELDS:
             problems.append("%s: unknown field%s" % (key, _did_you_mean(key, TOP_FIELDS)))
@@ -272,14 +313,20 @@ def parse(data: bytes, name="protocol"):
                 continue
             fields = dict(base)
             fields.update(_fields(s, STIM_FIELDS, path, problems))
-            seg = _stim_segment(fields, path, problems, set(base_in or {}) | set(s))
+            seg = _stim_segment(fields, path, problems, set(base_in if isinstance(base_in, dict) else {}) | set(s))
             if seg is not None:
+                # Inherited [stimulation] fields are defaults shared by every segment; the
+                # segment's own fields must be ones its waveform uses.
+                _unused(s, seg["waveform"], path, problems)
                 segments.append(seg)
-    elif base_in is not None:
+    elif isinstance(base_in, dict):
         layout[0] = "stimulation."
         seg = _stim_segment(base, "stimulation.", problems, set(base_in))
         if seg is not None:
+            _unused(base_in, seg["waveform"], "stimulation.", problems)
             segments.append(seg)
+    elif base_in is not None:
+        pass                          # not a table: reported above
     else:
         problems.append("stimulation: missing (a [stimulation] table or [[segments]])")
 
@@ -355,6 +402,46 @@ def explain(problem, layout, canon):
     return "%s = %s: must be %s %s (%s)" % (fpath, _in_units(value, scale), rel, _in_units(limit, scale), why)
 
 
+def noise_sd_ratio(seg, fs):
+    """The share of the asked noise SD that the engine's band filter can deliver (1.0: all
+    of it). The engine's gain is capped (tes.noise.GAIN_MAX): a band its filter passes
+    almost nothing of (a sliver at Nyquist, a few mHz wide) comes out as near silence."""
+    from tes import noise as N
+    st = N.design(seg, fs)
+    probe = list(st)
+    probe[N.N_GAIN] = 1 << 12
+    energy, x = 0, N.X_LIMIT
+    for k in range(4096):
+        y = N.filter_step(probe, x)
+        energy += y * y
+        x = 0
+        if k & 15 == 15 and N._settled(probe):
+            break
+    var_out = (4 * (1024 * 1024 - 1) // 12) * energy // (N.X_LIMIT * N.X_LIMIT)
+    want = seg["noise_sd_uA"] * 32768 // max(1, seg["amplitude_uA"])
+    need = want * 4096 // N.isqrt(max(1, var_out)) if var_out else float("inf")
+    return 1.0 if need <= N.GAIN_MAX else N.GAIN_MAX / need
+
+
+def host_checks(canon, layout):
+    """What the host refuses beyond tes.validate: a protocol larger than the device holds,
+    a noise band that carries too little power."""
+    out = []
+    size = len(canonical_bytes(canon))
+    if size > MAX_CANONICAL_BYTES:
+        out.append("protocol: its canonical form is %d bytes, the device holds at most %d (shorten name, "
+                   "description or montage names, or use fewer segments)" % (size, MAX_CANONICAL_BYTES))
+    for i, seg in enumerate(canon["segments"]):
+        if seg["kind"] == "stim" and seg["waveform"] == "noise" and seg["amplitude_uA"] > 0:
+            ratio = noise_sd_ratio(seg, canon["sample_rate_hz"])
+            if ratio < MIN_NOISE_SD_RATIO:
+                out.append("%sband_hz = [%s, %s]: the band carries too little power: the engine's filter "
+                           "delivers %.1f%% of noise_sd_uA at %d S/s (widen the band or move it below Nyquist)"
+                           % (layout.get(i, "segments[%d]." % i), _in_units(seg["band_mHz"][0], 1000),
+                              _in_units(seg["band_mHz"][1], 1000), 100 * ratio, canon["sample_rate_hz"]))
+    return out
+
+
 def check_data(data: bytes, limits=None, name="protocol") -> Loaded:
     limits = limits or dict(CEILING)
     canon, problems, layout = parse(data, name)
@@ -362,16 +449,45 @@ def check_data(data: bytes, limits=None, name="protocol") -> Loaded:
     if canon is not None:
         problems = [explain(p, layout, canon) for p in V.check(canon, limits)]
         if not problems:
+            problems = host_checks(canon, layout)
+        if not problems:
             warnings = V.warnings(canon)
     return Loaded(name, canon, problems, warnings, layout)
+
+
+def read_protocol(path):
+    """The bytes of a protocol file: a regular file only (not a FIFO, device or socket),
+    its size checked before reading, never more read than the limit. OSError/ValueError
+    with one sentence otherwise."""
+    fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ValueError("is a directory, not a protocol file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file (a device, FIFO or socket): give a protocol file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ValueError("file is %d bytes, over the %d-byte limit" % (st.st_size, MAX_FILE_BYTES))
+        chunks, n = [], 0
+        while n <= MAX_FILE_BYTES:
+            b = os.read(fd, MAX_FILE_BYTES + 1 - n)
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def load(path, limits=None) -> Loaded:
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_protocol(path)
     except IsADirectoryError:
         return Loaded(str(path), None, ["%s: is a directory, not a protocol file" % path], [], {})
+    except ValueError as e:
+        return Loaded(str(path), None, ["%s: %s" % (path, e)], [], {})
     except OSError as e:
         return Loaded(str(path), None, ["%s: cannot read (%s)" % (path, e.strerror or e)], [], {})
     return check_data(data, limits, str(path))
