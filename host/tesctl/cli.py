@@ -1,44 +1,92 @@
 """tesctl: the command-line interface (contract in docs/cli.md and ../DESIGN.md).
 
 Exit codes: 0 success; 1 session ended by a fault or abort; 2 bad input (file, option);
-3 device/link error. Errors are one sentence on stderr, never a traceback.
+3 device/link error; 4 the session ran but its record had to go to a fallback place.
+Errors are one sentence on stderr, never a traceback: every error the host raises is a
+tesctl.errors.TesctlError carrying its exit code, and TesctlGroup.invoke below is the one
+place that turns it into the sentence and the code.
 """
+import math
+import os
 import sys
-from pathlib import Path
+import traceback
 
 import click
 
 from tesctl import protofile
 from tesctl.boards import BoardError, resolve
 from tesctl.resources import PROTOCOL, protocols_command
-
-EXIT_OK, EXIT_SESSION, EXIT_INPUT, EXIT_DEVICE = 0, 1, 2, 3
+from tesctl.errors import (EXIT_DEVICE, EXIT_INPUT, EXIT_OK, EXIT_SESSION, InputError, TesctlError,
+                           safe_text)
 
 
 def fail(message, code):
-    click.echo("tesctl: " + message, err=True)
-    sys.exit(code)
+    """Raise the error that the CLI entry turns into one line and this exit code."""
+    raise TesctlError(message, code)
+
+
+class TesctlGroup(click.Group):
+    """The CLI entry: the one place where an error becomes a line on stderr and an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except TesctlError as e:
+            click.echo("tesctl: " + safe_text(e, limit=2000), err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("tesctl: interrupted (Ctrl-C)", err=True)
+            ctx.exit(EXIT_SESSION)
+        except (RecursionError, MemoryError, OSError, ValueError, TypeError, LookupError, RuntimeError,
+                AttributeError) as e:
+            if os.environ.get("TESCTL_DEBUG"):
+                raise
+            detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            where = " (%s)" % e.filename if isinstance(e, OSError) and e.filename else ""
+            frame = traceback.extract_tb(e.__traceback__)[-1]
+            click.echo("tesctl: internal error: %s: %s%s at %s:%d (TESCTL_DEBUG=1 shows the traceback)"
+                       % (type(e).__name__, safe_text(detail), safe_text(where), os.path.basename(frame.filename),
+                          frame.lineno), err=True)
+            ctx.exit(EXIT_INPUT if isinstance(e, OSError) and e.filename else EXIT_DEVICE)
+
+
+def check_board(board_name):
+    """(board dict, limits) of a board name or file, or InputError (exit 2)."""
+    try:
+        return resolve(board_name)
+    except BoardError as e:
+        raise InputError(str(e)) from None
 
 
 def load_valid(path, board_name):
     """Load and validate a protocol against a board, or exit 2 listing every problem."""
-    try:
-        board, limits = resolve(board_name)
-    except BoardError as e:
-        fail(str(e), EXIT_INPUT)
+    board, limits = check_board(board_name)
     loaded = protofile.load(path, limits)
     if not loaded.ok:
-        click.echo("%s: %d problem%s:" % (path, len(loaded.problems), "" if len(loaded.problems) == 1 else "s"),
-                   err=True)
+        click.echo("%s: %d problem%s:" % (safe_text(path), len(loaded.problems),
+                                          "" if len(loaded.problems) == 1 else "s"), err=True)
         for p in loaded.problems:
-            click.echo("  " + p, err=True)
-        sys.exit(EXIT_INPUT)
+            click.echo("  " + safe_text(p, limit=1000), err=True)
+        raise click.exceptions.Exit(EXIT_INPUT)
     for w in loaded.warnings:
-        click.echo("warning: " + w, err=True)
+        click.echo("warning: " + safe_text(w, limit=1000), err=True)
     return loaded, board
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def writable_file(path, what):
+    """Refuse an output file whose directory is missing or not writable, before any work."""
+    d = os.path.dirname(os.path.abspath(str(path)))
+    if os.path.isdir(str(path)):
+        raise InputError("%s %s: is a directory" % (what, safe_text(path)))
+    if not os.path.isdir(d):
+        raise InputError("%s %s: directory %s does not exist" % (what, safe_text(path), safe_text(d)))
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise InputError("%s %s: directory %s is not writable" % (what, safe_text(path), safe_text(d)))
+
+
+@click.group(cls=TesctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tesctl")
 def main():
     """Host tooling for the tesctl transcranial electrical stimulator."""
@@ -56,7 +104,7 @@ def validate(protocol, board):
     stim_ms = sum(V.stim_ms(s) for s in c["segments"] if s["kind"] == "stim")
     peak = max(V.peak_uA(s) for s in c["segments"])
     charge = sum(V.charge_bound_uC(s) for s in c["segments"])
-    click.echo("%s: valid: %s" % (protocol, c["name"]))
+    click.echo("%s: valid: %s" % (safe_text(protocol), safe_text(c["name"])))
     click.echo("  %d segment(s), stimulation %.1f min, peak %d uA, charge <= %.3f C, %d S/s%s"
                % (len(c["segments"]), stim_ms / 60000, peak, charge / 1e6, c["sample_rate_hz"],
                   ", SHAM" if c["sham"] else ""))
@@ -73,18 +121,20 @@ def validate(protocol, board):
 def preview(protocol, board, csv_out, plot_out, engine):
     """Compute every sample the engine would output."""
     from tesctl import enginerun
-    loaded, _ = load_valid(protocol, board)
     if not csv_out and not plot_out:
         fail("nothing to write: give --csv OUT and/or --plot FILE.png", EXIT_INPUT)
+    if plot_out and not str(plot_out).lower().endswith(".png"):
+        fail("--plot %s: the plot is a PNG: give a file name ending in .png" % safe_text(plot_out), EXIT_INPUT)
+    for out, what in ((csv_out, "--csv"), (plot_out, "--plot")):
+        if out:
+            writable_file(out, what)
+    loaded, _ = load_valid(protocol, board)
     canon = loaded.canonical
     fs = canon["sample_rate_hz"]
     try:
         values = enginerun.ENGINES[engine](canon)
     except (RuntimeError, FileNotFoundError) as e:
         fail(str(e), EXIT_DEVICE)
-    for out in (csv_out, plot_out):
-        if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
     if csv_out:
         enginerun.write_csv(csv_out, values, fs)
         click.echo("wrote %s: %d samples, %.1f s at %d S/s (%s engine)" % (csv_out, len(values), len(values) / fs,
@@ -101,11 +151,10 @@ def _board_for_port(port, board):
 
 
 def _connect_or_exit(port, board, allow_mismatch=False):
-    from tesctl.runner import SessionError, connect
-    try:
-        return connect(port, board or "sim", allow_mismatch=allow_mismatch, log=lambda m: click.echo(m, err=True))
-    except SessionError as e:
-        fail(str(e), e.code)
+    from tesctl.runner import connect
+    if port == "sim" or board is not None:
+        check_board(board or "sim")        # a bad --board is the user's (exit 2), found before connecting
+    return connect(port, board or "sim", allow_mismatch=allow_mismatch, log=lambda m: click.echo(m, err=True))
 
 
 @main.command()
@@ -124,7 +173,7 @@ def _connect_or_exit(port, board, allow_mismatch=False):
 @click.option("--plain", is_flag=True, default=None, help="Plain progress lines instead of the live panel.")
 def run(protocol, port, board, out_dir, faults, fast, subject, lsl, raw, allow_mismatch, plain):
     """Pre-check impedance, run a session with a live display, and record it."""
-    from tesctl.runner import Run, SessionError, default_out_dir
+    from tesctl.runner import Run, reserve_out_dir
     from tesctl.simfaults import check_fault_specs
     if port != "sim" and (faults or fast):
         fail("--fault and --fast work only with a simulated board (--port sim)", EXIT_INPUT)
@@ -133,21 +182,33 @@ def run(protocol, port, board, out_dir, faults, fast, subject, lsl, raw, allow_m
         fail(problems[0], EXIT_INPUT)
     board = _board_for_port(port, board)
     loaded, _ = load_valid(protocol, board)
-    out_dir = out_dir or default_out_dir(protocol)
+    # Everything the user gave is checked before any current flows: the session directory
+    # is made (new, never an existing record) and found writable now, not after the check.
+    out_dir, chosen = reserve_out_dir(out_dir, protocol)
+    if chosen:
+        click.echo("session directory: %s" % safe_text(out_dir), err=True)
     r = Run(loaded, port, out_dir, board=board or "sim", faults=faults, fast=fast, subject=subject, lsl=lsl,
             raw=raw, allow_mismatch=allow_mismatch, plain=plain)
+    outcome, reason, charge = r.execute(log=lambda m: click.echo(m), warn=lambda m: click.echo(m, err=True))
+    record_dir = r.record_dir()
+    from tesctl.report import ReportError, summary_text, summarize, write_report
     try:
-        outcome, reason, charge = r.execute(log=lambda m: click.echo(m))
-    except SessionError as e:
-        if r.rec is not None:
-            r.rec.close()
-        fail(str(e), e.code)
-    from tesctl.report import summary_text, summarize, write_report
-    png = write_report(out_dir)
-    click.echo(summary_text(summarize(out_dir)))
-    click.echo("session: %s" % out_dir)
-    click.echo("report: %s" % png)
-    sys.exit(EXIT_OK if outcome in ("completed", "stopped") else EXIT_SESSION)
+        png = write_report(record_dir)
+    except (ReportError, OSError, ValueError) as e:
+        png = None
+        click.echo("warning: no report.png: %s" % safe_text(e), err=True)
+    click.echo(summary_text(summarize(record_dir)))
+    click.echo("session: %s" % safe_text(record_dir))
+    if png:
+        click.echo("report: %s" % safe_text(png))
+    code = EXIT_OK if outcome in ("completed", "stopped") else EXIT_SESSION
+    if r.fell_back():
+        from tesctl.errors import EXIT_FALLBACK
+        click.echo("tesctl: the session %s, but its record could not be written to %s (%s): the whole record "
+                   "is in %s" % (outcome, safe_text(out_dir), safe_text(r.rec.failure), safe_text(record_dir)),
+                   err=True)
+        code = EXIT_FALLBACK
+    sys.exit(code)
 
 
 @main.command()
@@ -158,12 +219,9 @@ def run(protocol, port, board, out_dir, faults, fast, subject, lsl, raw, allow_m
 @click.option("--allow-mismatch", is_flag=True)
 def check(port, board, current_uA, allow_mismatch):
     """Impedance check with a small test current: prints ohms and pass/fail."""
-    from tesctl.device import DeviceError
     dev = _connect_or_exit(port, board, allow_mismatch)
     try:
         ev = dev.check(current_uA=current_uA)
-    except DeviceError as e:
-        fail(str(e), EXIT_DEVICE)
     finally:
         dev.close()
     z = ev.get("z_ohm")
@@ -177,7 +235,7 @@ def check(port, board, current_uA, allow_mismatch):
 @click.option("--port", "-p", required=True, help="Device path, pyserial URL, or 'sim'.")
 @click.option("--board", "-b", default=None)
 @click.option("--current", "current_uA", type=click.IntRange(1, 100), default=100, show_default=True)
-@click.option("--seconds", type=click.FloatRange(0.1, 3600), default=None, help="Stop after this long.")
+@click.option("--seconds", type=float, default=None, help="Stop after this long (0.1 to 3600).")
 @click.option("--allow-mismatch", is_flag=True)
 def stream(port, board, current_uA, seconds, allow_mismatch):
     """Live telemetry without stimulating: impedance and state with the test current."""
@@ -185,7 +243,8 @@ def stream(port, board, current_uA, seconds, allow_mismatch):
 
     from tes import link as L
 
-    from tesctl.device import DeviceError
+    if seconds is not None and not (math.isfinite(seconds) and 0.1 <= seconds <= 3600):
+        fail("--seconds %s: give a number of seconds from 0.1 to 3600" % seconds, EXIT_INPUT)
     rows = []
 
     def on_frame(f):
@@ -209,8 +268,6 @@ def stream(port, board, current_uA, seconds, allow_mismatch):
         except KeyboardInterrupt:
             pass
         dev.stream(False)
-    except DeviceError as e:
-        fail(str(e), EXIT_DEVICE)
     finally:
         dev.close()
 
@@ -232,10 +289,7 @@ def sim(board, faults, realtime, flash):
     problems = check_fault_specs(faults)
     if problems:
         fail(problems[0], EXIT_INPUT)
-    try:
-        resolve(board)
-    except BoardError as e:
-        fail(str(e), EXIT_INPUT)
+    check_board(board)
 
     def ready(path, server=None):
         click.echo(path)

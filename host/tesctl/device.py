@@ -5,6 +5,7 @@ import time
 
 from tes import link as L
 
+from tesctl.errors import LinkError
 from tesctl.transport import TransportError
 
 # Reply timeouts (wall s), sized for a slow device: the virtual RP2040 runs at ~0.1x real time.
@@ -12,8 +13,9 @@ REQUEST_S = 20.0
 CHECK_S = 120.0
 
 
-class DeviceError(Exception):
-    """The device refused a command or the link failed; one sentence."""
+class DeviceError(LinkError):
+    """The device refused a command or the link failed; one sentence (exit 3). `code` is
+    the device's error code (docs/wire.md), if it sent one."""
 
     def __init__(self, message, code=None):
         super().__init__(message)

@@ -14,15 +14,21 @@ import json
 import os
 from datetime import datetime, timedelta
 
+from tesctl.errors import safe_text
 from tesctl.recorder import now_iso, sort_events, write_json_atomic
 from tesctl.report import load_telemetry, outcome_text
 
 STIM_STATES = ("ramp-up", "plateau", "ramp-down")     # the phases with current set
+STIM_SLACK_S = 1.0
+
+
+def state_dir_name():
+    return os.environ.get("TESCTL_STATE") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "tesctl")
 
 
 def state_dir():
-    d = os.environ.get("TESCTL_STATE") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "tesctl")
+    d = state_dir_name()
     os.makedirs(d, exist_ok=True)
     return d
 
@@ -31,12 +37,22 @@ def _index_path():
     return os.path.join(state_dir(), "pending.json")
 
 
+def _valid(p):
+    """An index entry as run writes it; anything else (a hand-edited file) is skipped."""
+    return (isinstance(p, dict) and isinstance(p.get("dir"), str) and p["dir"]
+            and isinstance(p.get("unit"), (str, type(None))) and isinstance(p.get("sid"), (int, str, type(None)))
+            and not isinstance(p.get("sid"), bool) and isinstance(p.get("sha256"), (str, type(None))))
+
+
 def _load():
     try:
-        with open(_index_path()) as f:
+        path = _index_path()
+        if os.path.getsize(path) > 4 * 1024 * 1024:
+            return []
+        with open(path) as f:
             data = json.load(f)
-        return data if isinstance(data, list) else []
-    except (OSError, ValueError):
+        return [p for p in data if _valid(p)] if isinstance(data, list) else []
+    except (OSError, ValueError, RecursionError):
         return []
 
 
@@ -50,16 +66,32 @@ def add(session_dir, unit, sid, sha256):
 
 def remove(session_dir):
     path = os.path.abspath(str(session_dir))
-    write_json_atomic(_index_path(), [p for p in _load() if p.get("dir") != path])
+    items = _load()
+    if any(p.get("dir") == path for p in items):
+        write_json_atomic(_index_path(), [p for p in items if p.get("dir") != path])
+
+
+def move(old_dir, new_dir):
+    """The record of a pending session went elsewhere (a fallback place): follow it."""
+    old, new = os.path.abspath(str(old_dir)), os.path.abspath(str(new_dir))
+    items = _load()
+    if any(p.get("dir") == old for p in items):
+        for p in items:
+            if p.get("dir") == old:
+                p["dir"] = new
+        write_json_atomic(_index_path(), items)
 
 
 def reconcile(device, log=print):
-    """Close pending sessions of this unit from its journal. Returns the dirs updated."""
+    """Close pending sessions of this unit from its journal. Returns the dirs updated.
+    A record it cannot complete now (its directory gone, full or read-only, a broken
+    file) is a warning, never an error: the connection goes on, and the entry stays for
+    a later try while its directory exists."""
     unit = device.info.get("unit")
     pending = [p for p in _load() if unit and p.get("unit") == unit]
     if not pending:
         return []
-    journal = {r.get("id"): r for r in device.journal()}
+    journal = {r.get("id"): r for r in device.journal() if isinstance(r, dict)}
     done = []
     for p in pending:
         rec = journal.get(p.get("sid"))
@@ -67,13 +99,26 @@ def reconcile(device, log=print):
             continue
         try:
             meta = complete_from_journal(p["dir"], rec)
-        except (OSError, ValueError):
-            remove(p["dir"])          # the directory is gone or unreadable: nothing to complete
+        except (OSError, ValueError, TypeError, KeyError, RecursionError) as e:
+            gone = not os.path.isdir(p["dir"])
+            log("warning: cannot complete %s from the device journal (%s)%s" % (
+                safe_text(p["dir"]), getattr(e, "strerror", None) or e,
+                ": its directory is gone" if gone else ": will try again at the next connection"))
+            if gone:
+                _try(remove, p["dir"], log)
             continue
-        remove(p["dir"])
+        _try(remove, p["dir"], log)
         done.append(p["dir"])
-        log("reconciled %s from the device journal: %s" % (p["dir"], outcome_text(meta["outcome"], meta["reason"])))
+        log("reconciled %s from the device journal: %s" % (safe_text(p["dir"]),
+                                                           outcome_text(meta["outcome"], meta["reason"])))
     return done
+
+
+def _try(fn, arg, log):
+    try:
+        fn(arg)
+    except OSError as e:
+        log("warning: cannot update the pending-session index in %s: %s" % (state_dir_name(), e.strerror or e))
 
 
 # ---- completing a record ------------------------------------------------------------------
@@ -87,11 +132,22 @@ def complete_from_journal(session_dir, rec, host_saw_end=False, reason=None):
     path = os.path.join(session_dir, "session.json")
     with open(path) as f:
         meta = json.load(f)
+    if not isinstance(meta, dict):
+        raise ValueError("session.json is not a JSON object")
     rows = load_telemetry(session_dir)
     outcome, reason = rec["outcome"], reason or rec.get("reason") or ""
-    charge = max([rec.get("delivered_charge_uC") or 0] + [r["charge_uC"] for r in rows if r["charge_uC"]])
-    if rec.get("stim_ms") is not None:
+    # The larger of the journal's, the telemetry's and what the host recorded itself: a
+    # journal that lost a figure (0 after a reset) never replaces one the host saw.
+    host_charge = meta.get("delivered_charge_uC")
+    host_charge = host_charge if isinstance(host_charge, (int, float)) and not isinstance(host_charge, bool) else 0
+    charge = max([_num(rec.get("delivered_charge_uC")), host_charge] + [r["charge_uC"] for r in rows if r["charge_uC"]])
+    tel_s = telemetry_stim_s(rows)
+    # The journal's time unless the host's telemetry shows clearly more (the retained
+    # figure lags by up to 0.1 s; a journal that lost it says 0).
+    if rec.get("stim_ms") is not None and rec["stim_ms"] / 1000.0 + STIM_SLACK_S >= tel_s:
         stim_s, source = rec["stim_ms"] / 1000.0, "device"
+    elif rec.get("stim_ms") is not None:
+        stim_s, source = tel_s, "telemetry"
     else:
         # A host killed mid-session left no link-lost reason: its telemetry stops before the
         # device's end, and the time it shows is a lower bound.
@@ -186,6 +242,10 @@ def _last_phase(rows):
     while k > 0 and rows[k - 1]["state"] == rows[j]["state"]:
         k -= 1
     return rows[k]["t_s"], rows[j]["state"]
+
+
+def _num(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else 0
 
 
 def _float(text):

@@ -4,12 +4,15 @@ mid-session still leaves a valid, readable record.
 session.json is rewritten atomically (temp file + rename) at start, every few seconds and
 at the end; telemetry.csv and events.tsv are appended and flushed at least once a second.
 """
-import csv
 import json
 import os
 import time
+from array import array
 from datetime import datetime, timezone
 
+from tesctl.errors import TesctlError
+
+EVENTS_HEADER = "onset\tduration\ttrial_type\n"
 TELEMETRY_HEADER = ("t_s", "state", "set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC")
 FLUSH_S = 0.5
 JSON_EVERY_S = 2.0
@@ -21,37 +24,86 @@ def now_iso():
 
 def write_json_atomic(path, obj):
     tmp = "%s.tmp" % path
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)        # no half file left where a disk filled up
+        except OSError:
+            pass
+        raise
 
 
 class Recorder:
-    def __init__(self, out_dir, meta):
+    """The record of one session. A failure to write it (disk full, the directory removed,
+    a pulled stick, a read-only mount) never reaches the session: the recorder keeps every
+    row in memory, warns once, and at close writes the whole record again, to its own
+    directory if it can, else to a fallback place it names (fallback_dir, failure)."""
+
+    def __init__(self, out_dir, meta, warn=None):
         self.dir = str(out_dir)
-        os.makedirs(self.dir, exist_ok=True)
+        self.warn = warn or (lambda m: None)
+        self.failure = None           # what went wrong writing the record, or None
+        self.fallback_dir = None      # where the whole record went instead, or None
         self.meta = dict(meta)
         self.meta.update({"outcome": None, "reason": None, "complete": False, "started_at": now_iso(),
                           "ended_at": None, "delivered_charge_uC": 0, "stim_duration_s": 0.0,
                           "telemetry_rows": 0, "lost_frames": 0})
         self.json_path = os.path.join(self.dir, "session.json")
-        self._tel_file = open(os.path.join(self.dir, "telemetry.csv"), "w", newline="")
-        self._tel = csv.writer(self._tel_file, lineterminator="\n")
-        self._tel.writerow(TELEMETRY_HEADER)
-        self._ev_file = open(os.path.join(self.dir, "events.tsv"), "w", newline="")
-        self._ev_file.write("onset\tduration\ttrial_type\n")
+        self._tel_rows = []           # every row, in memory too: the record survives its files
+        self._ev_rows = []
+        self._raw = array("i")
+        self._raw_file = None
+        self._raw_next = None
+        self._tel_file = self._ev_file = None
+        self._closed = False
         self._open_state = None       # (onset, name) of the state whose duration is not known yet
         self._last_flush = time.monotonic()
         self._last_json = 0.0
         self.t0_ms = None
+        try:
+            os.makedirs(self.dir, exist_ok=True)
+            self._tel_file = open(os.path.join(self.dir, "telemetry.csv"), "w", newline="")
+            self._tel_file.write(",".join(TELEMETRY_HEADER) + "\n")
+            self._ev_file = open(os.path.join(self.dir, "events.tsv"), "w", newline="")
+            self._ev_file.write(EVENTS_HEADER)
+        except OSError as e:
+            self._failed(e)
         self.save()
 
+    # ---- failure --------------------------------------------------------------------
+    def _failed(self, e):
+        """Stop writing files; keep recording in memory; say so once."""
+        if self.failure is None:
+            self.failure = "%s%s" % (e.strerror or e, " (%s)" % e.filename if getattr(e, "filename", None) else "")
+            self.meta["recording_failure"] = self.failure
+            self.warn("warning: cannot write the session record in %s: %s. The session goes on; the record "
+                      "is kept in memory and written in full at the end." % (self.dir, self.failure))
+        for f in (self._tel_file, self._ev_file, self._raw_file):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self._tel_file = self._ev_file = self._raw_file = None
+
+    def _guard(self, fn, *args):
+        if self.failure is not None:
+            return
+        try:
+            fn(*args)
+        except OSError as e:
+            self._failed(e)
+
+    # ---- recording ------------------------------------------------------------------
     def save(self):
-        write_json_atomic(self.json_path, self.meta)
         self._last_json = time.monotonic()
+        self._guard(write_json_atomic, self.json_path, self.meta)
 
     def t_s(self, t_ms):
         if self.t0_ms is None:
@@ -62,11 +114,41 @@ class Recorder:
         return (t_ms - self.t0_ms) / 1000.0
 
     def telemetry(self, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC):
-        self._tel.writerow(("%.3f" % self.t_s(t_ms), state, set_uA, meas_uA, v_mV,
-                            "" if z_ohm is None else z_ohm, charge_uC))
+        line = "%.3f,%s,%d,%d,%d,%s,%s\n" % (self.t_s(t_ms), state, set_uA, meas_uA, v_mV,
+                                             "" if z_ohm is None else z_ohm, charge_uC)
+        self._tel_rows.append(line)
+        if self._tel_file is not None:
+            self._guard(self._tel_file.write, line)
         self.meta["telemetry_rows"] += 1
         self.meta["delivered_charge_uC"] = charge_uC
         self.tick()
+
+    def open_raw(self):
+        try:
+            self._raw_file = open(os.path.join(self.dir, "raw_set_uA.txt"), "w")
+        except OSError as e:
+            self._raw_file = None
+            self._failed(e)
+        self.meta["raw"] = {"samples": 0, "gaps": [], "complete": None}
+
+    def raw(self, first, samples):
+        """Commanded samples from sample index `first`; a gap (samples missing) is recorded
+        in session.json ("raw": samples, gaps)."""
+        info = self.meta["raw"]
+        if self._raw_next is not None and first != self._raw_next:
+            info["gaps_total"] = info.get("gaps_total", 0) + 1
+            if len(info["gaps"]) < 1000:
+                info["gaps"].append({"at_sample": self._raw_next, "missing": first - self._raw_next})
+        self._raw_next = first + len(samples)
+        info["samples"] += len(samples)
+        self._raw.extend(samples)
+        if self._raw_file is not None:
+            self._guard(self._raw_file.write, "".join("%d\n" % v for v in samples))
+
+    def raw_note(self, text):
+        """An interruption of the raw stream (another client turned it off, ...)."""
+        self.meta.setdefault("raw", {"samples": 0, "gaps": [], "complete": None})
+        self.meta["raw"].setdefault("interruptions", []).append(text)
 
     def state(self, t_ms, name):
         """A new phase; name None ends the last one without opening another."""
@@ -84,7 +166,10 @@ class Recorder:
             self._open_state = None
 
     def _row(self, onset, duration, trial_type):
-        self._ev_file.write("%.3f\t%.3f\t%s\n" % (onset, duration, trial_type))
+        line = "%.3f\t%.3f\t%s\n" % (onset, duration, trial_type)
+        self._ev_rows.append(line)
+        if self._ev_file is not None:
+            self._guard(self._ev_file.write, line)
 
     def tick(self):
         now = time.monotonic()
@@ -94,10 +179,17 @@ class Recorder:
             self.save()
 
     def flush(self):
-        self._tel_file.flush()
-        self._ev_file.flush()
-        os.fsync(self._tel_file.fileno())
         self._last_flush = time.monotonic()
+        if self.failure is not None:
+            return
+        try:
+            for f in (self._tel_file, self._ev_file, self._raw_file):
+                if f is not None:
+                    f.flush()
+            if self._tel_file is not None:
+                os.fsync(self._tel_file.fileno())
+        except OSError as e:
+            self._failed(e)
 
     def finish(self, outcome, reason, charge_uC, stim_ms, t_ms=None, lost=0):
         end = self.t_s(t_ms) if t_ms is not None else None
@@ -110,15 +202,77 @@ class Recorder:
         self.close()
 
     def close(self):
-        if not self._tel_file.closed:
+        """End the record: flushed and sorted in its directory, or, if writing there failed
+        at any time, the whole record from memory, there if it can, else in a fallback place."""
+        if not self._closed:
+            self._closed = True
             self.flush()
-            self._tel_file.close()
-            self._ev_file.close()
-            self._sort_events()
-        self.save()
+            for f in (self._tel_file, self._ev_file, self._raw_file):
+                if f is not None:
+                    self._guard(f.close)
+            self._tel_file = self._ev_file = self._raw_file = None
+            if self.failure is None:
+                self._guard(sort_events, self.dir)
+        if self.failure is None:
+            self.save()
+            if self.failure is None:
+                return self.dir
+        return self._write_whole()
 
-    def _sort_events(self):
-        sort_events(self.dir)
+    def record_dir(self):
+        return self.fallback_dir or self.dir
+
+    def _write_whole(self):
+        """Write the record from memory: its own directory if that works now (a directory
+        removed mid-session is made again), else the first fallback place that takes it."""
+        for d in [self.dir] + fallback_dirs(self.dir):
+            try:
+                os.makedirs(d, exist_ok=True)
+                if d != self.dir and os.listdir(d):
+                    continue                   # never over another record
+                meta = dict(self.meta)
+                if d != self.dir:
+                    meta["recording_fallback"] = {"asked": os.path.abspath(self.dir), "written": d,
+                                                  "failure": self.failure}
+                self._dump(d, meta)
+            except OSError:
+                continue
+            if d != self.dir:
+                self.fallback_dir = d
+                self.meta = meta
+            return d
+        raise RecordLost("the session record could not be written anywhere (%s; tried %s and %s)"
+                         % (self.failure, self.dir, ", ".join(fallback_dirs(self.dir))))
+
+    def _dump(self, d, meta):
+        with open(os.path.join(d, "telemetry.csv"), "w", newline="") as f:
+            f.write(",".join(TELEMETRY_HEADER) + "\n")
+            f.writelines(self._tel_rows)
+        rows = sorted(self._ev_rows, key=_onset)
+        with open(os.path.join(d, "events.tsv"), "w", newline="") as f:
+            f.write(EVENTS_HEADER)
+            f.writelines(rows)
+        if "raw" in meta:
+            with open(os.path.join(d, "raw_set_uA.txt"), "w") as f:
+                f.write("".join("%d\n" % v for v in self._raw))
+        write_json_atomic(os.path.join(d, "session.json"), meta)
+
+
+class RecordLost(TesctlError):
+    """Not one place took the record (exit 3)."""
+
+
+def fallback_dirs(session_dir):
+    """Where a record goes when its own directory refuses it: $TESCTL_FALLBACK, the host's
+    state directory, then the system's temporary directory; each a new folder."""
+    import tempfile
+    name = os.path.basename(os.path.abspath(str(session_dir))) or "session"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    bases = [os.environ.get("TESCTL_FALLBACK"),
+             os.path.join(os.environ.get("TESCTL_STATE") or os.path.join(
+                 os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "tesctl"), "fallback"),
+             os.path.join(tempfile.gettempdir(), "tesctl-fallback")]
+    return [os.path.join(b, "%s-%s-%d" % (name, stamp, os.getpid())) for b in bases if b]
 
 
 def sort_events(session_dir):

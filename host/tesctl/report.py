@@ -12,6 +12,8 @@ from array import array
 
 from tes.engine import PAUSE, RAMP_DOWN, RAMP_UP, SHAM_OFF, Engine, build_phases
 
+from tesctl.errors import InputError
+
 # Engine samples are exact but CPython synthesis is slow (noise ~6 us/sample); above this
 # cost the commanded panel falls back to the analytic envelope of each phase.
 ENGINE_BUDGET = 1_500_000
@@ -20,7 +22,7 @@ ENVELOPE_WIDTH = 3000       # min/max buckets across the plot
 STIM_STATES = ("ramp-up", "plateau", "ramp-down")
 
 
-class ReportError(Exception):
+class ReportError(InputError):
     """The directory is not a readable session (one-line message)."""
 
 
@@ -33,13 +35,35 @@ def _num(text):
     return v if math.isfinite(v) else None
 
 
+MAX_JSON_BYTES = 64 << 20
+MAX_TABLE_BYTES = 1 << 30
+
+
+def checked_file(path, limit):
+    """True for a regular file within `limit` bytes, False if there is none; ReportError
+    for a device, FIFO, socket or directory in its place, or one too large (read before
+    its type is known, /dev/zero never ends and a FIFO blocks)."""
+    import stat
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        raise ReportError("%s: not a regular file (a device, FIFO, socket or directory)" % path)
+    if st.st_size > limit:
+        raise ReportError("%s: %d bytes, more than a session record holds (%d)" % (path, st.st_size, limit))
+    return True
+
+
 def load_session(session_dir):
     path = os.path.join(str(session_dir), "session.json")
-    if not os.path.isfile(path):
+    if not os.path.isdir(str(session_dir)) or not checked_file(path, MAX_JSON_BYTES):
         raise ReportError("%s is not a session directory (no session.json)" % session_dir)
     try:
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
+    except RecursionError:
+        raise ReportError("%s: not a session record (nested too deeply)" % path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ReportError("%s: not valid JSON (%s)" % (path, str(e).splitlines()[0])) from None
     if not isinstance(meta, dict):
@@ -51,6 +75,8 @@ def load_telemetry(session_dir):
     """Rows as dicts with floats (None where empty); rows without a valid t_s are dropped."""
     path = os.path.join(str(session_dir), "telemetry.csv")
     rows = []
+    if not checked_file(path, MAX_TABLE_BYTES):
+        return rows
     try:
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
             for rec in csv.DictReader(f):
@@ -61,8 +87,8 @@ def load_telemetry(session_dir):
                 row["t_s"] = t
                 row["state"] = (rec.get("state") or "").strip()
                 rows.append(row)
-    except OSError:
-        pass
+    except (OSError, csv.Error):
+        pass                      # a cut-off or broken file: the rows before it
     return rows
 
 
@@ -71,6 +97,8 @@ def load_events(session_dir):
     when the state ends, so the file is not in time order."""
     path = os.path.join(str(session_dir), "events.tsv")
     out = []
+    if not checked_file(path, MAX_TABLE_BYTES):
+        return out
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:

@@ -5,6 +5,7 @@ heartbeats. Everything the device reports goes to the session directory as it ar
 """
 import os
 import signal
+import threading
 import time
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from tes import validate as V
 
 from tesctl import firmware, reconcile
 from tesctl.device import Device, DeviceError
+from tesctl.errors import InputError, SessionEnded, TesctlError, safe_text
 from tesctl.recorder import Recorder
 from tesctl.transport import TransportError, open_port
 
@@ -23,10 +25,16 @@ HEARTBEAT_S = 0.25          # real time, link on a real clock
 FAST_HEARTBEAT_S = 0.005    # fast sim: answer its telemetry promptly so its clock runs on
 
 
-class SessionError(Exception):
+class SessionError(TesctlError):
+    """A run that could not go on; `code` is its exit code."""
+
     def __init__(self, message, code):
-        super().__init__(message)
+        super().__init__(message, code)
         self.code = code
+
+
+def _main_thread():
+    return threading.current_thread() is threading.main_thread()
 
 
 def firmware_hash(board_id="sim"):
@@ -54,7 +62,7 @@ def connect(port, board="sim", faults=(), fast=False, allow_mismatch=False, on_f
             if not allow_mismatch:
                 raise SessionError(msg, 3)
             log("warning: " + msg)
-        reconcile.reconcile(dev, log=log)
+        reconcile.reconcile(dev, log=log)      # never raises for a record it cannot write
     except (DeviceError, OSError) as e:
         dev.close()
         raise SessionError(str(e), 3) from None
@@ -70,6 +78,46 @@ def connect(port, board="sim", faults=(), fast=False, allow_mismatch=False, on_f
 def default_out_dir(protocol_path):
     stem = os.path.splitext(os.path.basename(str(protocol_path)))[0]
     return os.path.join("sessions", "%s-%s" % (datetime.now().strftime("%Y%m%d-%H%M%S"), stem))
+
+
+def reserve_out_dir(out_dir, protocol_path):
+    """Make the session directory now, before any current flows: (path, chosen by us).
+    A directory given that holds anything is refused (no record is ever overwritten); the
+    default name gets -2, -3, ... when taken (two runs in the same second each get their
+    own, by an atomic mkdir). A directory that cannot be made or written is refused."""
+    chosen = out_dir is None
+    base = out_dir or default_out_dir(protocol_path)
+    parent = os.path.dirname(os.path.abspath(base))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise InputError("--out %s: cannot make its parent directory: %s"
+                         % (safe_text(base), e.strerror or e)) from None
+    for n in range(1, 1000):
+        path = base if n == 1 else "%s-%d" % (base, n)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not chosen:
+                if os.path.isdir(path) and not os.listdir(path):
+                    break                          # an empty directory made for this run
+                raise InputError("--out %s: already exists and is not empty (a record is never overwritten: "
+                                 "give a new directory)" % safe_text(path)) from None
+            continue
+        except OSError as e:
+            raise InputError("--out %s: cannot make the session directory: %s" % (safe_text(path),
+                                                                                  e.strerror or e)) from None
+        break
+    else:
+        raise InputError("--out %s: no free name" % safe_text(base))
+    probe = os.path.join(path, ".tesctl-write-test")
+    try:
+        with open(probe, "w") as f:
+            f.write("x")
+        os.remove(probe)
+    except OSError as e:
+        raise InputError("--out %s: cannot write there: %s" % (safe_text(path), e.strerror or e)) from None
+    return path, chosen
 
 
 def total_ms(canon):
@@ -95,9 +143,9 @@ class Run:
         self.lsl = None
         self.result = None
         self.interrupts = 0
-        self.raw_next = 0
-        self.raw_gaps = 0
-        self._raw_file = None
+        self.started = False          # START sent: from then on Ctrl-C is stop, then abort
+        self.last_raw_t = None        # device time of the telemetry when the last RAW came
+        self.warn = print
 
     # ---- frames from the device ---------------------------------------------------------
     def on_frame(self, f):
@@ -111,12 +159,12 @@ class Run:
                 self.display.update(t_ms - (self.rec.t0_ms or t_ms), name, set_uA, meas_uA, v_mV, z, q)
             if self.lsl:
                 self.lsl.telemetry((set_uA, meas_uA, v_mV, -1 if z is None else z, q))
-        elif f.type == L.RAW and self._raw_file is not None:
+            if self.raw:
+                self._watch_raw(t_ms, name)
+        elif f.type == L.RAW and self.raw:
             first, _, samples = L.unpack_raw(f.payload)
-            if first != self.raw_next:
-                self.raw_gaps += 1
-            self.raw_next = first + len(samples)
-            self._raw_file.write("".join("%d\n" % v for v in samples))
+            self.rec.raw(first, samples)
+            self.last_raw_t = None
         elif f.type == L.EVENT:
             ev = f.obj
             kind = ev.get("ev")
@@ -142,33 +190,91 @@ class Run:
             elif kind == "boot":
                 self.result = ("boot", ev)
 
+    def _watch_raw(self, t_ms, state):
+        """The raw stream stopping while current is set (another client's HELLO turns it
+        off) is an interruption, written into session.json and said on screen."""
+        if state not in STIM_STATES[:3]:
+            return
+        if self.last_raw_t is None:
+            self.last_raw_t = t_ms
+        elif t_ms - self.last_raw_t > 1000:
+            self.rec.raw_note("no raw samples from %.3f s of session time" % self.rec.t_s(self.last_raw_t))
+            self.warn("warning: the raw sample stream stopped (another client may have turned it off); "
+                      "session.json records the interruption")
+            self.last_raw_t = float("inf")
+
     def _marker(self, text):
         if self.lsl:
             self.lsl.marker(text)
 
     # ---- the run ------------------------------------------------------------------------
-    def execute(self, log=print):
+    def execute(self, log=print, warn=None):
+        """Run the session; -> (outcome, reason, charge). Ctrl-C before START ends the run
+        with nothing started (exit 1); after it, it asks the device to stop, then abort."""
+        self.warn = warn or log
+        old = signal.signal(signal.SIGINT, self._sigint) if _main_thread() else None
+        try:
+            return self._execute_connected(log)
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+
+    def record_dir(self):
+        return self.rec.record_dir() if self.rec is not None else self.out_dir
+
+    def fell_back(self):
+        return self.rec is not None and self.rec.fallback_dir is not None
+
+    def _interrupted_before_start(self, what):
+        if self.interrupts and not self.started:
+            raise SessionEnded("interrupted (Ctrl-C) %s: no session was started" % what)
+
+    def _execute_connected(self, log):
         loaded = self.loaded
         canon = loaded.canonical
+        self._interrupted_before_start("before connecting")
         dev = connect(self.port, self.board, self.faults, self.fast, self.allow_mismatch, self.on_frame, log)
         try:
             return self._execute(dev, canon, log)
-        except (DeviceError, TransportError, OSError) as e:
+        except (DeviceError, TransportError) as e:
             # The link failed mid-session: ask the device to stop (it also stops by itself
             # once heartbeats cease), keep the record as incomplete for a later reconcile.
-            try:
-                dev.abort("link-lost")
-            except Exception:  # the link is gone: nothing more to ask
-                pass
+            if self.started:
+                try:
+                    dev.abort("link-lost")
+                except Exception:  # the link is gone: nothing more to ask
+                    pass
             if self.rec is not None:
                 self.rec.meta["reason"] = "link-lost: %s" % e
-                self.rec.close()
-            raise SessionError("lost the device mid-session: %s (the record stays incomplete until the "
-                               "next connection reads the device journal)" % e, 3) from None
+                self._close_record()
+                raise SessionError("lost the device mid-session: %s (the record in %s stays incomplete until "
+                                   "the next connection reads the device journal)" % (e, self.record_dir()),
+                                   3) from None
+            raise
+        except TesctlError:
+            if self.rec is not None:
+                self._close_record()
+            raise
         finally:
             dev.close()
             if self.lsl:
                 self.lsl.close()
+
+    def _close_record(self):
+        """Close the record; if it went to a fallback place, the pending index follows it."""
+        before = self.rec.record_dir()
+        self.rec.close()
+        if self.rec.record_dir() != before:
+            self._index(reconcile.move, before, self.rec.record_dir())
+
+    def _index(self, fn, *args):
+        """The pending index is a convenience for a later reconcile: failing to write it is
+        a warning, never a reason to stop a session."""
+        try:
+            fn(*args)
+        except (OSError, ValueError) as e:
+            self.warn("warning: cannot update the pending-session index in %s: %s" % (
+                reconcile.state_dir_name(), getattr(e, "strerror", None) or e))
 
     def _execute(self, dev, canon, log):
         try:
@@ -179,6 +285,7 @@ class Run:
         if reply.get("sha256") != self.loaded.sha256():
             raise SessionError("device hashed the protocol as %s, host as %s" % (reply.get("sha256"),
                                                                                 self.loaded.sha256()), 3)
+        self._interrupted_before_start("before the impedance check")
         check = dev.check()
         z = check.get("z_ohm")
         log("impedance check: %s (limit %d ohm, test current %d uA): %s" % (
@@ -186,34 +293,35 @@ class Run:
             "pass" if check.get("pass") else "FAIL"))
         if not check.get("pass"):
             raise SessionError("impedance check failed: not starting (check electrode contact and gel)", 1)
+        self._interrupted_before_start("after the impedance check")
         meta = {"protocol_sha256": self.loaded.sha256(), "protocol": canon, "protocol_file": str(self.loaded.path),
                 "firmware_version": dev.info.get("fw"), "firmware_sha256": dev.info.get("fw_sha256"),
                 "board": dev.info.get("board"), "unit": dev.info.get("unit"), "port": self.port,
                 "subject": self.subject,
                 "pre_check": check, "faults_injected": list(self.faults), "fast": bool(self.fast)}
-        self.rec = Recorder(self.out_dir, meta)
+        self.rec = Recorder(self.out_dir, meta, warn=self.warn)
         if self.lsl_on:
             from tesctl.lsl import LslOutlets
             self.lsl = LslOutlets("tesctl", "tesctl-%s-%d" % (dev.info.get("board"), os.getpid()))
-        self._raw_file = open(os.path.join(self.out_dir, "raw_set_uA.txt"), "w") if self.raw else None
         if self.raw:
+            self.rec.open_raw()
             dev.raw(True)
+        self._interrupted_before_start("before START")
+        self.started = True
         start = dev.start(self.loaded.sha256())
         self.rec.meta["device_session_id"] = start.get("sid")
         self.rec.save()
-        reconcile.add(self.out_dir, dev.info.get("unit"), start.get("sid"), self.loaded.sha256())
+        self._index(reconcile.add, self.out_dir, dev.info.get("unit"), start.get("sid"), self.loaded.sha256())
         from tesctl.display import Display
-        old = signal.signal(signal.SIGINT, self._sigint)
-        try:
-            with Display(canon["name"], total_ms(canon), plain=self.plain) as disp:
-                self.display = disp
-                self._loop(dev)
-        finally:
-            signal.signal(signal.SIGINT, old)
+        with Display(safe_text(canon["name"]), total_ms(canon), plain=self.plain) as disp:
+            self.display = disp
+            self._loop(dev)
         return self._finish(dev)
 
     def _sigint(self, signum, frame):
         self.interrupts += 1
+        if not self.started and self.interrupts > 1:
+            raise KeyboardInterrupt   # a second Ctrl-C before START: do not wait for the step to end
 
     def _loop(self, dev):
         handled = 0
@@ -247,10 +355,16 @@ class Run:
         while time.monotonic() < deadline:
             if not dev.pump(0.05):
                 break
+        if self.raw and self.rec.meta.get("raw") is not None:
+            info = self.rec.meta["raw"]
+            info["complete"] = not info.get("gaps") and not info.get("interruptions")
         if kind == "end":
             outcome, reason = ev["outcome"], ev["reason"]
             charge, stim_ms = ev["delivered_charge_uC"], ev["stim_duration_ms"]
+            before = self.rec.record_dir()
             self.rec.finish(outcome, reason, charge, stim_ms, ev.get("t_ms"), lost=dev.lost)
+            if self.rec.record_dir() != before:
+                self._index(reconcile.move, before, self.rec.record_dir())
         else:
             # The board rebooted mid-session: its journal closed the session at boot. The
             # record is completed from it as a later connection would (tesctl.reconcile),
@@ -261,12 +375,15 @@ class Run:
                                                   "delivered_charge_uC": 0, "stim_ms": None,
                                                   "boot_ms": ev.get("t_ms")}
             self.rec.meta["lost_frames"] = dev.lost
-            self.rec.close()
-            meta = reconcile.complete_from_journal(self.out_dir, journal_rec, host_saw_end=True,
-                                                   reason=ev.get("reason"))
+            self._close_record()
+            try:
+                meta = reconcile.complete_from_journal(self.record_dir(), journal_rec, host_saw_end=True,
+                                                       reason=ev.get("reason"))
+            except (OSError, ValueError) as e:
+                self.warn("warning: cannot complete the record in %s from the journal now (%s): the next "
+                          "connection will" % (self.record_dir(), getattr(e, "strerror", None) or e))
+                return journal_rec.get("outcome", "fault"), ev.get("reason"), journal_rec.get("delivered_charge_uC")
             outcome, reason, charge = meta["outcome"], meta["reason"], meta["delivered_charge_uC"]
-        if self._raw_file:
-            self._raw_file.close()
-        reconcile.remove(self.out_dir)
+        self._index(reconcile.remove, self.out_dir)
         self._marker("end:%s" % outcome)
         return outcome, reason, charge

@@ -25,7 +25,9 @@ the simulated board (tesctl.firmware.stage) and the board file as board.json.
   server boots it again on the same pty, like a board rebooting: so after `tesctl deploy`
   resets it, the board runs the firmware just deployed. The boot reason is "reset" after
   an exit, "power-on" after a kill; the journal lives in `storage` (default
-  tesctl.transport.sim_storage(), shared with `--port sim`), outside the flash.
+  tesctl.transport.sim_storage(), shared with `--port sim` but held by one simulated
+  board at a time: while another holds it, this one gets a fresh storage of its own),
+  outside the flash.
 
 Output toward a client that is not reading (or not connected) is never allowed to block
 the bridge: when the pty's input queue is full, the stale bytes in it are discarded
@@ -75,6 +77,7 @@ class SimPty:
         self._own_flash = flash is None
         self.flash = str(flash) if flash is not None else None
         self.storage = storage
+        self._lock = self._own_storage = None
         self.path = None
         self.proc = None
         self.restarts = 0
@@ -93,6 +96,13 @@ class SimPty:
         if self.flash is None:
             self.flash = tempfile.mkdtemp(prefix="tesctl-sim-flash-")
         seed_flash(self.flash, self.board)
+        if self.storage is None:
+            # The shared journal storage, unless another simulated board holds it: then
+            # one of its own (two boards never write one journal).
+            from tesctl.transport import claim_storage, sim_storage
+            self.storage, self._lock = claim_storage(sim_storage())
+            if self._lock is None:
+                self._own_storage = self.storage
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         attrs = termios.tcgetattr(self._slave)
@@ -243,6 +253,9 @@ class SimPty:
         self._dev_master = self._master = self._slave = None
         if self._own_flash and self.flash:
             shutil.rmtree(self.flash, ignore_errors=True)
+        from tesctl.transport import release_storage
+        release_storage(self._lock, self._own_storage)
+        self._lock = self._own_storage = None
         self._done.set()
 
     def start_thread(self):

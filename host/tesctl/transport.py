@@ -6,10 +6,11 @@ import subprocess
 import time
 
 from tesctl import paths
+from tesctl.errors import LinkError
 
 
-class TransportError(Exception):
-    pass
+class TransportError(LinkError):
+    """The port cannot be opened, read or written (exit 3)."""
 
 
 class SerialTransport:
@@ -22,10 +23,9 @@ class SerialTransport:
         self.name = url
 
     def read(self, timeout=0.05):
-        self.ser.timeout = timeout
-        n = max(1, self.ser.in_waiting)
         try:
-            return self.ser.read(n)
+            self.ser.timeout = timeout
+            return self.ser.read(max(1, self.ser.in_waiting))
         except Exception as e:  # pyserial raises SerialException or OSError on unplug
             raise TransportError("read from %s failed: %s" % (self.name, e)) from None
 
@@ -44,9 +44,18 @@ class SimTransport:
 
     def __init__(self, board="sim", faults=(), realtime=False, storage=None):
         from tesctl.boards import board_path
+        self._lock = None
+        self._own_storage = None
+        if storage is None:
+            # The shared storage is this board's flash across runs (a later run reconciles
+            # from its journal) but one board's at a time: a second simulated board running
+            # at once gets its own, so two never write one journal.
+            storage, self._lock = claim_storage(sim_storage())
+            if self._lock is None:
+                self._own_storage = storage
         argv = [paths.micropython(), "-X", "heapsize=%s" % SIM_HEAP, str(paths.FIRMWARE / "simmain.py"),
                 "--board", str(board_path(board)), "--root", str(paths.FIRMWARE),
-                "--storage", str(storage or sim_storage())]
+                "--storage", str(storage)]
         if realtime:
             argv.append("--realtime")
         for f in faults:
@@ -100,6 +109,8 @@ class SimTransport:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        release_storage(self._lock, self._own_storage)
+        self._lock = self._own_storage = None
 
 
 SIM_HEAP = "512K"
@@ -111,6 +122,31 @@ def sim_storage():
         os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "tesctl", "sim")
     os.makedirs(base, exist_ok=True)
     return base
+
+
+def claim_storage(shared):
+    """(storage dir, lock fd): the shared dir if no other simulated board holds it, else
+    (a fresh temporary dir, None)."""
+    import fcntl
+    import tempfile
+    fd = os.open(os.path.join(shared, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return shared, fd
+    except OSError:
+        os.close(fd)
+        return tempfile.mkdtemp(prefix="tesctl-sim-storage-"), None
+
+
+def release_storage(lock, own):
+    if lock is not None:
+        try:
+            os.close(lock)          # closing the descriptor drops the flock
+        except OSError:
+            pass
+    if own:
+        import shutil
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def open_port(port, board="sim", faults=(), realtime=False):
