@@ -145,6 +145,8 @@ class Run:
         self.interrupts = 0
         self.started = False          # START sent: from then on Ctrl-C is stop, then abort
         self.last_raw_t = None        # device time of the telemetry when the last RAW came
+        self.raw_restart = False      # the raw stream stopped mid-session: ask for it again
+        self.last_tel_t = 0
         self.warn = print
 
     # ---- frames from the device ---------------------------------------------------------
@@ -153,6 +155,7 @@ class Run:
             return
         if f.type == L.TELEM:
             t_ms, state, set_uA, meas_uA, v_mV, z, q, flags = L.unpack_telem(f.payload)
+            self.last_tel_t = t_ms
             name = L.STATE_NAMES[state] if state < len(L.STATE_NAMES) else str(state)
             self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
             if self.display:
@@ -163,6 +166,11 @@ class Run:
                 self._watch_raw(t_ms, name)
         elif f.type == L.RAW and self.raw:
             first, _, samples = L.unpack_raw(f.payload)
+            if self.last_raw_t == float("inf") and self.rec.t0_ms is not None:
+                # The device numbers only the samples it streamed: the ones it did not
+                # while the stream was off leave no gap in the index, so say where.
+                self.rec.raw_note("raw samples again from %.3f s of session time at sample %d: the samples "
+                                  "between are not in raw_set_uA.txt" % (self.rec.t_s(self.last_tel_t), first))
             self.rec.raw(first, samples)
             self.last_raw_t = None
         elif f.type == L.EVENT:
@@ -199,9 +207,10 @@ class Run:
             self.last_raw_t = t_ms
         elif t_ms - self.last_raw_t > 1000:
             self.rec.raw_note("no raw samples from %.3f s of session time" % self.rec.t_s(self.last_raw_t))
-            self.warn("warning: the raw sample stream stopped (another client may have turned it off); "
-                      "session.json records the interruption")
+            self.warn("warning: the raw sample stream stopped (another client may have turned it off): asking "
+                      "for it again; session.json records the interruption and the gap")
             self.last_raw_t = float("inf")
+            self.raw_restart = True
 
     def _marker(self, text):
         if self.lsl:
@@ -338,6 +347,14 @@ class Run:
                 else:
                     self.display.message("ABORT: output to zero now")
                     dev.abort()
+            if self.raw_restart:
+                self.raw_restart = False
+                try:
+                    dev.raw(True)
+                except DeviceError as e:
+                    if e.code is None:
+                        raise          # no reply: the link, not the request
+                    self.warn("warning: the device refused raw streaming again: %s" % e)
             got = dev.pump(0.02)
             now = time.monotonic()
             if got:

@@ -258,6 +258,11 @@ def test_a_stray_client_cannot_stop_a_session(tmp_path, env, monkeypatch):
     meta = json.loads((tmp_path / "s" / "session.json").read_text())
     assert (meta["outcome"], meta["reason"]) == ("completed", "completed")
     assert meta["raw"]["complete"] is False and meta["raw"]["interruptions"], meta["raw"]
+    # asked for again: the stream resumed, and the record says from when
+    notes = meta["raw"]["interruptions"]
+    assert len(notes) == 2 and notes[1].startswith("raw samples again from"), notes
+    n = len((tmp_path / "s" / "raw_set_uA.txt").read_text().split())
+    assert n == meta["raw"]["samples"] > 0
 
 
 def test_sim_boards_get_their_own_storage_when_one_is_in_use(tmp_path, monkeypatch):
