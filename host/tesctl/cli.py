@@ -180,6 +180,9 @@ def run(protocol, port, board, out_dir, faults, fast, subject, lsl, raw, allow_m
     problems = check_fault_specs(faults)
     if problems:
         fail(problems[0], EXIT_INPUT)
+    if lsl:
+        from tesctl.lsl import require
+        require()                 # LSL missing (the [lsl] extra): refused before the device is touched
     board = _board_for_port(port, board)
     loaded, _ = load_valid(protocol, board)
     # Everything the user gave is checked before any current flows: the session directory

@@ -3,7 +3,7 @@
 Other lab software (EEG recorders, LabRecorder) picks these up by name or source_id and
 time-aligns them with its own streams; that is the whole point of LSL here.
 """
-import click
+from tesctl.errors import InputError
 
 MARKER_TYPE = "Markers"
 TELEMETRY_TYPE = "tES"
@@ -12,13 +12,14 @@ CHANNELS = ("set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC")
 _UNITS = {"uA": "microamperes", "mV": "millivolts", "ohm": "ohms", "uC": "microcoulombs"}
 
 
-class LslError(click.ClickException):
-    """LSL is not usable here (pylsl not installed, liblsl missing or failing): the CLI shows
-    one line, `tesctl: ...`, and exits 2 (bad input: an option this install cannot serve)."""
-    exit_code = 2
+class LslError(InputError):
+    """LSL is not usable here (pylsl not installed, liblsl missing or failing): one line,
+    exit 2 (an option this install cannot serve)."""
 
-    def show(self, file=None):
-        click.echo("tesctl: " + self.format_message(), err=True)
+
+def require():
+    """Raise LslError now if --lsl cannot work in this install (pylsl or liblsl missing)."""
+    _pylsl()
 
 
 def _pylsl():

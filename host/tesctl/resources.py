@@ -13,21 +13,12 @@ from pathlib import Path
 import click
 
 from tesctl import paths
+from tesctl.errors import InputError  # exit 2, one line (tesctl.cli's entry prints it)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
-
-EXIT_INPUT = 2
-
-
-class InputError(click.ClickException):
-    """A bad name or destination: one line on stderr, exit 2 (docs/cli.md)."""
-    exit_code = EXIT_INPUT
-
-    def show(self, file=None):
-        click.echo("tesctl: " + self.format_message(), err=True)
 
 
 def ready():

@@ -184,3 +184,4 @@ def test_a_missing_extra_is_named_in_one_line(installed):
     p = run(installed, "run", "tdcs-sham", "--port", "sim", "--fast", "--plain", "--lsl", "--out", "lsl-session")
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == ["tesctl: --lsl needs pylsl: pip install 'tesctl[lsl]'"]
+    assert p.stdout == "" and not (installed[3] / "lsl-session").exists()     # refused before the board
