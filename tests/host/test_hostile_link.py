@@ -91,9 +91,12 @@ class Host:
         return [json.loads(p)["error"] for t, _, p in self.frames() if t == L.ERROR]
 
     def run(self, steps):
+        """Control steps (each up to the app's next tick), with the host's heartbeat before
+        each, as a host keeps the device company: only what a test sends may end a session."""
         for _ in range(steps):
             if self.app.session is None:
                 break
+            self.send(L.HEARTBEAT)
             self.app.control_step()
 
     def started(self):
@@ -105,7 +108,7 @@ class Host:
             self.app.control_step()
         self.send(L.START, {"sha256": PROTO.sha256()})
         assert self.app.session is not None and self.hal.en
-        self.run(300)              # 3 s: past the ramp-up
+        self.run(300)              # past the 1 s ramp-up (a step is at least 10 ms)
         self.frames()
         return self
 
@@ -150,7 +153,10 @@ def test_stop_and_abort_are_honoured_whatever_their_number(seq, kind):
         h.frames()
         h.send(kind, {}, seq=seq)
         assert "out-of-order" not in h.errors()
-        h.run(300)                 # a stop ramps down over 1 s
+        for _ in range(300):       # a stop ramps down over 1 s; no heartbeat needed
+            if h.app.session is None:
+                break
+            h.app.control_step()
         assert h.app.session is None and not h.hal.en
 
 
