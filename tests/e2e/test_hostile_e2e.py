@@ -285,3 +285,43 @@ def test_sim_boards_get_their_own_storage_when_one_is_in_use(tmp_path, monkeypat
         c.close()
     assert sys.executable
     assert ROOT
+
+
+def test_link_flood_through_the_pty_during_stimulation(tmp_path):
+    """`tesctl sim` on a pty, `tesctl run` on it, and a second writer on the same pty once
+    the plateau is reached: 6000 STATUS frames numbered far ahead, garbage, a bad CRC and a
+    HELLO. The session completes, its telemetry whole (no stall)."""
+    from tes import link as L
+    env = dict(os.environ, TESCTL_STATE=str(tmp_path / "state"), TESCTL_SIM_STORAGE=str(tmp_path / "sim"))
+    (tmp_path / "p.toml").write_text(PROTO)
+    sim = subprocess.Popen([TESCTL, "sim"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        path = sim.stdout.readline().strip()
+        run = subprocess.Popen([TESCTL, "run", "p.toml", "--port", path, "--plain", "--out", "s"], env=env,
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        for line in run.stdout:
+            lines.append(line)
+            if "-> plateau" in line:
+                break
+        assert lines and "-> plateau" in lines[-1], "".join(lines)
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+        try:
+            junk = bytearray(L.encode(L.STATUS, 3, b"{}"))
+            junk[4] ^= 0x55
+            for k in range(6000):
+                os.write(fd, L.encode(L.STATUS, (40000 + k) & L.SEQ_MASK, b"{}"))
+                if k % 1000 == 0:
+                    os.write(fd, b"\x01\x02garbage\x00" + bytes(junk))
+            os.write(fd, L.encode(L.HELLO, 9, json.dumps({"link": L.LINK_VERSION, "host": "x"}).encode()))
+        finally:
+            os.close(fd)
+        out = "".join(lines) + run.communicate(timeout=120)[0]
+        assert run.returncode == 0 and "Traceback" not in out, out
+    finally:
+        sim.terminate()
+        sim.wait(timeout=20)
+    meta = json.loads((tmp_path / "s" / "session.json").read_text())
+    assert (meta["outcome"], meta["reason"]) == ("completed", "completed")
+    assert meta["telemetry_rows"] >= 5 * 50 - 10 and meta["lost_frames"] <= 5, meta
