@@ -236,7 +236,9 @@ def summary_text(s) -> str:
         lines.append("faults     " + "; ".join("%s at %.2f s" % (e, t) for t, e in s["faults"]))
     else:
         lines.append("faults     none")
-    return "\n".join(lines)
+    # Names, subjects and reasons come from files: printed with control characters escaped.
+    from tesctl.errors import safe_text
+    return "\n".join(safe_text(ln, limit=500) for ln in lines)
 
 
 # ---- the commanded waveform -------------------------------------------------------------
@@ -393,7 +395,8 @@ def write_report(session_dir) -> str:
         ax.grid(alpha=0.3)
 
     flag = "" if s["complete"] else "  [INCOMPLETE]"
-    title = "%s\noutcome: %s%s" % (s["name"], outcome_text(s["outcome"], s["reason"]), flag)
+    from tesctl.errors import safe_text
+    title = "%s\noutcome: %s%s" % (safe_text(s["name"], limit=120), outcome_text(s["outcome"], s["reason"]), flag)
     fig.suptitle(title, fontsize=11, color="black" if s["outcome"] == "completed" else "tab:red")
     fig.tight_layout()
     out = os.path.join(str(session_dir), "report.png")

@@ -336,6 +336,15 @@ def test_report_of_a_record_with_device_files(tmp_path):
     assert r.exit_code == 2 and "session.json" in r.output
 
 
+def test_report_escapes_what_a_record_holds(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "session.json").write_text(json.dumps({"outcome": "completed", "reason": "completed",
+                                                "subject": "s\u001b]0;x\u0007", "protocol": {"name": "n\u001b[2J"}}))
+    r = invoke(["report", d])
+    assert "\x1b" not in r.output and "\x07" not in r.output and "n\\x1b[2J" in r.output, r.output
+
+
 def test_safe_text_leaves_ordinary_text_alone():
     from tesctl.errors import safe_text
     assert safe_text("Anodal tDCS, F3-Fp2 µA ünïcode") == "Anodal tDCS, F3-Fp2 µA ünïcode"
