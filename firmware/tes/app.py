@@ -35,6 +35,7 @@ HEARTBEAT_LATE_MS = 1000
 CHECK_UA = 100         # impedance test current ceiling (uA): a "tickle", not stimulation
 CHECK_MS = 500
 MAX_LOAD = 16384       # largest canonical protocol the device accepts, bytes
+FAULTS_KEPT = 8        # faults STATUS reports (the newest)
 JOURNAL_MAX = 64       # records one JOURNAL may ask for (a reply holds what fits anyway)
 WATCHDOG_MS = 1000
 RETAIN_MS = 100        # the charge kept through a reset is this fresh
@@ -333,7 +334,7 @@ class App:
             if s.kind == CHECK and code in _LOAD_FAULTS:
                 self.end_check(s, name)
                 return
-            self.faults.append(name)
+            self.note_fault(name)
             self.link.event("fault", fault=name, detail="hard", block=self.evidence(s))
             self.link.flush()
             self.end_session("fault", name)
@@ -344,9 +345,16 @@ class App:
             # (a protocol's ramp-down may be minutes) and the record names the fault.
             s.fault_stop = True
             s.outcome = ("fault", name)
-            self.faults.append(name)
+            self.note_fault(name)
             s.engine.soft_stop(S.SOFT_RAMP_MS)
             self.link.event("fault", fault=name, detail="ramp-down")
+
+    def note_fault(self, name):
+        """The last FAULTS_KEPT faults, for STATUS: a bounded list (a board up for months
+        sees faults without end; every device queue drops its oldest, never grows)."""
+        if len(self.faults) >= FAULTS_KEPT:
+            del self.faults[0]
+        self.faults.append(name)
 
     @staticmethod
     def evidence(s):
@@ -526,7 +534,7 @@ class App:
                         charge_uC=s.sup.charge_uC if s else 0,
                         elapsed_ms=s.engine.elapsed * 1000 // s.fs if s else 0,
                         remaining_ms=s.engine.remaining() * 1000 // s.fs if s else 0,
-                        faults=self.faults[-8:], rx_lost=self.link.rx_lost, rx_errors=self.link.rx_errors)
+                        faults=self.faults, rx_lost=self.link.rx_lost, rx_errors=self.link.rx_errors)
 
     def cmd_journal(self, seq, obj):
         if self.session is not None:      # reading flash would hold up the control loop

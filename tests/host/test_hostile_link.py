@@ -202,3 +202,16 @@ def test_journal_arguments_are_range_checked(start, count):
             assert errs == ["bad-field"]
         else:
             assert errs == [] and any(t == L.REPLY for t, _, _ in items)
+
+
+def test_the_fault_list_is_bounded():
+    with tempfile.TemporaryDirectory() as storage:
+        h = Host(storage)
+        for i in range(1000):
+            h.app.note_fault("f%d" % i)
+        assert h.app.faults == ["f%d" % i for i in range(992, 1000)]
+        h.send(L.HELLO, {"link": L.LINK_VERSION})
+        h.frames()
+        h.send(L.STATUS)
+        reply = [json.loads(p) for t, _, p in h.frames() if t == L.REPLY][0]
+        assert reply["faults"] == ["f%d" % i for i in range(992, 1000)]
