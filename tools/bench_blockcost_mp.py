@@ -108,7 +108,7 @@ def tick_parts(board, hal):
     per_call("tick: supervisor.window", s.sup.window)
     per_call("tick: send_telem", lambda: app.send_telem(1000, 990, 5000, 5000))
     per_call("tick: send_telem + flush", lambda: (app.send_telem(1000, 990, 5000, 5000), app.link.flush()))
-    per_call("tick: hal.retain", lambda: hal.retain(1, 12345))
+    per_call("tick: hal.retain", lambda: hal.retain(1, 12345, 678))
     per_call("tick: hal.feed", hal.feed)
 
 

@@ -45,9 +45,10 @@ from hal import blocks_fast as _kern      # the rings are byte buffers: the vipe
 
 _qroom = _kern.queue_room
 _qready = _kern.queue_ready
-_Q_KW = const(5)            # hal.blocks.Q_KW, Q_KS (const: no lookup in the block path)
+_Q_KW = const(5)            # hal.blocks.Q_KW, Q_KS, Q_UNDER (const: no lookup in the block path)
 _Q_KS = const(6)
-assert _Q_KW == blocks.Q_KW and _Q_KS == blocks.Q_KS
+_Q_UNDER = const(9)
+assert _Q_KW == blocks.Q_KW and _Q_KS == blocks.Q_KS and _Q_UNDER == blocks.Q_UNDER
 
 STORAGE = "/data"
 LEAD_MS = const(50)         # the output queue runs this far ahead of the DAC, at most what
@@ -57,7 +58,8 @@ GAP_MS = const(5)           # the session's first sample goes out this long afte
 CHUNK = const(32)           # words D moves before Z clears them
 SET_LEN = const(2048)       # set-value ring, samples (a power of two dividing 2**22)
 OUT_BITS = const(11)        # output ring: 2**11 bytes = 1024 halfwords (25 ms at 20 kS/s, two words)
-ADC_BITS = const(12)        # ADC ring: 2**12 bytes = 2048 conversions (34 ms at 20 kS/s)
+ADC_BITS = const(13)        # ADC ring: 2**13 bytes = 4096 conversions (68 ms at 20 kS/s):
+                            # sensing may lag by a tick with a garbage collection (~25 ms)
 K_MASK = const(0x3FFFFF)    # sample counters wrap at 2**22 (a multiple of every ring length)
 _FIXED_CYCLES = const(48)   # PIO cycles of one word's program outside the delay loop
 
@@ -103,8 +105,8 @@ def _start_apart(pio_ctrl: uint, sm_bit: uint, adc_cs: uint, cs_value: uint, apa
 
 def _rings():
     """(backing buffer, ADC ring, output ring): byte views, each aligned to its own size as
-    a DMA ring must be, both inside one buffer of twice the larger (an 8 KiB buffer always
-    holds a 4 KiB-aligned 4 KiB window, and a 2 KiB-aligned 2 KiB one beside it)."""
+    a DMA ring must be, both inside one buffer of twice the larger (a 16 KiB buffer always
+    holds an 8 KiB-aligned 8 KiB window, and a 2 KiB-aligned 2 KiB one beside it)."""
     big, small = 1 << ADC_BITS, 1 << OUT_BITS
     raw = bytearray(2 * big)
     a, o = blocks.ring_offsets(uctypes.addressof(raw), big, small)
@@ -323,11 +325,19 @@ class Rp2Hal(Hal):
         q = self._q
         k = q[_Q_KW]
         _kern.put_words(self._out, self._set, buf, n, k, self._put)
+        # Too late? If the DMA has passed sample k, zero current went out where these
+        # samples belonged: count it as an underrun now (the write position is still k),
+        # so sense() never pairs them with readbacks of a level they never had (that
+        # showed as dac-stuck instead of underrun). Conservative: the DMA reaching k just
+        # after the store counts too, when the lead is spent anyway.
+        _qroom(q, _rd(self._r_d), _rd(self._r_s))
         q[_Q_KW] = (k + n) & K_MASK
 
     @micropython.native
     def sense(self, set_out, i_out, v_out, d_out, n):
         q = self._q
+        if q[_Q_UNDER]:
+            return 0                    # the session ends as an underrun (room() < 0)
         m = _qready(q, n)
         if m:
             k = q[_Q_KS]

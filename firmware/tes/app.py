@@ -30,7 +30,8 @@ from tes.session import (CHECK, STIM, STREAM, STREAM_MS, Session, test_current_p
 
 TELEM_MS = 20          # 50 telemetry frames a second while current flows
 IDLE_TELEM_MS = 1000
-LINK_POLL_MS = 10      # the tick (link, telemetry, watchdog) this often while current flows
+LINK_POLL_MS = 20      # the tick (link, telemetry, watchdog) this often while current flows:
+                       # a command waits at most this long (the lead of hal.rp2 is 50 ms)
 HEARTBEAT_LATE_MS = 1000
 CHECK_UA = 100         # impedance test current ceiling (uA): a "tickle", not stimulation
 CHECK_MS = 500
@@ -65,6 +66,8 @@ def _hex(digest):
 class App:
     def __init__(self, hal, board, port, fw_sha256="", boot_reason="power-on"):
         self.hal = hal
+        self._ticks = hal.ticks_ms      # bound once: the block path runs heap-locked
+        self._wait = hal.wait
         self.board = board
         self.fw_sha256 = fw_sha256
         self.limits, _ = board_limits(board)
@@ -172,23 +175,14 @@ class App:
     def blocks(self, s):
         """The block path, heap locked: no garbage collection can delay a check. Returns a
         fault code, END, or 0 when the next tick is due."""
-        ctl = s.control
-        hal = self.hal
-        link = self.link
         code = 0
-        age = link.host_age(hal.ticks_ms())     # once a tick: the rule's scale is seconds
-        step = ctl.step                         # bound before the lock (binding allocates)
-        ticks = hal.ticks_ms
-        wait = hal.wait
+        ticks = self._ticks
+        age = ticks_diff(ticks(), self.link.last_rx)     # once a tick: the rule's scale is seconds
+        run = s.control.bound_run               # bound once (binding allocates)
         due = self.next_tick
         _lock()
         try:
-            while True:
-                code = step(age)
-                if code or ticks_diff(ticks(), due) >= 0:
-                    break
-                if not ctl.busy:
-                    wait(1)
+            code = run(age, due, ticks, self._wait)
         except MemoryError:
             code = S.MEMORY
         finally:

@@ -56,6 +56,7 @@ class Control:
         self._fill = engine.fill
         self._check = sup.kernel            # Supervisor.check without its wrapper call
         self._st = sup.st
+        self.bound_run = self.run           # for tes.app's tick: binding it there allocates
 
     def prime(self):
         """Queue the first samples at once, right after hal.start(): the app has replies to
@@ -69,44 +70,76 @@ class Control:
             self.written += n
             r -= n
 
-    @micropython.native
     def step(self, host_age_ms):
         """One pass: fill, write, sense, check. -> fault code (> 0), 0, or END."""
+        return self.run(host_age_ms, None, None, None)
+
+    @micropython.native
+    def run(self, host_age_ms, due, ticks, wait):
+        """Passes until a fault code (> 0) or END, or until ticks() reaches `due` (-> 0);
+        wait(1) after a pass that wrote nothing. One pass when due is None. (The caller
+        binds hal.ticks_ms and hal.wait: binding allocates, and this runs heap-locked.)
+
+        One loop with everything in locals: on an RP2040 every attribute looked up per
+        pass costs a map search, and a call per pass as much again; at 1000 passes a
+        second those were most of the busy CPU."""
         b = self.block
-        busy = False
-        r = self._room()            # (a board reads its DMA positions here, once a step)
-        if r < 0:
-            return UNDERRUN
-        if not self.engine_done and r > 0:
-            out = self.out
-            n = self._fill(out, r if r < BLOCK_MAX else BLOCK_MAX)
-            if n:
-                self._write(out, n)
-                self.written += n
-                busy = True
-            else:
-                self.engine_done = True
-                self.hal.drain()
-        # busy: samples were written, so the queue may take more at once; otherwise the
-        # caller may sleep until the next samples are measured (a board: ~1 ms).
-        self.busy = busy
+        room = self._room
+        write = self._write
+        sense = self._sense
+        fill = self._fill
+        check = self._check
+        st = self._st
+        tap = self.tap
+        out = self.out
         sb = self.sb
         ib = self.ib
         vb = self.vb
         db = self.db
-        sense = self._sense
-        m = sense(sb, ib, vb, db, b)
-        while m:
-            self.checked += m
-            if self.tap is not None:
-                self.tap(sb, m)
-            self.last_m = m         # the block a fault names (tes.app puts it in the fault event)
-            code = self._check(self._st, sb, ib, vb, db, m, host_age_ms)
-            if code:
-                return code
-            if m < b:
-                break               # fewer than asked: nothing more is measured yet
+        written = self.written
+        checked = self.checked
+        done = self.engine_done
+        last_m = self.last_m
+        code = 0
+        busy = False
+        while True:
+            busy = False
+            r = room()              # (a board reads its DMA positions here, once a pass)
+            if r < 0:
+                code = UNDERRUN
+                break
+            if not done and r > 0:
+                n = fill(out, r if r < BLOCK_MAX else BLOCK_MAX)
+                if n:
+                    write(out, n)
+                    written += n
+                    busy = True     # the queue may take more at once: no sleep
+                else:
+                    done = True
+                    self.hal.drain()
             m = sense(sb, ib, vb, db, b)
-        if self.engine_done and self.checked >= self.written:
-            return END
-        return 0
+            while m:
+                checked += m
+                if tap is not None:
+                    tap(sb, m)
+                last_m = m          # the block a fault names (tes.app puts it in the fault event)
+                code = check(st, sb, ib, vb, db, m, host_age_ms)
+                if code or m < b:
+                    break           # a fault, or fewer than asked: nothing more is measured yet
+                m = sense(sb, ib, vb, db, b)
+            if code:
+                break
+            if done and checked >= written:
+                code = END
+                break
+            # tes.session.ticks_diff(now, due) >= 0, inline (a call per pass costs more)
+            if due is None or (ticks() - due) & 0x3FFFFFFF < 0x20000000:
+                break
+            if not busy:
+                wait(1)             # the next samples are measured in ~1 ms
+        self.written = written
+        self.checked = checked
+        self.engine_done = done
+        self.last_m = last_m
+        self.busy = busy
+        return code

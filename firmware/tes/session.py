@@ -4,6 +4,11 @@ A Session is a stimulation (journalled), the impedance check or streaming: its p
 engine, supervisor and block loop (tes.control). All three run through the same loop and
 the same supervisor; they differ in what happens at their end.
 """
+try:
+    import micropython
+except ImportError:  # CPython
+    from tes import compat as micropython
+
 from tes import engine as E
 from tes.control import Control
 from tes.supervisor import Supervisor
@@ -19,6 +24,9 @@ STREAM_MS = 3600000    # streaming holds its test current for up to an hour (STR
 # A board's ticks_ms wraps every 2**30 ms (12.4 days): every time mark is compared through
 # these, with that period on every platform (the simulated board's clock never nears it).
 # Written so no intermediate leaves the 31-bit small ints of a board (no allocation).
+# Native: a bytecode call allocates a frame and costs several times more (the tick calls
+# these a few times every 20 ms).
+@micropython.native
 def ticks_diff(a, b):
     d = (a - b) & 0x3FFFFFFF
     if d >= 0x20000000:
@@ -27,6 +35,7 @@ def ticks_diff(a, b):
     return d
 
 
+@micropython.native
 def ticks_add(a, b):
     if b >= 0 and a > 0x3FFFFFFF - b:
         return a - (0x3FFFFFFF - b) - 1
