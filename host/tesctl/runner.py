@@ -184,7 +184,7 @@ class Run:
                 self.rec.state(t, name if name in STIM_STATES else None)
                 self._marker(ev.get("state"))
                 if self.display:
-                    self.display.state_change("-> %s" % ev.get("state"))
+                    self.display.state_change(safe_text("-> %s" % ev.get("state")))
             elif kind == "fault":
                 self.rec.event(t, "fault:%s" % ev.get("fault"))
                 if ev.get("block"):     # the samples that tripped a hard fault
@@ -192,7 +192,7 @@ class Run:
                         {"t_ms": t, "fault": ev.get("fault"), "block": ev["block"]})
                 self._marker("fault:%s" % ev.get("fault"))
                 if self.display:
-                    self.display.message("FAULT: %s (%s)" % (ev.get("fault"), ev.get("detail")))
+                    self.display.message(safe_text("FAULT: %s (%s)" % (ev.get("fault"), ev.get("detail"))))
             elif kind == "end":
                 self.result = ("end", ev)
             elif kind == "boot":
