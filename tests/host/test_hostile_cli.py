@@ -349,3 +349,25 @@ def test_safe_text_leaves_ordinary_text_alone():
     from tesctl.errors import safe_text
     assert safe_text("Anodal tDCS, F3-Fp2 µA ünïcode") == "Anodal tDCS, F3-Fp2 µA ünïcode"
     assert math.isclose(1.0, 1.0)
+
+
+@settings(max_examples=12, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(FIELDS), value=toml_scalar, depth=st.just(0) | st.integers(1, 5000))
+def test_generated_files_through_the_installed_script(tmp_path, field, value, depth):
+    """The same generated input through the `tesctl` script in its own process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    p = tmp_path / "p.toml"
+    lines = [ln for ln in GOOD.splitlines() if not ln.startswith(field + " ")]
+    text = "\n".join(lines) + "\n%s = %s\n" % (field, value)
+    if depth:
+        text += "deep = %s\n" % nested(depth, depth % 2 == 0)
+    p.write_text(text)
+    r = subprocess.run([str(Path(sys.executable).parent / "tesctl"), "validate", str(p)], capture_output=True,
+                       text=True, timeout=120)
+    assert "Traceback" not in r.stderr and "\x1b" not in r.stdout + r.stderr, r.stderr
+    assert r.returncode in (0, 2), (r.returncode, r.stderr)
+    if depth:
+        assert r.returncode == 2 and "deep" in r.stderr, r.stderr      # an unknown field, or too deep
