@@ -145,7 +145,9 @@ def main():
             hal.inject(kind, 1 << 29)      # validates the name now; armed at START
         hal.faults = []
         hal.next_at = 1 << 29
-        port = SimPort(StreamPort(sys.stdin.buffer, sys.stdout.buffer), hal)
+        # Real time: a host that stops reading never blocks the board (drop and count); the
+        # fast clock keeps back-pressure, its time waits for the host anyway.
+        port = SimPort(StreamPort(sys.stdin.buffer, sys.stdout.buffer, drop=opts["realtime"]), hal)
         if not opts["realtime"]:
             hal.gate = port.gate
         fw = tree_sha256(opts["root"])

@@ -4,6 +4,7 @@ import select
 
 
 OUT_MAX = 8192          # queued bytes: more than tes.app's FLUSH_BYTES plus a largest frame
+SEND_CHUNK = 4096       # a pipe that polls writable takes this much without blocking (PIPE_BUF)
 
 
 class StreamPort:
@@ -11,7 +12,7 @@ class StreamPort:
     no result list) and queues output in one preallocated buffer (on an RP2040 every
     allocation in a full heap is a search: ~40% of the busy CPU during a session before)."""
 
-    def __init__(self, rx, tx):
+    def __init__(self, rx, tx, drop=False):
         self.rx = rx
         self.tx = tx
         self.poller = select.poll()
@@ -21,6 +22,15 @@ class StreamPort:
         self.buf = bytearray(OUT_MAX)
         self.mv = memoryview(self.buf)
         self.n = 0
+        # drop: a reader that stops reading never blocks the device. Bytes wait in the
+        # buffer while the output is not writable; a frame that does not fit then is
+        # dropped and counted (the host sees the sequence gap). Off: a full buffer is sent
+        # and waits (the fast simulated clock's back-pressure; a board's USB CDC times out).
+        self.dropped = 0
+        self._out = None
+        if drop:
+            self._out = select.poll()
+            self._out.register(tx, select.POLLOUT)
 
     def _ready(self, ms):
         if self._ipoll is None:
@@ -51,6 +61,9 @@ class StreamPort:
         k = len(data)
         if self.n + k > OUT_MAX:
             self.flush()
+            if self.n + k > OUT_MAX and self._out is not None:
+                self.dropped += 1          # the reader is not reading: drop, never block
+                return
             if k > OUT_MAX:
                 self._send(data)
                 return
@@ -68,9 +81,32 @@ class StreamPort:
     def flush(self):
         if not self.n:
             return
+        if self._out is not None:
+            return self._flush_writable()
         n = self.n
         self.n = 0
         self._send(self.mv[:n])
+
+    def _writable(self):
+        for _ in self._out.ipoll(0) if hasattr(self._out, "ipoll") else self._out.poll(0):
+            return True
+        return False
+
+    def _flush_writable(self):
+        """Send what the output takes without blocking (SEND_CHUNK at a time, each after a
+        writable poll); keep the rest, moved to the front of the buffer."""
+        sent, n = 0, self.n
+        while sent < n and self._writable():
+            k = min(SEND_CHUNK, n - sent)
+            self._send(self.mv[sent:sent + k])
+            sent += k
+            if self.eof:
+                sent = n
+        if sent:
+            rest = n - sent
+            if rest:
+                self.buf[0:rest] = self.buf[sent:n]
+            self.n = rest
 
     def _send(self, data):
         try:

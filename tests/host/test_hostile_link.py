@@ -56,6 +56,8 @@ class Port(P.StreamPort):
         self.buf = bytearray(P.OUT_MAX)
         self.mv = memoryview(self.buf)
         self.n = 0
+        self.dropped = 0
+        self._out = None
 
     def _ready(self, ms):
         return bool(self.rx.inq)
@@ -215,3 +217,40 @@ def test_the_fault_list_is_bounded():
         h.send(L.STATUS)
         reply = [json.loads(p) for t, _, p in h.frames() if t == L.REPLY][0]
         assert reply["faults"] == ["f%d" % i for i in range(992, 1000)]
+
+
+def test_a_reader_that_stops_reading_never_blocks_the_device():
+    """tes.port.StreamPort with drop (the real-time simulated board) on a real pipe whose
+    reader stops: writes never block, the buffer stays bounded, frames that do not fit are
+    dropped and counted, and what was kept goes out once the reader reads again."""
+    import os
+    r, w = os.pipe()
+    rx_r, rx_w = os.pipe()
+    with os.fdopen(w, "wb", buffering=0) as tx, os.fdopen(rx_r, "rb", buffering=0) as rx:
+        port = P.StreamPort(rx, tx, drop=True)
+        frame = L.encode(L.TELEM, 1, bytes(L.TELEM_SIZE))
+        for _ in range(20000):                 # ~ 0.5 MB: far past a pipe's 64 KiB
+            port.write(frame)
+            port.flush()
+            assert port.n <= P.OUT_MAX
+        assert port.dropped > 0
+        kept = port.n
+        got = bytearray()
+        os.set_blocking(r, False)
+
+        def drain():
+            while True:
+                try:
+                    b = os.read(r, 65536)
+                except BlockingIOError:
+                    return
+                got.extend(b)
+        drain()
+        port.flush()                             # room again: the kept bytes go out
+        assert port.n == 0 and kept > 0
+        drain()
+        items = L.Decoder().feed(bytes(got))
+        assert all(i[0] != L.BAD for i in items)
+        assert len(items) + port.dropped == 20000   # every frame sent whole, or dropped and counted
+    os.close(r)
+    os.close(rx_w)
