@@ -254,3 +254,44 @@ def test_a_reader_that_stops_reading_never_blocks_the_device():
         assert len(items) + port.dropped == 20000   # every frame sent whole, or dropped and counted
     os.close(r)
     os.close(rx_w)
+
+
+json_value = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=12),
+                          lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+                          max_leaves=5)
+fuzz_payload = st.one_of(
+    st.dictionaries(st.sampled_from(["link", "host", "current_uA", "duration_ms", "sha256", "reason", "start",
+                                     "count", "on", "decim", "x"]), json_value, max_size=3).map(
+        lambda d: json.dumps(d).encode()).filter(lambda b: len(b) <= L.MAX_PAYLOAD),
+    st.binary(max_size=40))
+fuzz_frame = st.tuples(st.sampled_from(list(L.HOST_TYPES)) | st.integers(0, 255), st.integers(0, L.SEQ_MASK),
+                       fuzz_payload, st.sampled_from(["ok", "crc", "garbage"]))
+
+
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(fuzz_frame, min_size=20, max_size=60))
+def test_fuzzed_frames_during_stimulation(frames):
+    """Any frames from a second client during a session: the output never exceeds the
+    protocol, no frame makes an internal error, and the session ends only by a command
+    (a STOP or ABORT among the frames) or runs on."""
+    from tes import journal
+    with tempfile.TemporaryDirectory() as storage:
+        h = Host(storage).started()
+        for typ, seq, payload, kind in frames:
+            raw = bytearray(L.encode(typ, seq, payload)) if len(payload) <= L.MAX_PAYLOAD else bytearray(b"\x00")
+            if kind == "crc" and len(raw) > 4:
+                raw[len(raw) // 2] ^= 0x5A
+                raw = raw[:-1].replace(b"\x00", b"\x01") + b"\x00"
+            elif kind == "garbage":
+                raw = bytes(payload).replace(b"\x00", b"\x01") + b"\x00"
+            h.port.inq.extend(raw)
+            h.app.service()
+            errs = [json.loads(p).get("error") for t, _, p in h.frames() if t == L.ERROR]
+            assert "internal" not in errs
+            h.run(2)                               # the real host heartbeats on
+            assert h.hal.peak_uA <= 1000 + 10
+            if h.app.session is None:
+                break
+        if h.app.session is None:
+            last = journal.sessions(storage)[-1]
+            assert last["outcome"] in ("stopped", "aborted"), last
