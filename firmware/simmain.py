@@ -73,6 +73,10 @@ class SimPort:
     def pending(self):
         return self.port.pending()
 
+    @property
+    def dropped(self):
+        return self.port.dropped
+
     def flush(self):
         self.port.flush()
 

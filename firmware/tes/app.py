@@ -528,7 +528,8 @@ class App:
                         charge_uC=s.sup.charge_uC if s else 0,
                         elapsed_ms=s.engine.elapsed * 1000 // s.fs if s else 0,
                         remaining_ms=s.engine.remaining() * 1000 // s.fs if s else 0,
-                        faults=self.faults, rx_lost=self.link.rx_lost, rx_errors=self.link.rx_errors)
+                        faults=self.faults, rx_lost=self.link.rx_lost, rx_errors=self.link.rx_errors,
+                        tx_dropped=getattr(self.link.port, "dropped", 0))
 
     def cmd_journal(self, seq, obj):
         if self.session is not None:      # reading flash would hold up the control loop

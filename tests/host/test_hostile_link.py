@@ -217,6 +217,10 @@ def test_the_fault_list_is_bounded():
         h.send(L.STATUS)
         reply = [json.loads(p) for t, _, p in h.frames() if t == L.REPLY][0]
         assert reply["faults"] == ["f%d" % i for i in range(992, 1000)]
+        assert reply["tx_dropped"] == 0
+        h.port.dropped = 7                        # the drop count the port keeps reaches STATUS
+        h.send(L.STATUS)
+        assert [json.loads(p) for t, _, p in h.frames() if t == L.REPLY][0]["tx_dropped"] == 7
 
 
 def test_a_reader_that_stops_reading_never_blocks_the_device():
