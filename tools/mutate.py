@@ -7,11 +7,15 @@ everything else unchanged): an arithmetic, comparison, boolean or bit operator s
 constant moved by one, True/False swapped, a `not` or a minus dropped, a condition negated,
 or one statement removed. The module's tests (MODULES below: fast unit and property tests,
 the real CLI where the module's rule shows there) run against a private copy of the
-repository with the mutant in place; a failing or hanging test kills the mutant.
+repository with the mutant in place, under CPython (pytest) and, for the firmware test files
+of the guard, under the MicroPython unix port too (tools/mptest.py; the firmware's own
+interpreter, where the viper twins run and are compared with the plain code); a failing or
+hanging test kills the mutant.
 
 Mutants that cannot change behaviour are listed in tools/mutants_equivalent.txt with the
 reason, matched by module, the source line's text and the mutation, so line shifts do not
-lose them. The score per module is killed / (all - equivalent); the run fails (exit 1)
+lose them (a line text that occurs more than once in the module is "<text> [2]" from its
+second occurrence on). The score per module is killed / (all - equivalent); the run fails (exit 1)
 if any module scores below --min (95 %). Results: build/mutate/report.json.
 Hypothesis runs derandomized here (profile "mutate", tests/conftest.py): same examples
 for every mutant, so a score does not move from run to run.
@@ -31,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "mutate"
 EQUIVALENT = ROOT / "tools" / "mutants_equivalent.txt"
 PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--hypothesis-profile=mutate"]
+# The MicroPython unix port (make setup puts it in the venv); without it, CPython only.
+MICROPYTHON = os.environ.get("MICROPYTHON") or shutil.which("micropython", path=str(Path(sys.executable).parent)) \
+    or shutil.which("micropython")
 
 # module -> the tests that guard it (paths relative to the repository)
 MODULES = {
@@ -49,7 +56,8 @@ MODULES = {
     "firmware/tes/engine.py": ["tests/firmware/test_engine_ramps.py", "tests/firmware/test_engine_basic.py",
                                "tests/firmware/test_engine_fidelity.py", "tests/firmware/test_soft_stop.py"],
     "firmware/hal/blocks.py": ["tests/firmware/test_blocks.py"],
-    "firmware/tes/control.py": ["tests/firmware/test_control.py", "tests/firmware/test_soft_stop.py",
+    "firmware/tes/control.py": ["tests/firmware/test_control.py", "tests/firmware/test_control_run.py",
+                                "tests/firmware/test_soft_stop.py",
                                 "tests/firmware/test_supervisor_sim.py", "tests/firmware/test_app_faults.py"],
     "host/tesctl/protofile.py": ["tests/host/test_protofile_golden.py", "tests/host/test_protocols.py",
                                  "tests/host/test_validate_cli.py", "tests/firmware/test_validate_bounds.py"],
@@ -74,11 +82,13 @@ class Mutant:
         self.end = end
         self.text = text            # replacement
         self.source_line = source_line.strip()
+        self.occurrence = 1         # the same line text elsewhere in the module: 2, 3, ...
         self.status = None
         self.reason = ""
 
     def key(self):
-        return (self.module, self.source_line, self.desc)
+        text = self.source_line if self.occurrence == 1 else "%s [%d]" % (self.source_line, self.occurrence)
+        return (self.module, text, self.desc)
 
     def apply(self, source):
         return source[:self.start] + self.text + source[self.end:]
@@ -220,6 +230,13 @@ def mutants_of(module):
         if k not in seen:
             seen.add(k)
             unique.append(m)
+    # The same line text in several places (`busy = False` twice, say): the second and later
+    # are keyed "<text> [2]", "[3]" in source order, so that declaring one does not hide another.
+    first = {}
+    for no, text in enumerate(lines, 1):
+        first.setdefault(text.strip(), []).append(no)
+    for m in unique:
+        m.occurrence = first[m.source_line].index(m.line) + 1
     # The same mutation twice on one line (two 0s, say): the second is "... #2", so that
     # declaring one equivalent does not hide the other.
     count = {}
@@ -263,13 +280,27 @@ def make_worker(n):
 
 
 def run_tests(worker, tests, timeout):
+    """pytest (CPython) on the guard; when that passes, the guard's tests/firmware files
+    again under the MicroPython unix port (tools/mptest.py), the interpreter the firmware
+    runs on: there the viper twins exist and are compared with the plain code."""
     tests = [t for t in tests if (worker / t).exists()]
     env = dict(os.environ, PYTHONPATH="%s:%s" % (worker / "firmware", worker / "host"),
                PYTHONDONTWRITEBYTECODE="1")
     t0 = time.monotonic()
     try:
         r = subprocess.run(PYTEST + tests, cwd=worker, env=env, capture_output=True, text=True, timeout=timeout)
-        return ("killed" if r.returncode else "survived"), time.monotonic() - t0, r.stdout[-2000:]
+        if r.returncode:
+            return "killed", time.monotonic() - t0, r.stdout[-2000:]
+        out = r.stdout[-2000:]
+        for t in tests:
+            if not (t.startswith("tests/firmware/") and MICROPYTHON):
+                continue
+            left = None if timeout is None else max(1.0, timeout - (time.monotonic() - t0))
+            r = subprocess.run([MICROPYTHON, "-X", "heapsize=16M", "tools/mptest.py", Path(t).stem], cwd=worker,
+                               capture_output=True, text=True, timeout=left)
+            if r.returncode:
+                return "killed", time.monotonic() - t0, (r.stdout + r.stderr)[-2000:]
+        return "survived", time.monotonic() - t0, out
     except subprocess.TimeoutExpired:
         return "timeout", time.monotonic() - t0, ""
 
@@ -298,11 +329,12 @@ def main():
         todo += ms
     if args.list:
         for m in todo:
-            print("%-60s %s" % (m, m.source_line[:60]))
+            print("%-60s %s" % (m, m.key()[1][:60]))
         print("%d mutants" % len(todo))
         return 0
 
     BUILD.mkdir(parents=True, exist_ok=True)
+    print("firmware tests also under MicroPython: %s" % (MICROPYTHON or "no (micropython not found)"), flush=True)
     workers = [make_worker(i) for i in range(args.jobs)]
     # Baseline: the unmutated tests must pass, and give the time budget per module.
     budget = {}
@@ -353,7 +385,7 @@ def main():
         worst = min(worst, score)
         report["modules"][module] = {"mutants": len(ms), "killed": killed, "equivalent": eq,
                                      "survived": len(surv), "score": round(score, 1)}
-        report["survivors"] += [{"module": m.module, "line": m.line, "mutation": m.desc, "source": m.source_line}
+        report["survivors"] += [{"module": m.module, "line": m.line, "mutation": m.desc, "source": m.key()[1]}
                                 for m in surv]
         report["equivalent"] += [{"module": m.module, "line": m.line, "mutation": m.desc, "reason": m.reason}
                                  for m in ms if m.status == "equivalent"]

@@ -157,6 +157,8 @@ def test_budget_stop_ramps_from_the_plateau():
     d.run_to_end()
     assert d.outcome() == ("fault", "duration-budget"), d.outcome()
     check_fade(d, AMP_DC, SOFT_RAMP_MS, dc=True)
+    # The safety ramp is 1 s (docs/safety.md), to the sample.
+    assert d.n - d.stop_index == 1 * FS, d.n - d.stop_index
 
 
 def test_impedance_stop_ramps_down():

@@ -343,3 +343,407 @@ def test_check_allocates_nothing():
             micropython.heap_unlock()
         assert c == S.OK
     each(t)
+
+
+# ---- the telemetry window, figure by figure ---------------------------------------------------
+
+class WindowModel:
+    """The telemetry window as documented (supervisor.py, window()): sums of set, i, v, of
+    set*set >> 6, i*i >> 6, v*v >> 10 and the peaks of |.| over the samples since the last
+    read; when a block starts on a window of W_MAX samples or more, every sum and the count
+    are halved (>> 1) first. Figures: means rounded toward zero, rms = isqrt of the mean
+    square (back in its scale), z = v_rms * 1000 // i_rms from Z_MIN_uA on."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self):
+        self.n = self.s = self.i = self.v = self.ss = self.ii = self.vv = 0
+        self.spk = self.ipk = self.vpk = 0
+
+    def block(self, samples):
+        if self.n >= 1000:
+            self.n >>= 1
+            self.s >>= 1
+            self.i >>= 1
+            self.v >>= 1
+            self.ss >>= 1
+            self.ii >>= 1
+            self.vv >>= 1
+        for t in samples:
+            s, i, v = t[0], t[1], t[2]
+            self.n += 1
+            self.s += s
+            self.i += i
+            self.v += v
+            self.ss += (s * s) >> 6
+            self.ii += (i * i) >> 6
+            self.vv += (v * v) >> 10
+            self.spk = max(self.spk, abs(s))
+            self.ipk = max(self.ipk, abs(i))
+            self.vpk = max(self.vpk, abs(v))
+
+    def window(self):
+        n = self.n
+        if n == 0:
+            return None
+
+        def mean(a):
+            q = abs(a) // n
+            return q if a >= 0 else -q
+        i_rms = S.isqrt((self.ii // n) << 6)
+        v_rms = S.isqrt((self.vv // n) << 10)
+        out = (n, mean(self.s), S.isqrt((self.ss // n) << 6), mean(self.i), i_rms, self.ipk, mean(self.v),
+               v_rms, self.vpk, v_rms * 1000 // i_rms if i_rms >= 100 else None)
+        self.clear()
+        return out
+
+
+def feed_both(f, m, samples):
+    m.block(samples)
+    return f.block(samples)
+
+
+def test_window_figures_are_exact():
+    def t(fast):
+        f = Feed(sup(fast, fs=5000))
+        m = WindowModel()
+        # Both polarities, readings that are not multiples of the fixed-point steps.
+        for k in range(37):
+            s = 1237 if k % 3 else -811
+            assert feed_both(f, m, [(s, s + (k % 5) - 2, 4 * s + 7 * (k % 4)), (s, s + 1, 4 * s - 3)]) == S.OK
+        w = f.s.window()
+        assert w == m.window(), (w, m.window())
+        assert w[0] == 74 and w[9] is not None and 3990 <= w[9] <= 4020, w     # ~4 kOhm
+        # Tiny readings: every square sum is 0, every peak 1, one-sample blocks.
+        for k in range(12):
+            e = 1 if k & 1 else -1
+            assert feed_both(f, m, [(0, e, -e)]) == S.OK
+        w = f.s.window()
+        assert w == (12, 0, 0, 0, 0, 1, 0, 0, 1, None), w
+        m.clear()
+        # A window of zero current: no peak, no rms, no impedance.
+        f2 = Feed(sup(fast, noisy=False))
+        for k in range(5):
+            assert f2.block([(0, 0, 0)]) == S.OK
+        assert f2.s.window() == (5, 0, 0, 0, 0, 0, 0, 0, 0, None)
+        assert f2.s.window() is None
+    each(t)
+
+
+def test_window_means_round_toward_zero():
+    def t(fast):
+        for pair, want in (((1, 2), 1), ((-1, -2), -1), ((0, -1), 0), ((0, 1), 0), ((-3, 0), -1),
+                           ((-2, -2), -2), ((3, 4), 3)):
+            f = Feed(sup(fast, noisy=False))
+            a, b = pair
+            assert f.block([(a, a, a), (b, b, b)]) == S.OK
+            w = f.s.window()
+            assert (w[1], w[3], w[6]) == (want, want, want), (pair, w)
+    each(t)
+
+
+def test_window_rms_and_impedance_at_the_current_floor():
+    def t(fast):
+        # i_rms 100 (101 uA in the i*i >> 6 scale) gives an impedance; 99 (100 uA) does not.
+        for i, rms in ((101, 100), (100, 99), (-101, 100), (-100, 99)):
+            f = Feed(sup(fast, noisy=False))
+            m = WindowModel()
+            for k in range(10):
+                assert feed_both(f, m, [(i, i, 20 * i)]) == S.OK
+            w = f.s.window()
+            assert w == m.window(), (i, w)
+            assert w[4] == rms, (i, w)
+            assert (w[9] is None) == (rms < 100), (i, w)
+            if rms >= 100:
+                assert w[9] == 20190, (i, w)         # 2019 mV rms / 100 uA rms
+    each(t)
+
+
+def test_window_halves_when_nobody_reads_it():
+    def t(fast):
+        # The window reaches exactly 999 or 1000 samples; the next block halves it only in
+        # the second case (a block starts on a window of W_MAX = 1000 or more).
+        for total, want_n in ((999, 999 + 9), (1000, 500 + 9), (1001, 501 + 9), (1990, 0)):
+            f = Feed(sup(fast, fs=10000))
+            m = WindowModel()
+            k = 0
+            while k < total:
+                b = min(10, total - k)
+                blk = [(2000 + (j & 1), 2100 - (j & 1), 9000 + 3 * (j & 1)) for j in range(b)]
+                assert feed_both(f, m, blk) == S.OK
+                k += b
+            blk = [(-500 - (j & 1), -400 + (j & 1), -3000 - 5 * (j & 1)) for j in range(9)]
+            assert feed_both(f, m, blk) == S.OK
+            w = f.s.window()
+            if want_n:
+                assert w[0] == want_n, (total, w)
+            assert w == m.window(), (total, w)
+        # Without the halving the window would be a plain sum; with it, the newest samples
+        # weigh more: 1000 at +2000 uA then 9 at -500 uA has a mean of about +1955 uA.
+        f = Feed(sup(fast, fs=10000))
+        for _ in range(100):
+            f.block([(2000, 2000 + (j & 1), 9000 + (j & 1)) for j in range(10)])
+        f.block([(-500, -500 + (j & 1), -3000 + (j & 1)) for j in range(9)])
+        w = f.s.window()
+        assert w[0] == 509 and 1950 <= w[1] <= 1960, w
+    each(t)
+
+
+# ---- the impedance window ----------------------------------------------------------------------
+
+def test_impedance_window_counts_blocks_from_100_uA():
+    def t(fast):
+        for i, counted in ((100, True), (-100, True), (99, False), (-99, False)):
+            f = Feed(sup(fast, z_max=20000))
+            # i exactly i (v moves a little so the ADC is not stuck): 100 windows samples.
+            for k in range(100):
+                assert f.block([(i, i, 20 * i + (k & 1))]) == S.OK
+            z = f.s.impedance_ohm()
+            if counted:
+                assert abs(z - 20000) <= 10, (i, z)
+            else:
+                assert z == -1, (i, z)
+    each(t)
+
+
+def test_impedance_of_a_long_window_keeps_its_precision():
+    def t(fast):
+        # A 0.2 Hz waveform: whole-period windows of 5 s (5000 one-sample blocks at 1 kS/s).
+        # The sums pass 2**20: the rule scales both down before dividing, so the ratio holds.
+        for amp, v0, zmax in ((2000, 15000, 7600), (-3100, -24000, 7700), (2500, 19999, 8000)):
+            f = Feed(sup(fast, z_max=zmax, period=5000))
+            zv = zi = 0
+            codes = []
+            for k in range(10000):
+                i = amp + (k % 3)
+                v = v0 + (k % 7) * (1 if amp > 0 else -1)
+                if k < 5000:
+                    zv += abs(v)
+                    zi += abs(i)
+                codes.append(f.block([(amp, i, v)]))
+                if k == 4999:
+                    z = f.s.impedance_ohm()
+                    exact = 1000 * zv // zi
+                    assert abs(z - exact) <= 2, (amp, z, exact)
+            high = 1000 * zv // zi > zmax
+            if high:
+                assert codes[:9999] == [S.OK] * 9999 and codes[9999] == S.IMPEDANCE_HIGH, (amp, codes[-1])
+            else:
+                assert codes == [S.OK] * 10000, amp
+    each(t)
+
+
+def test_impedance_is_capped_at_one_megaohm():
+    def t(fast):
+        # A (hypothetical) 400 V stage: V/I of 1 MOhm and more is not in the range of the
+        # other rules when the set current is small; the window's figure stops at OPEN_OHM.
+        for v, want in ((200000, S.OPEN_OHM), (100050, S.OPEN_OHM), (100000, S.OPEN_OHM),
+                        (99950, 999505), (-99950, 999505), (-200000, S.OPEN_OHM)):
+            s = S.Supervisor(dict(CEILING), {"impedance_max_ohm": 20000}, FS, compliance_mV=400000,
+                             dac_tol_uA=10, fast=fast)
+            f = Feed(s)
+            i = 100 if v > 0 else -100
+            codes = []
+            for k in range(200):
+                codes.append(f.block([(40 if v > 0 else -40, i, v + (k & 1) * (1 if v > 0 else -1))]))
+                s.window()          # read often: the v*v sums of a 400 V stage fill fast
+            assert s.impedance_ohm() == want, (v, s.impedance_ohm())
+            assert codes[:199] == [S.OK] * 199 and codes[199] == S.IMPEDANCE_HIGH, (v, codes)
+    each(t)
+
+
+# ---- short and adc-stuck, at their thresholds -------------------------------------------------
+
+def test_short_window_needs_300_uA_mean():
+    def t(fast):
+        for amp, want in ((299, S.OK), (300, S.SHORT), (-299, S.OK), (-300, S.SHORT)):
+            f = Feed(sup(fast))
+            # Alternating sign every sample: only the 20 ms window rule can see it.
+            codes = [f.block([(amp if k & 1 else -amp, amp if k & 1 else -amp, 20 if k & 1 else -20)])
+                     for k in range(40)]
+            if want == S.OK:
+                assert codes == [S.OK] * 40, (amp, codes)
+            else:
+                assert codes[:19] == [S.OK] * 19 and codes[19] == S.SHORT, (amp, codes)
+    each(t)
+
+
+def test_noise_free_adc_stuck_on_a_set_moving_more_than_four_tolerances():
+    def t(fast):
+        for step, want in ((40, S.OK), (41, S.ADC_STUCK), (-40, S.OK), (-41, S.ADC_STUCK)):
+            f = Feed(sup(fast, noisy=False, dac_tol=10))
+            assert f.block([(1000, 1000, 4999)]) == S.OK
+            # 11 unchanged readings while the set moves `step` in all over the block.
+            blk = [(1000, 1000, 5000)] * 11 + [(1000 + step, 1000, 5000, 1000 + step)]
+            assert f.block(blk) == want, (step, want)
+    each(t)
+
+
+def test_short_threshold_is_short_ohm_on_both_rules():
+    # The impedance check before a session (tes.app) refuses under S.SHORT_OHM: the rule
+    # during it must use the same figure, on the block rule and on the window rule.
+    assert S.SHORT_OHM == 100
+    def t(fast):
+        for sgn in (1, -1):
+            for v, want in ((S.SHORT_OHM - 1, S.SHORT), (S.SHORT_OHM, S.OK)):
+                f = Feed(sup(fast))
+                f.run(1200, 1000 * sgn, 1000 * sgn, 5000 * sgn)
+                assert f.block([(1000 * sgn, 1000 * sgn, v * sgn)]) == want, (sgn, v)
+        for v, want in ((S.SHORT_OHM - 1, S.SHORT), (S.SHORT_OHM, S.OK)):
+            f = Feed(sup(fast))
+            codes = [f.block([(1000 if k & 1 else -1000, 1000 if k & 1 else -1000, v if k & 1 else -v)])
+                     for k in range(20)]
+            assert codes[19] == want and codes[:19] == [S.OK] * 19, (v, codes)
+    each(t)
+
+
+def test_sign_hold_restarts_after_a_zero_set():
+    def t(fast):
+        for sgn in (1, -1):
+            f = Feed(sup(fast))
+            f.run(1200, 1000 * sgn, 1000 * sgn, 5000 * sgn)        # the sign has held 1200 samples
+            assert f.block([(0, 0, 0)]) == S.OK                    # the set passes zero
+            codes = [f.noisy(1000 * sgn, 1000 * sgn, 5000 * sgn) for _ in range(999)]
+            assert codes == [S.OK] * 999
+            # 999 samples since: a block of 50 ohm is no short yet; at 1000 it is.
+            assert f.block([(1000 * sgn, 1000 * sgn, 50 * sgn)]) == S.OK, sgn
+            assert f.block([(1000 * sgn, 1000 * sgn, 50 * sgn)]) == S.SHORT, sgn
+            # A change of sign restarts it too.
+            f = Feed(sup(fast))
+            f.run(1200, 1000 * sgn, 1000 * sgn, 5000 * sgn)
+            f.run(1, -1000 * sgn, -1000 * sgn, -5000 * sgn)
+            assert f.block([(-1000 * sgn, -1000 * sgn, -50 * sgn)]) == S.OK, sgn
+    each(t)
+
+
+def test_dac_count_restarts_on_a_good_readback():
+    def t(fast):
+        for off in (11, -11):
+            f = Feed(sup(fast))
+            # bad, good, bad, good ...: never two running.
+            blk = [(1000, 1000 + (k & 1), 5000 + (k & 1), 1000 + (off if k % 2 == 0 else 0)) for k in range(8)]
+            assert f.block(blk) == S.OK
+            assert f.block([(1000, 1000, 5000, 1000 + off)]) == S.OK        # after a good one
+            assert f.block([(1000, 1001, 5001, 1000)]) == S.OK
+            assert f.block([(1000, 1000, 5000, 1000 + off)]) == S.OK
+            assert f.block([(1000, 1001, 5001, 1000 + off)]) == S.DAC_STUCK
+    each(t)
+
+
+def test_default_readback_tolerance_is_50_uA():
+    def t(fast):
+        for off, want in ((50, S.OK), (-50, S.OK), (51, S.DAC_STUCK), (-51, S.DAC_STUCK)):
+            s = S.Supervisor(dict(CEILING), {"impedance_max_ohm": 20000}, FS, fast=fast)
+            f = Feed(s)
+            assert f.block([(1000, 1000, 5000, 1000 + off), (1000, 1001, 5001, 1000 + off)]) == want, off
+    each(t)
+
+
+def test_magnitudes_of_minus_one():
+    def t(fast):
+        # |set| of a -1 uA sample counts +1 in the mean |set| (open-circuit floor: 50 uA).
+        f = Feed(sup(fast))
+        assert f.block([(99, 10, 20000), (-1, 11, 20001)]) == S.OPEN_CIRCUIT
+        f = Feed(sup(fast))
+        assert f.block([(-99, -10, -20000), (1, -11, -20001)]) == S.OPEN_CIRCUIT
+        f = Feed(sup(fast))
+        assert f.block([(98, 10, 20000), (-1, 11, 20001)]) == S.OK
+        # A -1 uA tracking error counts +1: 801 over two blocks of 4 at 1000 uA (limit 800).
+        for sgn in (1, -1):
+            f = Feed(sup(fast))
+            blk = [(1000 * sgn, 1267 * sgn, 5000 * sgn), (1000 * sgn, 1267 * sgn, 5001 * sgn),
+                   (1000 * sgn, 1266 * sgn, 5000 * sgn), (1000 * sgn, 999 * sgn, 5001 * sgn)]
+            f.noisy(1000 * sgn, 1000 * sgn, 5000 * sgn)          # the set has settled
+            assert f.block(blk) == S.OK
+            assert f.block(blk) == S.TRACKING, sgn
+            f = Feed(sup(fast))
+            f.noisy(1000 * sgn, 1000 * sgn, 5000 * sgn)
+            blk[2] = (1000 * sgn, 1265 * sgn, 5000 * sgn)
+            assert f.block(blk) == S.OK
+            assert f.block(blk) == S.OK, sgn
+        # Steps of -1 uA count +1 each in the set's movement (noise-free ADC exemption:
+        # more than 4 * 5 uA of movement with unchanged readings is a stuck ADC).
+        for steps, want in ((20, S.OK), (21, S.ADC_STUCK)):
+            for sgn in (1, -1):
+                f = Feed(sup(fast, noisy=False, dac_tol=5))
+                assert f.block([(1000, 1000, 4999)]) == S.OK
+                blk = [(1000 - sgn * min(k, steps), 1000, 5000) for k in range(1, 25)]
+                assert f.block(blk) == want, (steps, sgn)
+    each(t)
+
+
+def test_state_layout():
+    names = [n for n in dir(S) if n[:2] in ("T_", "S_", "W_") and n != "W_MAX"]
+    idx = sorted(getattr(S, n) for n in names)
+    assert idx == list(range(S.STATE_LEN)), idx         # every slot once, none shared
+    assert len(S.Supervisor(dict(CEILING), {"impedance_max_ohm": 20000}, FS).st) == S.STATE_LEN
+    codes = [getattr(S, n) for n in ("OK", "OPEN_CIRCUIT", "SHORT", "OVERCURRENT", "TRACKING", "DAC_STUCK",
+                                     "ADC_STUCK", "COMPLIANCE", "IMPEDANCE_HIGH", "CHARGE_BUDGET",
+                                     "DURATION_BUDGET", "HOST_LOST", "MEMORY", "UNDERRUN")]
+    assert codes == list(range(14))
+    assert [S.name(c) for c in codes] == list(S.NAMES) and len(S.NAMES) == 14
+
+
+def _fast_constants():
+    """NAME -> value of every `_NAME = const(N)` in tes/supervisor_fast.py (its source:
+    the viper module does not import under CPython)."""
+    try:
+        import os
+        here = os.path.dirname(__file__)
+    except (ImportError, AttributeError):
+        here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    out = {}
+    with open(here + "/../../firmware/tes/supervisor_fast.py") as fh:
+        for line in fh:
+            line = line.split("#")[0].strip()
+            if line.startswith("_") and "= const(" in line:
+                name, val = line.split("=", 1)
+                out[name.strip()[1:]] = int(val.strip()[len("const("):-1])
+    return out
+
+
+def test_viper_twin_shares_the_layout_and_thresholds():
+    fast = _fast_constants()
+    shared = [n for n in fast if hasattr(S, n)]
+    assert len(shared) >= 40, shared
+    for n in shared:
+        assert fast[n] == getattr(S, n), (n, fast[n], getattr(S, n))
+
+
+def test_impedance_window_lengths():
+    for fs, n in ((1, 1), (9, 1), (10, 1), (20, 2), (1000, 100), (5000, 500), (20000, 2000), (50000, 5000),
+                  (99999, 9999)):
+        assert S.z_window(fs) == n, (fs, S.z_window(fs))
+        assert S.z_window(fs, 0) == n and S.z_window(fs, -5) == n
+    # Whole periods up to a period of Z_WIN_MAX_MS (10 s) inclusive; slower is steady.
+    assert S.z_window(1000, 10000) == 10000
+    assert S.z_window(1000, 9999) == 9999
+    assert S.z_window(5000, 50000) == 50000 and S.z_window(5000, 50001) == 500
+    assert S.z_window(20000, 2000) == 2000 and S.z_window(20000, 2001) == 2001
+    assert S.z_window(20000, 999) == 2997 and S.z_window(20000, 1000) == 2000
+    assert S.z_window(1000, 1) == 100 and S.z_window(1000, 3) == 102
+
+
+def test_impedance_arithmetic_at_the_2_to_20_boundary():
+    # The window sums are scaled until zi is under 2**20 (both halved each time), then
+    # z = 1000 * zv // zi. Windows whose sum of mean |i| is exactly 2**20 and 2**20 - 1,
+    # with a zv where one halving more or less moves the result by an ohm.
+    def t(fast):
+        for last_i, extra, want in ((2048, 197, 4882), (2047, 188, 4882)):
+            f = Feed(sup(fast, fs=5120, z_max=20000))     # 512-sample windows
+            zv = zi = 0
+            for k in range(512):
+                i = last_i if k == 511 else 2048
+                v = 10000 + (k + 1) * extra // 512 - k * extra // 512
+                zv += v
+                zi += i
+                assert f.block([(i, i, v)]) == S.OK, k
+            assert zi == 1048576 - (2048 - last_i) and zv == 5120000 + extra
+            z = zv
+            while zi >= 1 << 20:
+                zi >>= 1
+                z >>= 1
+            assert 1000 * z // zi == want
+            assert f.s.impedance_ohm() == want, (last_i, f.s.impedance_ohm())
+    each(t)
