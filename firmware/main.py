@@ -12,6 +12,7 @@ import micropython
 
 SKIP_FLAG = "skip_app"    # relative: a board boots in /, a test in its own folder
 BOARD_FILE = "board.json"
+USB_CHUNK = 32            # bytes written after each writable poll of the USB CDC
 
 
 def take_skip_flag():
@@ -43,7 +44,11 @@ def main():
     board = load_checked(BOARD_FILE)
     hal = make_hal(board)
     hal.zero()
-    port = StreamPort(sys.stdin.buffer, sys.stdout.buffer)
+    # A host that stops reading for a while must not stall the control loop: the USB CDC
+    # write blocks while its 256-byte FIFO is full (a 20 kS/s session ran dry on the virtual
+    # RP2040 while the host was slow). Send only when writable, 32 bytes at a time (half a
+    # USB packet: a reading host frees that within a frame), queue the rest, drop when full.
+    port = StreamPort(sys.stdin.buffer, sys.stdout.buffer, drop=True, chunk=USB_CHUNK)
     micropython.kbd_intr(-1)
     try:
         App(hal, board, port, tree_sha256("")).run()

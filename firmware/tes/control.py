@@ -44,6 +44,7 @@ class Control:
         self.vb = array("i", [0] * b)
         self.db = array("i", [0] * b)
         self.written = 0                    # samples queued so far
+        self.owed = 0                       # offered by room() and not written yet
         self.checked = 0                    # samples sensed and checked so far
         self.engine_done = False
         self.tap = None                     # raw streaming: tap(set_block, n), allocation-free
@@ -102,19 +103,28 @@ class Control:
         last_m = self.last_m
         code = 0
         busy = False
+        owed = self.owed
         while True:
             busy = False
             r = room()              # (a board reads its DMA positions here, once a pass)
             if r < 0:
                 code = UNDERRUN
                 break
+            # A board offers nothing until a chunk is free, then all of it; a pass writes
+            # BLOCK_MAX at most, so what the queue offered and was not written yet is owed
+            # to the next passes (free room only grows: it still fits). At 20 kS/s a chunk
+            # is 7 passes: the queue must not wait for the next chunk between them.
+            if r < owed:
+                r = owed
             if not done and r > 0:
                 n = fill(out, r if r < BLOCK_MAX else BLOCK_MAX)
                 if n:
                     write(out, n)
                     written += n
+                    owed = r - n
                     busy = True     # the queue may take more at once: no sleep
                 else:
+                    owed = 0
                     done = True
                     self.hal.drain()
             m = sense(sb, ib, vb, db, b)
@@ -137,6 +147,7 @@ class Control:
                 break
             if not busy:
                 wait(1)             # the next samples are measured in ~1 ms
+        self.owed = owed
         self.written = written
         self.checked = checked
         self.engine_done = done

@@ -224,12 +224,29 @@ class Encoder:
         self._raw = bytearray(MAX_RAW)
         self._out = bytearray(MAX_ENCODED + 1)
         self._mv = memoryview(self._out)
+        # TELEM, 50 a second: its frame is built in place, always TELEM_FRAME bytes (COBS
+        # of n < 254 bytes is n + 1 long), from views made once here.
+        self._telem_crc = memoryview(self._raw)[:HEADER + TELEM_SIZE]
+        self._telem_out = self._mv[:TELEM_FRAME]
 
     def frame(self, typ, seq, payload=b""):
         n = _build_raw(self._raw, typ, seq, payload)
         w = cobs_encode_into(self._raw, n, self._out, 0)
         self._out[w] = 0
         return self._mv[:w + 1]
+
+    def telem(self, seq, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags):
+        """frame(TELEM, seq, a pack_telem payload), byte for byte, with no copy and no
+        allocation (on an RP2040 the general path cost ~0.3 ms a frame)."""
+        raw = self._raw
+        raw[0] = TELEM
+        raw[1] = seq & 0xFF
+        raw[2] = (seq >> 8) & 0xFF
+        pack_telem(raw, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, HEADER)
+        struct.pack_into("<I", raw, HEADER + TELEM_SIZE, crc32(self._telem_crc))
+        cobs_encode_into(raw, HEADER + TELEM_SIZE + TRAILER, self._out, 0)
+        self._out[TELEM_FRAME - 1] = 0
+        return self._telem_out
 
 
 def _build_raw(raw, typ, seq, payload):
@@ -502,14 +519,17 @@ TELEM_FIELDS = ("t_ms", "state", "set_uA", "meas_uA", "v_mV", "z_ohm", "charge_u
 Z_UNKNOWN = 0xFFFFFFFF
 
 
-def pack_telem(buf, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags):
-    """Pack a TELEM payload into buf (>= TELEM_SIZE bytes, reused). Returns TELEM_SIZE.
+TELEM_FRAME = HEADER + TELEM_SIZE + TRAILER + 2  # COBS adds 1 byte, then the 0x00: 36
+
+
+def pack_telem(buf, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, at=0):
+    """Pack a TELEM payload into buf[at:] (>= TELEM_SIZE bytes, reused). Returns TELEM_SIZE.
     z_ohm < 0 or None means unknown/open (Z_UNKNOWN); t_ms wraps at 2**32."""
     if z_ohm is None or z_ohm < 0 or z_ohm > Z_UNKNOWN:
         z_ohm = Z_UNKNOWN
     if t_ms < 0 or t_ms > 0x3FFFFFFF:     # a board's ticks never are: no big int on the way
         t_ms &= 0xFFFFFFFF
-    struct.pack_into(TELEM_FMT, buf, 0, t_ms, state, set_uA, meas_uA, v_mV,
+    struct.pack_into(TELEM_FMT, buf, at, t_ms, state, set_uA, meas_uA, v_mV,
                      z_ohm, charge_uC, flags)
     return TELEM_SIZE
 

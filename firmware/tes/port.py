@@ -12,7 +12,7 @@ class StreamPort:
     no result list) and queues output in one preallocated buffer (on an RP2040 every
     allocation in a full heap is a search: ~40% of the busy CPU during a session before)."""
 
-    def __init__(self, rx, tx, drop=False):
+    def __init__(self, rx, tx, drop=False, chunk=SEND_CHUNK):
         self.rx = rx
         self.tx = tx
         self.poller = select.poll()
@@ -25,8 +25,12 @@ class StreamPort:
         # drop: a reader that stops reading never blocks the device. Bytes wait in the
         # buffer while the output is not writable; a frame that does not fit then is
         # dropped and counted (the host sees the sequence gap). Off: a full buffer is sent
-        # and waits (the fast simulated clock's back-pressure; a board's USB CDC times out).
+        # and waits (the fast simulated clock's back-pressure). A board's USB CDC write
+        # waits while its 256-byte FIFO is full (up to 500 ms: MicroPython's
+        # mp_usbd_cdc_tx_strn), and a writable poll means one byte is free: a board uses
+        # drop with a small chunk (main.py), so a host that pauses never stalls the loop.
         self.dropped = 0
+        self.chunk = chunk                  # bytes sent after each writable poll
         self._out = None
         if drop:
             self._out = select.poll()
@@ -97,7 +101,7 @@ class StreamPort:
         writable poll); keep the rest, moved to the front of the buffer."""
         sent, n = 0, self.n
         while sent < n and self._writable():
-            k = min(SEND_CHUNK, n - sent)
+            k = min(self.chunk, n - sent)
             self._send(self.mv[sent:sent + k])
             sent += k
             if self.eof:

@@ -33,7 +33,6 @@ class LinkService:
         self.last_flush = now
         self.rx_errors = 0
         self.rx_lost = 0
-        self.telem = bytearray(L.TELEM_SIZE)
         self.raw = bytearray(L.MAX_PAYLOAD)
 
     # ---- out ------------------------------------------------------------------------------
@@ -60,9 +59,9 @@ class LinkService:
 
     @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def telemetry(self, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags):
-        n = L.pack_telem(self.telem, self.hal.ticks_ms(), state, set_uA, meas_uA, v_mV,
-                         z_ohm if z_ohm is not None and z_ohm >= 0 else None, charge_uC, flags)
-        self.send(L.TELEM, self.telem if n == len(self.telem) else self.telem[:n])
+        self.port.write(self.enc.telem(self.tx_seq, self.hal.ticks_ms(), state, set_uA, meas_uA,
+                                       v_mV, z_ohm, charge_uC, flags))
+        self.tx_seq = (self.tx_seq + 1) & L.SEQ_MASK
 
     def raw_samples(self, first, vals, n):
         k = L.pack_raw(self.raw, first, vals, n, L.CH_SET)

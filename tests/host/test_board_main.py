@@ -45,7 +45,7 @@ def board_env(tmp_path, monkeypatch):
             "tes.app": types.SimpleNamespace(App=App),
             "tes.board": types.SimpleNamespace(load_checked=lambda p: {"mcu": "rp2"}),
             "tes.fwhash": types.SimpleNamespace(tree_sha256=lambda r: "0" * 64),
-            "tes.port": types.SimpleNamespace(StreamPort=lambda i, o: None)}
+            "tes.port": types.SimpleNamespace(StreamPort=lambda i, o, **kw: None)}
     for name, mod in mods.items():
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=None))
