@@ -398,6 +398,151 @@ def report(session_dir):
     click.echo("report: %s" % png)
 
 
+@main.command()
+@click.argument("eeg_file", type=click.Path(dir_okay=False))
+@click.option("--channels", default=None, metavar="O1,O2,Pz",
+              help="Channels to use, comma-separated, or 'all' (default: the posterior ones the file has).")
+@click.option("--min-channels", type=click.IntRange(1, 256), default=3, show_default=True,
+              help="Channels that must show an estimate for the average to be reported (Corcoran's cMin).")
+@click.option("--protocol", "base", type=PROTOCOL, default=None,
+              help="A tACS (sine) protocol to set to the estimate; with --out.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="Write the new protocol here.")
+@click.option("--use", type=click.Choice(["paf", "cog"]), default="paf", show_default=True,
+              help="The estimate the protocol gets: peak alpha frequency or centre of gravity.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+def iaf(eeg_file, channels, min_channels, base, out, use, as_json):
+    """Individual alpha frequency of a resting EEG file (EDF, BDF, FIF, BrainVision)."""
+    import json as _json
+
+    from tesctl import iaf as I
+    from tesctl import protowrite as W
+    if bool(base) != bool(out):
+        fail("--protocol and --out go together: a base tACS protocol and the file to write", EXIT_INPUT)
+    wanted = [c.strip() for c in channels.split(",") if c.strip()] if channels is not None else None
+    if channels is not None and not wanted:
+        fail("--channels %s: give channel names, e.g. O1,O2,Pz, or all" % safe_text(channels), EXIT_INPUT)
+    doc = None
+    if base:
+        W.check_out(out)
+        doc, base_loaded = W.read_base(base)
+        if not any(s["kind"] == "stim" and s["waveform"] == "sine" for s in base_loaded.canonical["segments"]):
+            fail("--protocol %s: has no sine (tACS) block to set to the alpha frequency" % safe_text(base), EXIT_INPUT)
+    I.require()
+    r = I.analyse(eeg_file, wanted, min_channels=min_channels)
+    if as_json:
+        click.echo(_json.dumps(r, indent=2, sort_keys=True))
+    else:
+        def hz(v):
+            return "none" if v is None else "%.2f Hz" % v
+        click.echo("file: %s (sha256 %s)" % (safe_text(r["file"]), r["sha256"]))
+        click.echo("channels: %s (%.0f Hz, %.1f s)" % (safe_text(", ".join(r["channels"])), r["sfreq"], r["seconds"]))
+        click.echo("peak alpha frequency (PAF): %s" % hz(r["paf_hz"]))
+        click.echo("centre of gravity (CoG): %s%s" % (hz(r["cog_hz"]), "" if not r["band_hz"] else
+                                                     " (alpha band %.2f-%.2f Hz)" % tuple(r["band_hz"])))
+        click.echo("certainty: %s" % I.certainty_text(r))
+        for c in r["per_channel"]:
+            click.echo("  %-6s PAF %-9s CoG %-9s Q %.3f" % (safe_text(c["channel"], 20), hz(c["paf"]),
+                                                        hz(c.get("cog")), c["q"]))
+    if not base:
+        return
+    value = r["%s_hz" % use]
+    if value is None:
+        other = "cog" if use == "paf" else "paf"
+        fail("no %s estimate from %s (%s)%s: no protocol written" % (
+            use.upper(), safe_text(eeg_file), I.certainty_text(r),
+            "; --use %s takes the %s (%s)" % (other, other.upper(), hz(r["%s_hz" % other]))
+            if r["%s_hz" % other] is not None else ""), EXIT_INPUT)
+    f = round(value, 2)
+    for t in W.stim_tables(doc):
+        wf = t.get("waveform", (doc.get("stimulation") or {}).get("waveform"))
+        if wf == "sine":
+            t["frequency_hz"] = f
+    doc["name"] = "%s, at the individual alpha frequency %.2f Hz" % (doc["name"], f)
+    doc["provenance"] = {
+        "kind": "iaf", "created_at": W.now_iso(), "created_by": "tesctl %s iaf" % _version(),
+        "base_protocol": os.path.abspath(str(base)), "base_protocol_sha256": base_loaded.sha256(),
+        "source_file": r["file"], "source_sha256": r["sha256"], "channels": list(r["channels"]),
+        "method": I.METHOD, "estimate": use, "estimate_hz": f,
+        "certainty": I.certainty_text(r), "channels_with_peak": r["channels_with_peak"]}
+    for key in ("paf_hz", "cog_hz"):
+        if r[key] is not None:
+            doc["provenance"][key] = round(r[key], 3)
+    loaded = W.write(out, doc, header=("Written by tesctl iaf from %s" % os.path.basename(str(base)),
+                                       "tACS at the individual alpha frequency of %s" % os.path.basename(eeg_file)))
+    click.echo("wrote %s: tACS at %.2f Hz (%s), sha256 %s" % (safe_text(out), f, use.upper(), loaded.sha256()))
+
+
+@main.command()
+@click.argument("base", type=PROTOCOL)
+@click.option("--port", "-p", required=True, help="Device path, pyserial URL, or 'sim' for a simulated board.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The protocol to write (.toml).")
+@click.option("--percent", type=click.FloatRange(1, 100), default=80, show_default=True,
+              help="The written protocol's amplitude, in % of the threshold.")
+@click.option("--start-uA", "start_uA", type=click.IntRange(1, 4000), default=100, show_default=True,
+              help="First bout's level (peak, uA).")
+@click.option("--step-uA", "step_uA", type=click.IntRange(1, 1000), default=50, show_default=True,
+              help="Staircase step, uA (0.05 mA).")
+@click.option("--max-uA", "max_uA", type=click.IntRange(1, 4000), default=2000, show_default=True,
+              help="Highest level tried; no sensation up to it ends the titration.")
+@click.option("--bout-s", "bout_s", type=click.IntRange(1, 60), default=10, show_default=True,
+              help="Seconds at full level per bout (1 s ramps on top).")
+@click.option("--reversals", type=click.IntRange(1, 20), default=4, show_default=True,
+              help="Reversals of the staircase before it ends.")
+@click.option("--sessions", "sessions_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the bouts' protocols and session records (default: sessions/DATE-TIME-titration).")
+@click.option("--board", "-b", default=None, help="Board file to validate against (default: sim for --port sim).")
+@click.option("--fast", is_flag=True, help="Simulated board: virtual clock (tests, rehearsal).")
+@click.option("--subject", default=None, help="Subject/participant code recorded with every bout.")
+def titrate(base, port, out, percent, start_uA, step_uA, max_uA, bout_s, reversals, sessions_dir, board, fast,
+            subject):
+    """Sensory-threshold staircase of BASE's waveform; writes BASE at --percent of the threshold.
+
+    After each bout the participant answers y or n (felt anything?) on stdin."""
+    from tesctl import protowrite as W
+    from tesctl import titrate as T
+    from tesctl.errors import SessionEnded
+    from tesctl.runner import reserve_out_dir
+    if port != "sim" and fast:
+        fail("--fast works only with a simulated board (--port sim)", EXIT_INPUT)
+    board = _board_for_port(port, board)
+    _, limits = check_board(board)
+    T.check_options(start_uA, step_uA, max_uA, limits["max_current_uA"])
+    W.check_out(out)
+    W.read_base(base)
+    sessions_dir, _ = reserve_out_dir(sessions_dir, "titration")
+    click.echo("titration: bouts and their records in %s" % safe_text(sessions_dir), err=True)
+    stdin = click.get_text_stream("stdin")
+
+    def ask(n, level):
+        for _ in range(5):
+            click.echo("bout %d: did the participant feel anything? [y/n] " % n, nl=False)
+            line = stdin.readline()
+            if not line:
+                raise SessionEnded("no answer after bout %d (end of input): titration stopped, no protocol written" % n)
+            a = line.strip().lower()
+            click.echo(a)
+            if a in ("y", "yes"):
+                return True
+            if a in ("n", "no"):
+                return False
+        raise SessionEnded("no y/n answer after bout %d: titration stopped, no protocol written" % n)
+
+    s = T.titrate(base, out, port, board or "sim", sessions_dir, percent, start_uA, step_uA, max_uA, bout_s,
+                  reversals, fast, subject, ask, log=lambda m: click.echo(m), warn=lambda m: click.echo(m, err=True))
+    click.echo("threshold: %.0f uA (mean of the reversals at %s uA), %d bouts" % (
+        s["threshold_uA"], ", ".join(str(v) for v in s["reversal_levels_uA"]), len(s["trials"])))
+    click.echo("wrote %s: %d uA = %g %% of the threshold, sha256 %s" % (safe_text(out), s["amplitude_uA"],
+                                                                      percent, s["protocol_sha256"]))
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("tesctl")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 main.add_command(protocols_command)
 
 

@@ -67,7 +67,18 @@ MONTAGE_FIELDS = {"anode": ("anode", "str", None), "cathode": ("cathode", "str",
                   "electrode_area_cm2": ("electrode_area_mm2", "num", 100)}
 SAFETY_FIELDS = {"impedance_max_ohm": ("impedance_max_ohm", "int", 1)}
 TOP_FIELDS = ("schema", "name", "description", "sample_rate_hz", "montage", "stimulation",
-              "segments", "sham", "safety")
+              "segments", "sham", "safety", "provenance")
+# [provenance]: where a personalized protocol's parameters came from (tesctl iaf, tesctl
+# titrate). Not part of the canonical protocol (the device never sees it); checked here and
+# copied into session.json as protocol_provenance. key -> kind: str, num, int, strs (array of
+# strings), sha256 (64 lowercase hex digits).
+PROVENANCE_FIELDS = {
+    "kind": "str", "created_at": "str", "created_by": "str", "base_protocol": "str",
+    "base_protocol_sha256": "sha256", "source_file": "str", "source_sha256": "sha256", "channels": "strs",
+    "method": "str", "estimate": "str", "estimate_hz": "num", "paf_hz": "num", "cog_hz": "num",
+    "certainty": "str", "channels_with_peak": "int", "threshold_uA": "int", "percent_of_threshold": "num",
+    "step_uA": "int", "bout_s": "num", "trials": "strs", "bouts_dir": "str", "subject": "str", "note": "str",
+}
 # 5 kS/s: every safety bound holds at the default rate (a stuck sense ADC is seen within
 # 2 ms only from 3 kS/s), a 640 Hz noise band fits, and ramps are smooth.
 DEFAULT_SAMPLE_RATE = 5000
@@ -88,12 +99,13 @@ class ProtocolError(Exception):
 class Loaded:
     """A protocol file, converted and checked."""
 
-    def __init__(self, path, canonical, problems, warnings, layout):
+    def __init__(self, path, canonical, problems, warnings, layout, provenance=None):
         self.path = path
         self.canonical = canonical
         self.problems = problems
         self.warnings = warnings
         self.layout = layout  # canonical segment index -> file path prefix
+        self.provenance = provenance  # the [provenance] table (not sent to the device), or None
 
     @property
     def ok(self):
@@ -231,27 +243,32 @@ def _stim_segment(fields, path, problems, present=()):
 
 def parse(data: bytes, name="protocol"):
     """File bytes -> (canonical or None, problems, layout)."""
+    return parse_full(data, name)[:3]
+
+
+def parse_full(data: bytes, name="protocol"):
+    """File bytes -> (canonical or None, problems, layout, provenance table or None)."""
     if len(data) > MAX_FILE_BYTES:
-        return None, ["%s: file is %d bytes, over the %d-byte limit" % (name, len(data), MAX_FILE_BYTES)], {}
+        return None, ["%s: file is %d bytes, over the %d-byte limit" % (name, len(data), MAX_FILE_BYTES)], {}, None
     if not data.strip():
-        return None, ["%s: file is empty" % name], {}
+        return None, ["%s: file is empty" % name], {}, None
     if b"\x00" in data:
-        return None, ["%s: binary file (contains NUL bytes), not TOML" % name], {}
+        return None, ["%s: binary file (contains NUL bytes), not TOML" % name], {}, None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
-        return None, ["%s: line %d: not UTF-8 text" % (name, line)], {}
+        return None, ["%s: line %d: not UTF-8 text" % (name, line)], {}, None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        return None, ["%s: not valid TOML: %s" % (name, e)], {}
+        return None, ["%s: not valid TOML: %s" % (name, e)], {}, None
     except RecursionError:
-        return None, ["%s: not a protocol: arrays or tables nested too deeply" % name], {}
+        return None, ["%s: not a protocol: arrays or tables nested too deeply" % name], {}, None
     try:
         return _parse_doc(doc)
     except RecursionError:
-        return None, ["%s: not a protocol: values nested too deeply" % name], {}
+        return None, ["%s: not a protocol: values nested too deeply" % name], {}, None
 
 
 def _unused(table, wf, path, problems):
@@ -259,6 +276,35 @@ def _unused(table, wf, path, problems):
     for key in table:
         if key in STIM_FIELDS and key not in USED[wf]:
             problems.append("%s%s: not used by waveform %s (it uses %s)" % (path, key, _fmt(wf), ", ".join(USED[wf])))
+
+
+def _provenance(doc, problems):
+    """The [provenance] table checked, or None when absent."""
+    if "provenance" not in doc:
+        return None
+    table = _table(doc["provenance"], "provenance", problems)
+    if table is None:
+        return None
+    out = {}
+    for key, value in table.items():
+        kind = PROVENANCE_FIELDS.get(key)
+        path = "provenance." + key
+        if kind is None:
+            problems.append("%s: unknown field%s" % (path, _did_you_mean(key, PROVENANCE_FIELDS)))
+        elif kind in ("str", "sha256") and not isinstance(value, str):
+            problems.append("%s = %s: must be a string" % (path, _fmt(value)))
+        elif kind == "sha256" and not (len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+            problems.append("%s = %s: must be a SHA-256 (64 lowercase hex digits)" % (path, _fmt(value)))
+        elif kind == "strs" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            problems.append("%s = %s: must be an array of strings" % (path, _fmt(value)))
+        elif kind in ("num", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                         or (isinstance(value, float) and not math.isfinite(value))):
+            problems.append("%s = %s: must be a finite number" % (path, _fmt(value)))
+        elif kind == "int" and isinstance(value, float) and not value.is_integer():
+            problems.append("%s = %s: must be a whole number" % (path, _fmt(value)))
+        else:
+            out[key] = int(value) if kind == "int" else value
+    return out
 
 
 def _parse_doc(doc):
@@ -342,8 +388,9 @@ def _parse_doc(doc):
                     "ramp_down_ms": first["ramp_down_ms"] if first else 30000, "double": False}
             for key, value in sham_in.items():
                 sham[SHAM_FIELDS[key][0]] = value
+    provenance = _provenance(doc, problems)
     if problems:
-        return None, problems, layout
+        return None, problems, layout, None
     canon = {
         "schema": SCHEMA,
         "name": pname,
@@ -354,7 +401,7 @@ def _parse_doc(doc):
         "sham": sham,
         "safety": {"impedance_max_ohm": safety.get("impedance_max_ohm", DEFAULT_IMPEDANCE_MAX)},
     }
-    return canon, [], layout
+    return canon, [], layout, provenance
 
 
 def _file_path(cpath, layout, canon):
@@ -444,7 +491,7 @@ def host_checks(canon, layout):
 
 def check_data(data: bytes, limits=None, name="protocol") -> Loaded:
     limits = limits or dict(CEILING)
-    canon, problems, layout = parse(data, name)
+    canon, problems, layout, provenance = parse_full(data, name)
     warnings = []
     if canon is not None:
         problems = [explain(p, layout, canon) for p in V.check(canon, limits)]
@@ -452,7 +499,7 @@ def check_data(data: bytes, limits=None, name="protocol") -> Loaded:
             problems = host_checks(canon, layout)
         if not problems:
             warnings = V.warnings(canon)
-    return Loaded(name, canon, problems, warnings, layout)
+    return Loaded(name, canon, problems, warnings, layout, provenance)
 
 
 def read_protocol(path):

@@ -308,6 +308,8 @@ class Run:
                 "board": dev.info.get("board"), "unit": dev.info.get("unit"), "port": self.port,
                 "subject": self.subject,
                 "pre_check": check, "faults_injected": list(self.faults), "fast": bool(self.fast)}
+        if getattr(self.loaded, "provenance", None):
+            meta["protocol_provenance"] = self.loaded.provenance      # [provenance]: tesctl iaf, titrate
         self.rec = Recorder(self.out_dir, meta, warn=self.warn)
         if self.lsl_on:
             from tesctl.lsl import LslOutlets
