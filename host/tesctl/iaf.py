@@ -98,17 +98,37 @@ def read_eeg(path):
     return raw.get_data(picks=picks), names, float(raw.info["sfreq"])
 
 
+REFERENCE_SUFFIXES = ("-ref", "-a1", "-a2", "-m1", "-m2", "-avg", "-le", "-ar", "-cz")
+
+
+def _norm(name):
+    """A channel label as the 10-20 name it carries: case folded, without an "EEG " prefix
+    or a reference suffix ("EEG O1-REF", "O1-A2" -> "o1")."""
+    n = name.strip().lower()
+    if n.startswith("eeg "):
+        n = n[4:].strip()
+    for suffix in REFERENCE_SUFFIXES:
+        if n.endswith(suffix) and len(n) > len(suffix):
+            n = n[:-len(suffix)]
+            break
+    return n
+
+
 def pick_channels(names, wanted):
-    """Indices of the wanted channels (case-insensitive); default: the posterior channels
-    the file has, else every channel."""
-    lower = {n.lower(): i for i, n in enumerate(names)}
+    """Indices of the wanted channels (case-insensitive; "EEG O1-REF" answers to O1);
+    default: the posterior channels the file has, else every channel."""
+    lower = {}
+    for i, n in enumerate(names):
+        lower.setdefault(n.lower(), i)
+    for i, n in enumerate(names):
+        lower.setdefault(_norm(n), i)
     if wanted and [w.lower() for w in wanted] == ["all"]:
         return list(range(len(names)))
     if wanted:
-        missing = [w for w in wanted if w.lower() not in lower]
+        missing = [w for w in wanted if w.lower() not in lower and _norm(w) not in lower]
         if missing:
             raise EegError("--channels: %s not in the file (it has %s)" % (", ".join(missing), ", ".join(names)))
-        return [lower[w.lower()] for w in wanted]
+        return [lower.get(w.lower(), lower.get(_norm(w))) for w in wanted]
     found = [lower[p.lower()] for p in POSTERIOR if p.lower() in lower]
     return found or list(range(len(names)))
 

@@ -101,6 +101,24 @@ def test_synthetic_eeg_known_peak_within_a_quarter_hz(peak, tmp_path):
     assert abs(iaf_json(fif, "--channels", "O1,o2")["paf_hz"] - peak) <= 0.25
 
 
+@pytest.mark.parametrize("fmt,name", [("edf", "rest.edf"), ("bdf", "rest.bdf"), ("brainvision", "rest.vhdr")])
+def test_every_format_mne_writes_reads_back_to_the_known_peak(fmt, name, tmp_path):
+    path = tmp_path / name
+    mne.export.export_raw(path, synthetic(10.3, seconds=30, seed=7), fmt=fmt, verbose="error")
+    r = iaf_json(path)
+    assert abs(r["paf_hz"] - 10.3) <= 0.25 and sorted(r["channels"]) == ["O1", "O2", "Oz", "Pz"]
+    assert r["certainty"] == "moderate"          # clear peaks, but only 30 s
+
+
+def test_labels_with_prefix_and_reference_answer_to_their_10_20_names(tmp_path):
+    raw = synthetic(9.9, seconds=30, channels=("EEG O1-REF", "EEG O2-REF", "EEG Fz-REF", "ECG"))
+    edf = tmp_path / "labels.edf"
+    mne.export.export_raw(edf, raw, fmt="edf", verbose="error")
+    r = iaf_json(edf)                                   # default: the posterior ones
+    assert r["channels"] == ["EEG O1-REF", "EEG O2-REF"]
+    assert iaf_json(edf, "--channels", "o2,Fz")["channels"] == ["EEG O2-REF", "EEG Fz-REF"]
+
+
 def test_no_alpha_no_peak_and_no_protocol(tmp_path):
     raw = synthetic(10.0, alpha=0.0)
     fif = tmp_path / "pink_raw.fif"
