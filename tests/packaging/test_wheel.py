@@ -185,3 +185,14 @@ def test_a_missing_extra_is_named_in_one_line(installed):
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == ["tesctl: --lsl needs pylsl: pip install 'tesctl[lsl]'"]
     assert p.stdout == "" and not (installed[3] / "lsl-session").exists()     # refused before the board
+
+
+def test_iaf_without_the_eeg_extra_names_it_and_ngvs_protocols_ship(installed):
+    # The venv has [sim] but not [eeg]: MNE is absent.
+    p = run(installed, "iaf", "rest.edf")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == ["tesctl: tesctl iaf needs mne: pip install 'tesctl[eeg]'"]
+    for name in ("ngvs-200ua", "ngvs-400ua", "ngvs-sham"):
+        first = ok(run(installed, "validate", name)).stdout.splitlines()[0]
+        assert first.endswith(".toml: valid: %snGVS 0-30 Hz noise, mastoids (M1-M2), %s uA peak, 20 min" % (
+            "Sham " if name == "ngvs-sham" else "", {"ngvs-400ua": "400"}.get(name, "200"))), first
