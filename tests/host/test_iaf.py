@@ -119,6 +119,20 @@ def test_labels_with_prefix_and_reference_answer_to_their_10_20_names(tmp_path):
     assert iaf_json(edf, "--channels", "o2,Fz")["channels"] == ["EEG O2-REF", "EEG Fz-REF"]
 
 
+@pytest.mark.parametrize("peak", [8.4, 9.65, 10.8, 12.1])
+def test_paf_agrees_with_philistine(peak):
+    """philistine.mne.savgol_iaf (Phillip Alday, a co-author of Corcoran et al. 2018) on the
+    same data: its PAF is a 0.25 Hz bin, ours is refined between bins."""
+    from philistine.mne import savgol_iaf
+
+    from tesctl import iaf
+    raw = synthetic(peak, seed=int(peak * 100))
+    theirs = savgol_iaf(raw, ax=False)
+    ours = iaf.estimate(raw.get_data(), raw.info["sfreq"], raw.ch_names)
+    assert theirs.PeakAlphaFrequency is not None
+    assert abs(ours["paf_hz"] - theirs.PeakAlphaFrequency) <= 0.125 + 0.05
+
+
 def test_no_alpha_no_peak_and_no_protocol(tmp_path):
     raw = synthetic(10.0, alpha=0.0)
     fif = tmp_path / "pink_raw.fif"
