@@ -51,7 +51,7 @@ MODULES = {
     "firmware/tes/limits.py": ["tests/firmware/test_limits.py", "tests/firmware/test_board.py",
                                "tests/host/test_board_props.py", "tests/firmware/test_validate_bounds.py"],
     "firmware/tes/link.py": ["tests/firmware/test_link_bounds.py", "tests/firmware/test_link_contract.py",
-                             "tests/firmware/test_link.py",
+                             "tests/firmware/test_link.py", "tests/firmware/test_link_telem.py",
                              "tests/host/test_link_props.py"],
     "firmware/tes/engine.py": ["tests/firmware/test_engine_ramps.py", "tests/firmware/test_engine_basic.py",
                                "tests/firmware/test_engine_fidelity.py", "tests/firmware/test_soft_stop.py"],
