@@ -84,6 +84,7 @@ class Session:
         self.fault_stop = False   # a supervisor soft stop is under way
         self.sid = None           # journal id (STIM)
         self.retained_ms = 0      # when hal.retain last kept the charge
+        self.tick_max_ms = 0      # the longest the block loop was away (a tick, a command)
         self.opened = None
         self.prev_state = -1
         # CHECK: the measuring span (samples checked), then the result

@@ -380,6 +380,9 @@ class Run:
         if kind == "end":
             outcome, reason = ev["outcome"], ev["reason"]
             charge, stim_ms = ev["delivered_charge_uC"], ev["stim_duration_ms"]
+            if isinstance(ev.get("longest_tick_ms"), int):
+                # the device's timing margin: its output queue must outlast this
+                self.rec.meta["device_longest_tick_ms"] = ev["longest_tick_ms"]
             before = self.rec.record_dir()
             self.rec.finish(outcome, reason, charge, stim_ms, ev.get("t_ms"), lost=dev.lost)
             if self.rec.record_dir() != before:

@@ -50,4 +50,6 @@ def common(session_dir):
     for key in ("protocol_sha256", "protocol", "firmware_version", "board", "started_at", "ended_at",
                 "delivered_charge_uC", "stim_duration_s"):
         assert key in meta
+    if meta["reason"] not in ("reset", "watchdog"):      # the device said when it ended
+        assert isinstance(meta["device_longest_tick_ms"], int) and meta["device_longest_tick_ms"] >= 0
     return meta, rows, events
