@@ -12,7 +12,7 @@ import micropython
 
 SKIP_FLAG = "skip_app"    # relative: a board boots in /, a test in its own folder
 BOARD_FILE = "board.json"
-USB_CHUNK = 32            # bytes written after each writable poll of the USB CDC
+USB_CHUNK = 64            # bytes written after each writable poll of the USB CDC
 
 
 def take_skip_flag():
@@ -46,8 +46,8 @@ def main():
     hal.zero()
     # A host that stops reading for a while must not stall the control loop: the USB CDC
     # write blocks while its 256-byte FIFO is full (a 20 kS/s session ran dry on the virtual
-    # RP2040 while the host was slow). Send only when writable, 32 bytes at a time (half a
-    # USB packet: a reading host frees that within a frame), queue the rest, drop when full.
+    # RP2040 while the host was slow). Send only when writable, 64 bytes at a time (one USB
+    # packet: a reading host frees that within a frame), queue the rest, drop when full.
     port = StreamPort(sys.stdin.buffer, sys.stdout.buffer, drop=True, chunk=USB_CHUNK)
     micropython.kbd_intr(-1)
     try:

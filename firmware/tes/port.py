@@ -32,9 +32,11 @@ class StreamPort:
         self.dropped = 0
         self.chunk = chunk                  # bytes sent after each writable poll
         self._out = None
+        self._opoll = None
         if drop:
             self._out = select.poll()
             self._out.register(tx, select.POLLOUT)
+            self._opoll = getattr(self._out, "ipoll", self._out.poll)   # found once
 
     def _ready(self, ms):
         if self._ipoll is None:
@@ -92,7 +94,7 @@ class StreamPort:
         self._send(self.mv[:n])
 
     def _writable(self):
-        for _ in self._out.ipoll(0) if hasattr(self._out, "ipoll") else self._out.poll(0):
+        for _ in self._opoll(0):
             return True
         return False
 
