@@ -39,6 +39,14 @@ class TesctlGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("tesctl: interrupted (Ctrl-C)", err=True)
             ctx.exit(EXIT_SESSION)
+        except BrokenPipeError:
+            # The reader of stdout went away (`tesctl protocols | head -1`): not an error of
+            # ours. Point stdout at devnull so the interpreter's final flush stays quiet.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):       # no file descriptor (a test runner's stdout)
+                pass
+            ctx.exit(0)
         except (RecursionError, MemoryError, OSError, ValueError, TypeError, LookupError, RuntimeError,
                 AttributeError) as e:
             if os.environ.get("TESCTL_DEBUG"):
