@@ -169,3 +169,12 @@ def test_missing_and_unknown_fields():
     assert "montage.cathode: missing (electrode position, e.g. F3)" in loaded.problems
     loaded = canon(DC.split(b"[stimulation]")[0], ok=False)
     assert loaded.problems == ["stimulation: missing (a [stimulation] table or [[segments]])"]
+
+
+def test_a_missing_or_bad_waveform_is_reported_once():
+    head = b'schema = 1\nname = "x"\n[montage]\nanode = "F3"\ncathode = "Fp2"\n[stimulation]\n'
+    canon, problems, _ = P.parse(head + b"amplitude_uA = 1000\nduration_s = 60\n")
+    assert canon is None and problems == ["stimulation.waveform: missing (one of dc, sine, noise, pulse)"]
+    # A waveform of the wrong type: that problem only, not "missing" as well.
+    canon, problems, _ = P.parse(head + b"waveform = 3\namplitude_uA = 1000\nduration_s = 60\n")
+    assert canon is None and problems == ["stimulation.waveform = 3: must be a string"], problems
