@@ -424,7 +424,7 @@ def test_window_figures_are_exact():
         m.clear()
         # A window of zero current: no peak, no rms, no impedance.
         f2 = Feed(sup(fast, noisy=False))
-        for k in range(5):
+        for _k in range(5):
             assert f2.block([(0, 0, 0)]) == S.OK
         assert f2.s.window() == (5, 0, 0, 0, 0, 0, 0, 0, 0, None)
         assert f2.s.window() is None
@@ -449,7 +449,7 @@ def test_window_rms_and_impedance_at_the_current_floor():
         for i, rms in ((101, 100), (100, 99), (-101, 100), (-100, 99)):
             f = Feed(sup(fast, noisy=False))
             m = WindowModel()
-            for k in range(10):
+            for _k in range(10):
                 assert feed_both(f, m, [(i, i, 20 * i)]) == S.OK
             w = f.s.window()
             assert w == m.window(), (i, w)

@@ -46,8 +46,7 @@ def test_a_reader_that_stops_leaves_bytes_queued_and_the_writer_free():
         rx = os.fdopen(os.dup(r), "rb", buffering=0)
         tx = Recorder(os.fdopen(w, "wb", buffering=0))
         port = P.StreamPort(rx, tx, drop=True, chunk=32)
-        sent = 0
-        for k in range(20000):              # far more than the pipe holds (64 KiB)
+        for _k in range(20000):             # far more than the pipe holds (64 KiB)
             port.write(b"x" * 36)
             port.flush()                    # returns: never blocks on the full pipe
         sent = sum(tx.sizes)
