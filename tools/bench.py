@@ -602,9 +602,11 @@ def bench_abort():
 
 
 # ---- 8: the virtual RP2040 ------------------------------------------------------------------------------
+# 10 kS/s is pico-mcp4922's maximum: its PIO and DMA pace 20 kS/s exactly, but the control
+# path on a stock image does not keep up there (an underrun at 1.5 s, 29 % idle).
 HIL_PROTOCOLS = (("tdcs", "dc", 5000), ("tacs", "sine", 5000), ("trns", "noise", 5000), ("tacs", "sine", 1000),
-                 ("tacs", "sine", 20000))
-HIL_GOALS = {1000: 60, 5000: 60, 20000: 30}      # CPU idle while the output is on, percent (issue 9)
+                 ("tacs", "sine", 10000), ("trns", "noise", 10000))
+HIL_GOALS = {1000: 60, 5000: 60, 10000: 30}      # CPU idle while the output is on, percent (issue 9)
 
 
 def hil_protocol(kind, fs):

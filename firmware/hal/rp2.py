@@ -51,9 +51,12 @@ _Q_UNDER = const(9)
 assert _Q_KW == blocks.Q_KW and _Q_KS == blocks.Q_KS and _Q_UNDER == blocks.Q_UNDER
 
 STORAGE = "/data"
-LEAD_MS = const(50)         # the output queue runs this far ahead of the DAC, at most what
+LEAD_MS = const(100)        # the output queue runs this far ahead of the DAC, at most what
                             # the ring holds (a hard fault aborts the DMA at once; a soft
-                            # stop or STOP starts this much later): room for a slow tick
+                            # stop or STOP starts this much later): room for a slow tick.
+                            # 50 ms was too short: a tick with an event and a garbage
+                            # collection took 37 ms, with the queue at 3/4 of its lead (a
+                            # 10 kS/s tRNS ran dry at its ramp-down on the virtual RP2040)
 GAP_MS = const(5)           # the session's first sample goes out this long after start()
 CHUNK = const(32)           # words D moves before Z clears them
 SET_LEN = const(2048)       # set-value ring, samples (a power of two dividing 2**22)

@@ -31,7 +31,7 @@ from tes.session import (CHECK, STIM, STREAM, STREAM_MS, Session, test_current_p
 TELEM_MS = 20          # 50 telemetry frames a second while current flows
 IDLE_TELEM_MS = 1000
 LINK_POLL_MS = 20      # the tick (link, telemetry, watchdog) this often while current flows:
-                       # a command waits at most this long (the lead of hal.rp2 is 50 ms)
+                       # a command waits at most this long (the lead of hal.rp2 is 100 ms)
 HEARTBEAT_LATE_MS = 1000
 CHECK_UA = 100         # impedance test current ceiling (uA): a "tickle", not stimulation
 CHECK_MS = 500
