@@ -102,7 +102,6 @@ class Control:
         done = self.engine_done
         last_m = self.last_m
         code = 0
-        busy = False
         owed = self.owed
         while True:
             busy = False
