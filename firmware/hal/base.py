@@ -24,6 +24,7 @@ path runs with the heap locked.
 class Hal:
     SIMULATED = False          # the simulated board says so in telemetry (flag F_SIM)
     channels = 1               # independent current sources
+    PASS_MS = 1                # the block loop sleeps this long after a pass that wrote nothing
 
     def __init__(self, board):
         self.board = board

@@ -1,4 +1,4 @@
-"""Viper twin of hal.blocks (put_words, get_sense, queue_room, queue_ready): the same arithmetic, statement for
+"""Viper twin of hal.blocks (put_words, get_sense, queue_room, queue_block): the same arithmetic, statement for
 statement, on machine words; bit-exact to the plain code (tests/firmware/test_blocks.py).
 Signed words are read as (w ^ 2**31) - 2**31 (ptr32 zero-extends on a 64-bit build; the
 identity on a 32-bit board). Imported only where the viper emitter exists."""
@@ -181,15 +181,13 @@ def queue_room(q_obj, d_addr: int, a_addr: int) -> int:
 
 
 @micropython.viper
-def queue_ready(q_obj, n: int) -> int:
+def queue_block(q_obj, n: int) -> int:
     q = ptr32(q_obj)
     ks = int(q[_Q_KS])
     ready = ((int(q[_Q_APOS]) // int(q[_Q_NCH]) - int(q[_Q_LAT]) - ks + _K_HALF) & _K_MASK) - _K_HALF
-    written = ((int(q[_Q_KW]) - ks + _K_HALF) & _K_MASK) - _K_HALF
-    if written < ready:
-        ready = written
-    if n < ready:
-        ready = n
-    if ready > 0:
-        return ready
+    want = ((int(q[_Q_KW]) - ks + _K_HALF) & _K_MASK) - _K_HALF
+    if want > n:
+        want = n
+    if want > 0 and ready >= want:
+        return want
     return 0

@@ -184,11 +184,9 @@ class Esp32Hal(Hal):
         self.stop()
         self._word(self._zero_word)
 
-    def ticks_ms(self):
-        return time.ticks_ms()
-
-    def wait(self, ms):
-        time.sleep_ms(ms)
+    # the builtins: the block loop calls both every pass
+    ticks_ms = staticmethod(time.ticks_ms)  # pyright: ignore[reportAssignmentType]
+    wait = staticmethod(time.sleep_ms)  # pyright: ignore[reportAssignmentType]
 
     def start_watchdog(self, ms):
         if self._wdt is None:

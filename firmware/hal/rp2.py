@@ -44,7 +44,7 @@ from hal.base import Hal
 from hal import blocks_fast as _kern      # the rings are byte buffers: the viper kernels index them by halfword
 
 _qroom = _kern.queue_room
-_qready = _kern.queue_ready
+_qblock = _kern.queue_block
 _Q_KW = const(5)            # hal.blocks.Q_KW, Q_KS, Q_UNDER (const: no lookup in the block path)
 _Q_KS = const(6)
 _Q_UNDER = const(9)
@@ -145,6 +145,10 @@ def _chan(dma):
 @micropython.native
 class Rp2Hal(Hal):
     WDT_MAX_MS = 8388     # RP2040 watchdog counter limit
+    # A pass checks every block sensed since the last one; its fixed cost (DMA positions,
+    # sense calls, the sleep and wake) was a seventh of the CPU at one pass a millisecond.
+    # Two: a hard fault is seen at most a millisecond later (the output is zeroed at once).
+    PASS_MS = 2
 
     def __init__(self, board):
         super().__init__(board)
@@ -341,7 +345,7 @@ class Rp2Hal(Hal):
         q = self._q
         if q[_Q_UNDER]:
             return 0                    # the session ends as an underrun (room() < 0)
-        m = _qready(q, n)
+        m = _qblock(q, n)     # a whole block (the last may be short)
         if m:
             k = q[_Q_KS]
             _kern.get_sense(self._adc, self._set, set_out, i_out, v_out, d_out, m, k, self._get)
@@ -395,15 +399,14 @@ class Rp2Hal(Hal):
             return None
         return sid, charge, stim
 
-    def ticks_ms(self):
-        # Wraps like time.ticks_ms(): compare with time.ticks_diff.
-        return time.ticks_ms()
-
-    def wait(self, ms):
-        # Sleep (WFE until the time is up, USB served meanwhile): the idle share of the CPU
-        # is what is left here. Not machine.idle(): any interrupt (USB's 1 kHz SOF, say)
-        # sets the event flag, so one WFE after it returns at once and the loop would spin.
-        time.sleep_ms(ms)
+    # The builtins themselves, not methods around them: the block loop calls both every
+    # pass, and a method would add a bytecode call and two lookups each (4 % of the busy
+    # CPU on the chip). ticks_ms wraps like time.ticks_ms(): compare with time.ticks_diff.
+    ticks_ms = staticmethod(time.ticks_ms)  # pyright: ignore[reportAssignmentType]  (called as the method is)
+    # Sleep (WFE until the time is up, USB served meanwhile): the idle share of the CPU is
+    # what is left here. Not machine.idle(): any interrupt (USB's 1 kHz SOF, say) sets the
+    # event flag, so one WFE after it returns at once and the loop would spin.
+    wait = staticmethod(time.sleep_ms)  # pyright: ignore[reportAssignmentType]
 
     def start_watchdog(self, ms):
         """Start the watchdog; once started it cannot be stopped (machine.WDT)."""

@@ -12,14 +12,17 @@ first block it touches and the supervisor's sums stay small ints.
 """
 try:
     import micropython
+    from micropython import const
 except ImportError:  # CPython
     from tes import compat as micropython
+    from tes.compat import const
 
 from array import array
 
-BLOCK_MAX = 32
-END = -1            # step(): the engine is done and every sample it made has been checked
-UNDERRUN = 13       # tes.supervisor.UNDERRUN: the output ran dry (it put out zero current)
+# const: the native loop reads these every pass; a plain global is a map search each time.
+BLOCK_MAX = const(32)
+END = const(-1)         # step(): the engine is done and every sample it made has been checked
+UNDERRUN = const(13)    # tes.supervisor.UNDERRUN: the output ran dry (it put out zero current)
 
 
 def block_for(fs):
@@ -49,6 +52,7 @@ class Control:
         self.engine_done = False
         self.tap = None                     # raw streaming: tap(set_block, n), allocation-free
         self.busy = False                   # the last step wrote something
+        self.pause = getattr(hal, "PASS_MS", 1)     # ms to sleep after a pass that wrote nothing
         # Bound once here: a method looked up through its class in every step is a map
         # search or two each (on an RP2040, a tenth of the busy CPU went to them).
         self._room = hal.room
@@ -78,7 +82,7 @@ class Control:
     @micropython.native
     def run(self, host_age_ms, due, ticks, wait):
         """Passes until a fault code (> 0) or END, or until ticks() reaches `due` (-> 0);
-        wait(1) after a pass that wrote nothing. One pass when due is None. (The caller
+        wait(hal.PASS_MS) after a pass that wrote nothing. One pass when due is None. (The caller
         binds hal.ticks_ms and hal.wait: binding allocates, and this runs heap-locked.)
 
         One loop with everything in locals: on an RP2040 every attribute looked up per
@@ -103,6 +107,7 @@ class Control:
         last_m = self.last_m
         code = 0
         owed = self.owed
+        pause = self.pause
         while True:
             busy = False
             r = room()              # (a board reads its DMA positions here, once a pass)
@@ -145,7 +150,7 @@ class Control:
             if due is None or (ticks() - due) & 0x3FFFFFFF < 0x20000000:
                 break
             if not busy:
-                wait(1)             # the next samples are measured in ~1 ms
+                wait(pause)         # the next blocks are measured meanwhile
         self.owed = owed
         self.written = written
         self.checked = checked

@@ -142,7 +142,7 @@ def test_ring_offsets_align_both_rings_inside_the_buffer():
         assert o + small <= a or a + big <= o, start          # no overlap
 
 
-# ---- the DMA queue's accounting (hal.rp2 via queue_room / queue_ready) ----------------------
+# ---- the DMA queue's accounting (hal.rp2 via queue_room / queue_block) ----------------------
 OUT_BASE = 0x20001000       # ring addresses as a board has them (aligned to the ring size)
 ADC_BASE = 0x20002000
 
@@ -192,9 +192,9 @@ def test_past_the_end_after_drain_is_no_underrun_and_sense_stops_at_the_last_sam
     q[B.Q_DRAIN] = 1
     d.run(40)
     assert d.room() == 0 and q[B.Q_UNDER] == 0 and q[B.Q_KW] == 16
-    assert B.queue_ready(q, 1000) == 16             # measured 40, written 16
+    assert B.queue_block(q, 1000) == 16             # measured 40, written 16: the short last block
     q[B.Q_KS] = 16
-    assert B.queue_ready(q, 1000) == 0
+    assert B.queue_block(q, 1000) == 0
 
 
 def test_ready_waits_for_every_channel_of_a_sample_and_its_latency():
@@ -203,11 +203,13 @@ def test_ready_waits_for_every_channel_of_a_sample_and_its_latency():
     q[B.Q_KW] = 100
     d.conv = 3 * 10 + 2                              # sample 10's last conversion not in yet
     d.room()
-    assert B.queue_ready(q, 1000) == 9               # samples 0..8 (latency 1: slot k+1 needed)
-    assert B.queue_ready(q, 4) == 4
+    assert B.queue_block(q, 10) == 0                 # samples 0..8 (latency 1: slot k+1 needed)
+    assert B.queue_block(q, 9) == 9
+    assert B.queue_block(q, 4) == 4
+    assert B.queue_block(q, 1000) == 0               # a whole block or nothing: 100 were written
     d.conv += 1
     d.room()
-    assert B.queue_ready(q, 1000) == 10
+    assert B.queue_block(q, 10) == 10
 
 
 def test_positions_survive_ring_laps_and_counter_wraps():
@@ -219,8 +221,10 @@ def test_positions_survive_ring_laps_and_counter_wraps():
         assert r >= 0
         k = (k + r) & B.K_MASK
         q[B.Q_KW] = k
-        m = B.queue_ready(q, 1 << 20)
-        q[B.Q_KS] = (q[B.Q_KS] + m) & B.K_MASK
+        m = B.queue_block(q, 50)
+        while m:
+            q[B.Q_KS] = (q[B.Q_KS] + m) & B.K_MASK
+            m = B.queue_block(q, 50)
         d.run(300)
     assert q[B.Q_UNDER] == 0
     seen = 300 * 19999                              # the last run() came after the last room()
@@ -245,7 +249,7 @@ def test_queue_viper_twins_are_bit_exact():
                 a.q[B.Q_DRAIN] = b.q[B.Q_DRAIN] = 1
             assert a.room(B) == b.room(F), trial
             n = (x >> 4) % 50
-            assert B.queue_ready(a.q, n) == F.queue_ready(b.q, n), trial
+            assert B.queue_block(a.q, n) == F.queue_block(b.q, n), trial
             w = (x >> 12) % 20
             a.q[B.Q_KW] = (a.q[B.Q_KW] + w) & B.K_MASK
             b.q[B.Q_KW] = (b.q[B.Q_KW] + w) & B.K_MASK
@@ -372,6 +376,6 @@ def test_ready_counts_a_single_sample():
     q[B.Q_KW] = 16
     d.conv = 3                                      # sample 0 measured, nothing more
     d.room()
-    assert B.queue_ready(q, 1000) == 1
+    assert B.queue_block(q, 1) == 1 and B.queue_block(q, 2) == 0
     q[B.Q_KS] = 1
-    assert B.queue_ready(q, 1000) == 0
+    assert B.queue_block(q, 1) == 0
