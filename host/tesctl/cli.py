@@ -166,11 +166,14 @@ def _connect_or_exit(port, board, allow_mismatch=False):
 
 
 @main.command()
-@click.argument("protocol", type=PROTOCOL)
+@click.argument("protocol", type=PROTOCOL, required=False)
 @click.option("--port", "-p", required=True, help="Device path, pyserial URL, or 'sim' for a simulated board.")
 @click.option("--board", "-b", default=None, help="Board file to validate against (default: sim for --port sim).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Session directory (default: sessions/DATE-TIME-PROTOCOL).")
+@click.option("--study", "study_dir", type=click.Path(file_okay=False), default=None,
+              help="Blinded study folder (tesctl study init): run the participant's arm without showing it.")
+@click.option("--participant", default=None, help="With --study: the participant's code.")
 @click.option("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
               help="Simulated board only: inject a fault at a time after START (repeatable).")
 @click.option("--fast", is_flag=True, help="Simulated board: virtual clock, as fast as it computes.")
@@ -179,9 +182,19 @@ def _connect_or_exit(port, board, allow_mismatch=False):
 @click.option("--raw", is_flag=True, help="Also record every commanded sample (raw_set_uA.txt).")
 @click.option("--allow-mismatch", is_flag=True, help="Run even if the device firmware differs from this tesctl's.")
 @click.option("--plain", is_flag=True, default=None, help="Plain progress lines instead of the live panel.")
-def run(protocol, port, board, out_dir, faults, fast, subject, lsl, raw, allow_mismatch, plain):
-    """Pre-check impedance, run a session with a live display, and record it."""
+def run(protocol, port, board, out_dir, study_dir, participant, faults, fast, subject, lsl, raw, allow_mismatch,
+        plain):
+    """Pre-check impedance, run a session with a live display, and record it.
+
+    With --study and --participant (no PROTOCOL): the participant's arm, blinded."""
     from tesctl.runner import Run, reserve_out_dir
+    if study_dir is not None or participant is not None:
+        if protocol is not None or subject is not None:
+            fail("--study runs the participant's arm: give no PROTOCOL and no --subject", EXIT_INPUT)
+        if study_dir is None or participant is None:
+            fail("--study and --participant go together", EXIT_INPUT)
+    elif protocol is None:
+        fail("give a PROTOCOL, or --study STUDY --participant CODE", EXIT_INPUT)
     from tesctl.simfaults import check_fault_specs
     if port != "sim" and (faults or fast):
         fail("--fault and --fast work only with a simulated board (--port sim)", EXIT_INPUT)
@@ -192,16 +205,29 @@ def run(protocol, port, board, out_dir, faults, fast, subject, lsl, raw, allow_m
         from tesctl.lsl import require
         require()                 # LSL missing (the [lsl] extra): refused before the device is touched
     board = _board_for_port(port, board)
-    loaded, _ = load_valid(protocol, board)
+    blind = None
+    if study_dir is not None:
+        from tesctl import study as ST
+        _, limits = check_board(board or "sim")
+        st = ST.load(study_dir)
+        arm, loaded = ST.arm_for(study_dir, st, participant, limits)
+        blind = ST.Blinding(study_dir, st, participant, arm, loaded)
+        if out_dir is None:
+            out_dir = ST.default_session_dir(study_dir, participant)
+    else:
+        loaded, _ = load_valid(protocol, board)
     # Everything the user gave is checked before any current flows: the session directory
     # is made (new, never an existing record) and found writable now, not after the check.
     out_dir, chosen = reserve_out_dir(out_dir, protocol)
-    if chosen:
+    if chosen or blind:
         click.echo("session directory: %s" % safe_text(out_dir), err=True)
     r = Run(loaded, port, out_dir, board=board or "sim", faults=faults, fast=fast, subject=subject, lsl=lsl,
-            raw=raw, allow_mismatch=allow_mismatch, plain=plain)
+            raw=raw, allow_mismatch=allow_mismatch, plain=plain, blind=blind)
     outcome, reason, charge = r.execute(log=lambda m: click.echo(m), warn=lambda m: click.echo(m, err=True))
     record_dir = r.record_dir()
+    if blind:
+        _blind_summary(r, outcome, reason, record_dir)
+        return
     from tesctl.report import ReportError, summary_text, summarize, write_report
     try:
         png = write_report(record_dir)
@@ -220,6 +246,62 @@ def run(protocol, port, board, out_dir, faults, fast, subject, lsl, raw, allow_m
                    err=True)
         code = EXIT_FALLBACK
     sys.exit(code)
+
+
+def _blind_summary(r, outcome, reason, record_dir):
+    """A blinded run's summary: the same lines in every arm (no charge, current, phases)."""
+    b = r.blind
+    click.echo("study      %s" % safe_text(b.study["name"]))
+    click.echo("participant %s" % safe_text(b.code))
+    click.echo("outcome    %s%s" % (outcome, "" if reason == outcome else " (%s)" % safe_text(reason)))
+    click.echo("planned    %.1f s" % (b.study["duration_ms"] / 1000.0))
+    click.echo("record     blinded: the protocol, current, voltage and impedance are sealed to the study key")
+    click.echo("session: %s" % safe_text(record_dir))
+    code = EXIT_OK if outcome in ("completed", "stopped") else EXIT_SESSION
+    if r.fell_back():
+        from tesctl.errors import EXIT_FALLBACK
+        click.echo("tesctl: the session %s, but its record is in %s" % (outcome, safe_text(record_dir)), err=True)
+        code = EXIT_FALLBACK
+    sys.exit(code)
+
+
+@main.group(cls=TesctlGroup)
+def study():
+    """Blinded studies: sealed allocation, blinded runs, unblinding (docs/study.md)."""
+
+
+@study.command("init")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="The study folder to make (new or empty).")
+@click.option("--key-out", "key_out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the unblinding (private) key: outside the study folder, for the study manager.")
+@click.option("--board", "-b", default="sim", show_default=True, help="Board the arms are validated against.")
+def study_init(spec, out_dir, key_out, board):
+    """Make a study from SPEC (TOML): arms, participants, sealed allocation, keys."""
+    from tesctl import study as ST
+    _, limits = check_board(board)
+    st = ST.init(spec, out_dir, key_out, limits, board)
+    click.echo("study %s: %d arms (%s), %d participants, %.1f s each" % (
+        safe_text(st["name"]), len(st["arms"]), ", ".join(st["arms"]), len(st["participants"]),
+        st["duration_ms"] / 1000.0))
+    click.echo("study folder: %s (give it to the operator; its run.key picks each arm)" % safe_text(out_dir))
+    click.echo("unblinding key: %s (the study manager's only: it opens every sealed record)" % safe_text(key_out))
+
+
+@study.command("unblind")
+@click.argument("study_dir", type=click.Path(file_okay=False))
+@click.option("--key", "key", required=True, type=click.Path(dir_okay=False), help="The unblinding key file.")
+@click.option("--to", "to_dir", default=None, type=click.Path(file_okay=False),
+              help="Where to write the opened records and allocation.tsv (default: STUDY/unblinded).")
+def study_unblind(study_dir, key, to_dir):
+    """Open a study's sealed sessions into normal records and write the allocation table."""
+    from tesctl import study as ST
+    to_dir = to_dir or os.path.join(study_dir, "unblinded")
+    alloc, opened = ST.unblind(study_dir, key, to_dir)
+    click.echo("opened %d session%s into %s; allocation (%s) in %s" % (
+        len(opened), "" if len(opened) == 1 else "s", safe_text(to_dir), alloc.get("method"),
+        safe_text(os.path.join(to_dir, "allocation.tsv"))))
 
 
 @main.command()

@@ -45,8 +45,9 @@ class Recorder:
     row in memory, warns once, and at close writes the whole record again, to its own
     directory if it can, else to a fallback place it names (fallback_dir, failure)."""
 
-    def __init__(self, out_dir, meta, warn=None):
+    def __init__(self, out_dir, meta, warn=None, memory_only=False):
         self.dir = str(out_dir)
+        self.memory_only = memory_only      # a blinded study's record: kept here, sealed at the end
         self.warn = warn or (lambda m: None)
         self.failure = None           # what went wrong writing the record, or None
         self.fallback_dir = None      # where the whole record went instead, or None
@@ -66,6 +67,8 @@ class Recorder:
         self._last_flush = time.monotonic()
         self._last_json = 0.0
         self.t0_ms = None
+        if memory_only:
+            return
         try:
             os.makedirs(self.dir, exist_ok=True)
             self._tel_file = open(os.path.join(self.dir, "telemetry.csv"), "w", newline="")
@@ -103,6 +106,8 @@ class Recorder:
     # ---- recording ------------------------------------------------------------------
     def save(self):
         self._last_json = time.monotonic()
+        if self.memory_only:
+            return
         self._guard(write_json_atomic, self.json_path, self.meta)
 
     def t_s(self, t_ms):
@@ -124,6 +129,9 @@ class Recorder:
         self.tick()
 
     def open_raw(self):
+        if self.memory_only:
+            self.meta["raw"] = {"samples": 0, "gaps": [], "complete": None}
+            return
         try:
             self._raw_file = open(os.path.join(self.dir, "raw_set_uA.txt"), "w")
         except OSError as e:
@@ -211,6 +219,8 @@ class Recorder:
                 if f is not None:
                     self._guard(f.close)
             self._tel_file = self._ev_file = self._raw_file = None
+            if self.memory_only:
+                return self.dir
             if self.failure is None:
                 self._guard(sort_events, self.dir)
         if self.failure is None:
@@ -245,17 +255,21 @@ class Recorder:
                          % (self.failure, self.dir, ", ".join(fallback_dirs(self.dir))))
 
     def _dump(self, d, meta):
-        with open(os.path.join(d, "telemetry.csv"), "w", newline="") as f:
-            f.write(",".join(TELEMETRY_HEADER) + "\n")
-            f.writelines(self._tel_rows)
-        rows = sorted(self._ev_rows, key=_onset)
-        with open(os.path.join(d, "events.tsv"), "w", newline="") as f:
-            f.write(EVENTS_HEADER)
-            f.writelines(rows)
-        if "raw" in meta:
-            with open(os.path.join(d, "raw_set_uA.txt"), "w") as f:
-                f.write("".join("%d\n" % v for v in self._raw))
+        for name, data in self.files(meta).items():
+            if name != "session.json":
+                with open(os.path.join(d, name), "wb") as f:
+                    f.write(data)
         write_json_atomic(os.path.join(d, "session.json"), meta)
+
+    def files(self, meta=None):
+        """The whole record as {file name: bytes}, from memory (what a blinded study seals)."""
+        meta = self.meta if meta is None else meta
+        out = {"telemetry.csv": (",".join(TELEMETRY_HEADER) + "\n" + "".join(self._tel_rows)).encode(),
+               "events.tsv": (EVENTS_HEADER + "".join(sorted(self._ev_rows, key=_onset))).encode()}
+        if "raw" in meta:
+            out["raw_set_uA.txt"] = "".join("%d\n" % v for v in self._raw).encode()
+        out["session.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
+        return out
 
 
 class RecordLost(TesctlError):

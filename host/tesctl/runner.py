@@ -15,7 +15,8 @@ from tes import validate as V
 from tesctl import firmware, reconcile
 from tesctl.device import Device, DeviceError
 from tesctl.errors import InputError, SessionEnded, TesctlError, safe_text
-from tesctl.recorder import Recorder
+from tesctl import blindrec
+from tesctl.recorder import Recorder, RecordLost, fallback_dirs
 from tesctl.transport import TransportError, open_port
 
 STIM_STATES = ("ramp-up", "plateau", "ramp-down", "pause", "sham-off")
@@ -126,8 +127,11 @@ def total_ms(canon):
 
 class Run:
     def __init__(self, loaded, port, out_dir, board="sim", faults=(), fast=False, subject=None,
-                 lsl=False, raw=False, allow_mismatch=False, plain=None):
+                 lsl=False, raw=False, allow_mismatch=False, plain=None, blind=None):
         self.loaded = loaded
+        self.blind = blind            # a tesctl.study Blinding: nothing shown or kept in clear tells the arm
+        self.brec = None              # the clear part of a blinded record (tesctl.blindrec)
+        self.blind_fallback = None
         self.port = port
         self.out_dir = out_dir
         self.board = board
@@ -160,7 +164,7 @@ class Run:
             self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
             if self.display:
                 self.display.update(t_ms - (self.rec.t0_ms or t_ms), name, set_uA, meas_uA, v_mV, z, q)
-            if self.lsl:
+            if self.lsl and not self.blind:     # blinded: current, voltage and impedance stay sealed
                 self.lsl.telemetry((set_uA, meas_uA, v_mV, -1 if z is None else z, q))
             if self.raw:
                 self._watch_raw(t_ms, name)
@@ -182,6 +186,12 @@ class Run:
                 # the end (loaded, fault) are not phases of it.
                 name = ev.get("state")
                 self.rec.state(t, name if name in STIM_STATES else None)
+                if self.blind:
+                    # One phase in every arm: the real phases are in the sealed record only.
+                    if name in STIM_STATES and self.brec.open_at is None:
+                        self.brec.started(self.rec.t_s(t))
+                        self._marker(blindrec.PHASE)
+                    return
                 self._marker(ev.get("state"))
                 if self.display:
                     self.display.state_change(safe_text("-> %s" % ev.get("state")))
@@ -191,7 +201,12 @@ class Run:
                     self.rec.meta.setdefault("fault_evidence", []).append(
                         {"t_ms": t, "fault": ev.get("fault"), "block": ev["block"]})
                 self._marker("fault:%s" % ev.get("fault"))
-                if self.display:
+                if self.blind:
+                    # Named as in any arm; the detail (a measured current, a voltage) is sealed.
+                    self.brec.fault(self.rec.t_s(t), ev.get("fault"))
+                    if self.display:
+                        self.display.message(safe_text("FAULT: %s" % ev.get("fault")))
+                elif self.display:
                     self.display.message(safe_text("FAULT: %s (%s)" % (ev.get("fault"), ev.get("detail"))))
             elif kind == "end":
                 self.result = ("end", ev)
@@ -229,9 +244,13 @@ class Run:
                 signal.signal(signal.SIGINT, old)
 
     def record_dir(self):
+        if self.blind:
+            return self.blind_fallback or self.out_dir
         return self.rec.record_dir() if self.rec is not None else self.out_dir
 
     def fell_back(self):
+        if self.blind:
+            return self.blind_fallback is not None
         return self.rec is not None and self.rec.fallback_dir is not None
 
     def _interrupted_before_start(self, what):
@@ -271,6 +290,10 @@ class Run:
 
     def _close_record(self):
         """Close the record; if it went to a fallback place, the pending index follows it."""
+        if self.blind:
+            self.rec.close()
+            self._seal(None, self.rec.meta.get("reason"), None, complete=False)
+            return
         before = self.rec.record_dir()
         self.rec.close()
         if self.rec.record_dir() != before:
@@ -303,6 +326,8 @@ class Run:
         if not check.get("pass"):
             raise SessionError("impedance check failed: not starting (check electrode contact and gel)", 1)
         self._interrupted_before_start("after the impedance check")
+        if self.blind:
+            self._blind_record(dev, check)
         meta = {"protocol_sha256": self.loaded.sha256(), "protocol": canon, "protocol_file": str(self.loaded.path),
                 "firmware_version": dev.info.get("fw"), "firmware_sha256": dev.info.get("fw_sha256"),
                 "board": dev.info.get("board"), "unit": dev.info.get("unit"), "port": self.port,
@@ -310,7 +335,9 @@ class Run:
                 "pre_check": check, "faults_injected": list(self.faults), "fast": bool(self.fast)}
         if getattr(self.loaded, "provenance", None):
             meta["protocol_provenance"] = self.loaded.provenance      # [provenance]: tesctl iaf, titrate
-        self.rec = Recorder(self.out_dir, meta, warn=self.warn)
+        if self.blind:
+            meta.update(self.blind.sealed_meta())
+        self.rec = Recorder(self.out_dir, meta, warn=self.warn, memory_only=bool(self.blind))
         if self.lsl_on:
             from tesctl.lsl import LslOutlets
             self.lsl = LslOutlets("tesctl", "tesctl-%s-%d" % (dev.info.get("board"), os.getpid()))
@@ -322,9 +349,16 @@ class Run:
         start = dev.start(self.loaded.sha256())
         self.rec.meta["device_session_id"] = start.get("sid")
         self.rec.save()
-        self._index(reconcile.add, self.out_dir, dev.info.get("unit"), start.get("sid"), self.loaded.sha256())
+        if self.blind:
+            # Not in the pending index: it holds the protocol hash, and a later reconcile
+            # would write the device journal's record in clear.
+            self.brec.meta["device_session_id"] = start.get("sid")
+            self.brec.save()
+        else:
+            self._index(reconcile.add, self.out_dir, dev.info.get("unit"), start.get("sid"), self.loaded.sha256())
         from tesctl.display import Display
-        with Display(safe_text(canon["name"]), total_ms(canon), plain=self.plain) as disp:
+        title = self.blind.title() if self.blind else canon["name"]
+        with Display(safe_text(title), total_ms(canon), plain=self.plain, blind=bool(self.blind)) as disp:
             self.display = disp
             self._loop(dev)
         return self._finish(dev)
@@ -385,8 +419,14 @@ class Run:
                 self.rec.meta["device_longest_tick_ms"] = ev["longest_tick_ms"]
             before = self.rec.record_dir()
             self.rec.finish(outcome, reason, charge, stim_ms, ev.get("t_ms"), lost=dev.lost)
+            if self.blind:
+                self._seal(outcome, reason, self.rec.t_s(ev.get("t_ms")) if ev.get("t_ms") is not None else None)
+                self._marker("end:%s" % outcome)
+                return outcome, reason, charge
             if self.rec.record_dir() != before:
                 self._index(reconcile.move, before, self.rec.record_dir())
+        elif self.blind:
+            return self._finish_blind_boot(dev, ev)
         else:
             # The board rebooted mid-session: its journal closed the session at boot. The
             # record is completed from it as a later connection would (tesctl.reconcile),
@@ -409,3 +449,54 @@ class Run:
         self._index(reconcile.remove, self.out_dir)
         self._marker("end:%s" % outcome)
         return outcome, reason, charge
+
+    # ---- blinded study ------------------------------------------------------------------
+    def _blind_record(self, dev, check):
+        info = dev.info
+        meta = self.blind.clear_meta()
+        meta.update({"firmware_version": info.get("fw"), "firmware_sha256": info.get("fw_sha256"),
+                     "board": info.get("board"), "unit": info.get("unit"), "port": self.port,
+                     "faults_injected": list(self.faults), "fast": bool(self.fast), "raw": bool(self.raw),
+                     "pre_check": {k: check.get(k) for k in ("z_ohm", "limit_ohm", "current_uA", "pass")}})
+        self.brec = blindrec.BlindRecord(self.out_dir, meta, warn=self.warn)
+
+    def _finish_blind_boot(self, dev, ev):
+        """The board rebooted mid-session: the journal's record goes into the sealed part
+        (it holds the protocol hash); the clear part has the outcome and the boot's reason."""
+        sid = self.rec.meta.get("device_session_id")
+        recs = [r for r in dev.journal() if r.get("id") == sid]
+        jr = recs[-1] if recs else {"id": sid, "outcome": "fault", "delivered_charge_uC": 0, "stim_ms": None}
+        self.rec.meta.update({"journal_record": jr, "reconciled_from_journal": True})
+        outcome, reason = jr.get("outcome") or "fault", ev.get("reason") or jr.get("reason") or "reset"
+        charge = max(jr.get("delivered_charge_uC") or 0, self.rec.meta.get("delivered_charge_uC") or 0)
+        end = self.rec.t_s(self.last_tel_t) if self.rec.t0_ms is not None else None
+        self.rec.finish(outcome, reason, charge, jr.get("stim_ms") or 0, self.last_tel_t or None, lost=dev.lost)
+        if end is not None:
+            self.brec.fault(end, reason)           # as a record completed from the journal has it
+        self._seal(outcome, reason, end)
+        self._marker("end:%s" % outcome)
+        return outcome, reason, charge
+
+    def _seal(self, outcome, reason, end_onset, complete=True):
+        """Seal the whole record to the study key, here or in a fallback place, then close
+        the clear part."""
+        files = self.rec.files()
+        size = self.blind.sealed_size(self.raw)
+        for d in [self.out_dir] + fallback_dirs(self.out_dir):
+            try:
+                os.makedirs(d, exist_ok=True)
+                n = blindrec.write_sealed(d, files, self.blind.public_key, size)
+            except OSError:
+                continue
+            if d != self.out_dir:
+                self.blind_fallback = d
+                self.brec.dir = d
+                self.brec.meta["recording_fallback"] = {"asked": os.path.abspath(self.out_dir), "written": d}
+                self.warn("warning: the sealed record could not be written in %s: it is in %s" % (self.out_dir, d))
+            break
+        else:
+            raise RecordLost("the sealed session record could not be written anywhere (tried %s)" % self.out_dir)
+        self.brec.finish(outcome, reason, end_onset, n)
+        if not complete:
+            self.brec.meta["complete"] = False
+            self.brec.save()
