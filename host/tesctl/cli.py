@@ -291,14 +291,15 @@ def study_init(spec, out_dir, key_out, board):
 
 @study.command("unblind")
 @click.argument("study_dir", type=click.Path(file_okay=False))
+@click.argument("sessions", nargs=-1, type=click.Path(file_okay=False))
 @click.option("--key", "key", required=True, type=click.Path(dir_okay=False), help="The unblinding key file.")
-@click.option("--to", "to_dir", default=None, type=click.Path(file_okay=False),
-              help="Where to write the opened records and allocation.tsv (default: STUDY/unblinded).")
-def study_unblind(study_dir, key, to_dir):
-    """Open a study's sealed sessions into normal records and write the allocation table."""
+@click.option("--to", "to_dir", required=True, type=click.Path(file_okay=False),
+              help="Where to write the opened records and allocation.tsv (new or empty, outside the study).")
+def study_unblind(study_dir, sessions, key, to_dir):
+    """Open a study's sealed sessions (STUDY/sessions/* and any SESSIONS given) into normal
+    records and write the allocation table."""
     from tesctl import study as ST
-    to_dir = to_dir or os.path.join(study_dir, "unblinded")
-    alloc, opened = ST.unblind(study_dir, key, to_dir)
+    alloc, opened = ST.unblind(study_dir, key, to_dir, sessions)
     click.echo("opened %d session%s into %s; allocation (%s) in %s" % (
         len(opened), "" if len(opened) == 1 else "s", safe_text(to_dir), alloc.get("method"),
         safe_text(os.path.join(to_dir, "allocation.tsv"))))

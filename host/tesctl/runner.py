@@ -470,6 +470,8 @@ class Run:
         outcome, reason = jr.get("outcome") or "fault", ev.get("reason") or jr.get("reason") or "reset"
         charge = max(jr.get("delivered_charge_uC") or 0, self.rec.meta.get("delivered_charge_uC") or 0)
         end = self.rec.t_s(self.last_tel_t) if self.rec.t0_ms is not None else None
+        if end is not None:
+            self.rec.event(self.last_tel_t, "fault:%s" % reason)
         self.rec.finish(outcome, reason, charge, jr.get("stim_ms") or 0, self.last_tel_t or None, lost=dev.lost)
         if end is not None:
             self.brec.fault(end, reason)           # as a record completed from the journal has it

@@ -282,24 +282,52 @@ def allocation(study, private):
     return json.loads(S.unseal(S.unb64(study["allocation_sealed"], "allocation_sealed"), private))
 
 
-def unblind(study_dir, key_path, to_dir):
+def sealed_sessions(study, study_dir, extra=()):
+    """The sealed session folders of this study: STUDYDIR/sessions/* and the ones given
+    (recorded with --out elsewhere); a folder of another study is refused."""
+    from tesctl import blindrec
+    sessions = Path(study_dir) / SESSIONS
+    found = sorted(p for p in sessions.iterdir() if p.is_dir()) if sessions.is_dir() else []
+    found = [d for d in found if (d / blindrec.SEALED_FILE).exists()]
+    for d in map(Path, extra):
+        if not (d / blindrec.SEALED_FILE).exists():
+            raise StudyError("%s: no %s (not a blinded session folder)" % (safe_text(d), blindrec.SEALED_FILE))
+        found.append(d)
+    out = []
+    for d in found:
+        try:
+            clear = json.loads((d / "session.json").read_text())
+        except (OSError, ValueError):
+            clear = {}
+        if clear.get("study_id") not in (None, study["study_id"]):
+            raise StudyError("%s: a session of another study (%s)" % (safe_text(d), safe_text(clear.get("study_name"))))
+        if d.resolve() not in [o.resolve() for o in out]:
+            out.append(d)
+    return out
+
+
+def unblind(study_dir, key_path, to_dir, extra=()):
     """Open every sealed session of the study into a normal record under to_dir, and
-    write to_dir/allocation.tsv; -> (allocation, [(session dir, participant, arm)])."""
+    write to_dir/allocation.tsv; -> (allocation, [(record name, participant, arm)])."""
     from tesctl import blindrec
     study = load(study_dir)
     private = read_key(key_path)
     alloc = allocation(study, private)
     to_dir = Path(to_dir)
+    if os.path.abspath(to_dir).startswith(os.path.abspath(study_dir) + os.sep):
+        raise StudyError("--to must be outside the study folder: whoever has the folder must stay blind")
     if to_dir.exists() and any(to_dir.iterdir()):
         raise StudyError("--to %s: exists and is not empty (no record is ever overwritten)" % safe_text(to_dir))
+    found = sealed_sessions(study, study_dir, extra)
     to_dir.mkdir(parents=True, exist_ok=True)
     opened = []
-    sessions = Path(study_dir) / SESSIONS
-    for d in sorted(p for p in sessions.iterdir() if p.is_dir()) if sessions.is_dir() else []:
-        if not (d / blindrec.SEALED_FILE).exists():
-            continue
-        meta = blindrec.open_sealed(d, private, to_dir / d.name)
-        opened.append((d.name, meta.get("participant"), meta.get("study_arm")))
+    for d in found:
+        name = d.name
+        n = 2
+        while (to_dir / name).exists():          # two folders of the same name from different places
+            name, n = "%s-%d" % (d.name, n), n + 1
+        meta = blindrec.open_sealed(d, private, to_dir / name)
+        opened.append((name, meta.get("participant"), meta.get("study_arm")))
     buf = io.StringIO()
     buf.write("participant\tstratum\tarm\tsessions\n")
     for p in study["participants"]:

@@ -270,18 +270,38 @@ def test_eight_participants_unsealed_records_do_not_tell_the_arms_apart_and_unbl
     sealed_sizes = {(d / "sealed.bin").stat().st_size for d in sessions.values()}
     assert len(sealed_sizes) == 1
 
+    # A safety fault is shown and recorded by the same name at the same time in both arms
+    # (a short at 1.5 s: current flows then in the real arm's plateau and the sham's fade).
+    pair = [next(c for c in table if table[c] == a) for a in ("active", "sham")]
+    faulted = []
+    for code in pair:
+        out = tmp_path / ("fault-" + code)
+        p = _tesctl(["run", "--study", study_dir, "--participant", code, "--port", "sim", "--fast", "--plain",
+                     "--fault", "short@1.5", "--out", out], env, tmp_path)
+        assert p.returncode == 1 and "FAULT: short" in p.stdout, p.stdout + p.stderr
+        faulted.append(((out / "events.tsv").read_bytes(), sorted((f.name, f.stat().st_size) for f in out.iterdir()),
+                        (p.stdout + p.stderr).replace(code, "CODE").replace(str(out), "OUT")))
+    assert faulted[0] == faulted[1]
+    assert b"fault:short" in faulted[0][0] and b"end:fault" in faulted[0][0]
+
     # Unblinding with a wrong key fails in one line; with the manager's key it gives normal
     # records of the allocated arms and the allocation table.
     bad = tmp_path / "wrong.key"
     bad.write_text(S.new_keypair()[0] + "\n")
     p = _tesctl(["study", "unblind", study_dir, "--key", bad, "--to", tmp_path / "nope"], env, tmp_path)
     assert p.returncode == 2 and "does not open" in p.stderr
-    p = _tesctl(["study", "unblind", study_dir, "--key", tmp_path / "manager.key", "--to", tmp_path / "open"],
+    p = _tesctl(["study", "unblind", study_dir, "--key", tmp_path / "manager.key", "--to", study_dir / "open"],
                 env, tmp_path)
+    assert p.returncode == 2 and "outside the study folder" in p.stderr
+    p = _tesctl(["study", "unblind", study_dir] + [tmp_path / ("fault-" + c) for c in pair] +
+                ["--key", tmp_path / "manager.key", "--to", tmp_path / "open"], env, tmp_path)
     assert p.returncode == 0, p.stderr
     rows = (tmp_path / "open" / "allocation.tsv").read_text().splitlines()
     assert rows[0] == "participant\tstratum\tarm\tsessions"
     assert {r.split("\t")[0]: r.split("\t")[2] for r in rows[1:]} == table
+    for code in pair:
+        opened = json.loads((tmp_path / "open" / ("fault-" + code) / "session.json").read_text())
+        assert opened["reason"] == "short" and opened["study_arm"] == table[code]
     for code, arm in table.items():
         d = tmp_path / "open" / code
         meta = json.loads((d / "session.json").read_text())
