@@ -3,6 +3,7 @@ checked by the tools people use: the official BIDS validator and MNE's EDF reade
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -331,3 +332,52 @@ def test_dataset_folder_problems(sessions, tmp_path):
     r = cli(["bids", sessions["dc"], "--to", other])
     assert r.exit_code == 2 and "not a BIDS dataset" in r.output
     assert sorted(os.listdir(other)) == ["notes.txt"]
+
+
+@needs_validator
+def test_a_blinded_study_exports_blinded_then_unblinded(tmp_path):
+    """Sessions of a real two-arm study (tesctl study, docs/study.md): exported as they are,
+    blinded, nothing in the export tells the arms apart; after unblinding, the real record."""
+    real = ('schema = 1\nname = "export study, real"\n[montage]\nanode = "F3"\ncathode = "Fp2"\n'
+            'electrode_area_cm2 = 35\n[stimulation]\n' + PROTOCOLS["dc"])
+    (tmp_path / "real.toml").write_text(real)
+    (tmp_path / "sham.toml").write_text(real.replace("real", "sham") + "[sham]\nramp_up_s = 1\nramp_down_s = 1\n")
+    (tmp_path / "study.toml").write_text('name = "export"\n[arms]\nactive = "real.toml"\nsham = "sham.toml"\n'
+                                         "[participants]\ncount = 2\n[allocation]\nblock_size = 2\nseed = 3\n")
+    env = dict(os.environ, TESCTL_STATE=str(tmp_path / "state"), TESCTL_SIM_STORAGE=str(tmp_path / "flash"))
+
+    def tesctl(*args):
+        p = subprocess.run([str(BIN / "tesctl")] + [str(a) for a in args], env=env, capture_output=True,
+                           text=True, timeout=300, cwd=tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+    study = tmp_path / "study"
+    tesctl("study", "init", tmp_path / "study.toml", "--out", study, "--key-out", tmp_path / "manager.key")
+    codes = sorted(p["code"] for p in json.loads((study / "study.json").read_text())["participants"])
+    for code in codes:
+        tesctl("run", "--study", study, "--participant", code, "--port", "sim", "--fast", "--plain",
+               "--out", study / "sessions" / code)
+
+    r = cli(["bids"] + [study / "sessions" / c for c in codes] + ["--to", tmp_path / "blind"])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("blinded: sealed.bin left sealed") == 2 and not list((tmp_path / "blind").glob("**/*.edf"))
+    assert validate(tmp_path / "blind")[0] == []
+    exported = {}
+    for code in codes:
+        label = "sub-" + re.sub("[^A-Za-z0-9]", "", code)
+        files = sorted(p for p in (tmp_path / "blind" / label).rglob("*") if p.is_file())
+        row, = read_tsv(next(p for p in files if p.name.endswith("_nibs.tsv")))
+        events = read_tsv(next(p for p in files if p.name.endswith("_events.tsv")))
+        exported[code] = ([p.name.split("_task-")[1] for p in files],
+                          {k: v for k, v in row.items() if k not in ("timestamp", "impedance")},
+                          [(e["onset"], e["duration"], e["trial_type"]) for e in events])
+    assert exported[codes[0]] == exported[codes[1]]        # the same files, values and events in both arms
+    assert exported[codes[0]][1]["tes_stim_mode"] == "n/a"
+
+    tesctl("study", "unblind", study, "--key", tmp_path / "manager.key", "--to", tmp_path / "open")
+    r = cli(["bids"] + [tmp_path / "open" / c for c in codes] + ["--to", tmp_path / "unblinded"])
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "unblinded").glob("sub-*/*/nibs/*_telemetry.edf"))) == 2
+    assert validate(tmp_path / "unblinded")[0] == []
+    durations = sorted(float(read_tsv(p)[0]["stimulation_duration"])
+                       for p in (tmp_path / "unblinded").glob("sub-*/*/nibs/*_nibs.tsv"))
+    assert durations == [2.0, 4.0]       # the sham's fade, the real block
