@@ -24,6 +24,7 @@ SILENT_S = 10             # telemetry comes 50 times a second (5 a second of wal
                           # virtual RP2040): 10 s of nothing is a dead link
 HEARTBEAT_S = 0.25          # real time, link on a real clock
 FAST_HEARTBEAT_S = 0.005    # fast sim: answer its telemetry promptly so its clock runs on
+SEAL_EVERY_S = 10           # a blinded record is sealed this often, so a killed host leaves it
 
 
 class SessionError(TesctlError):
@@ -132,6 +133,7 @@ class Run:
         self.blind = blind            # a tesctl.study Blinding: nothing shown or kept in clear tells the arm
         self.brec = None              # the clear part of a blinded record (tesctl.blindrec)
         self.blind_fallback = None
+        self.last_seal = time.monotonic()
         self.port = port
         self.out_dir = out_dir
         self.board = board
@@ -162,6 +164,8 @@ class Run:
             self.last_tel_t = t_ms
             name = L.STATE_NAMES[state] if state < len(L.STATE_NAMES) else str(state)
             self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
+            if self.blind:
+                self._seal_snapshot()
             if self.display:
                 self.display.update(t_ms - (self.rec.t0_ms or t_ms), name, set_uA, meas_uA, v_mV, z, q)
             if self.lsl and not self.blind:     # blinded: current, voltage and impedance stay sealed
@@ -478,6 +482,20 @@ class Run:
         self._seal(outcome, reason, end)
         self._marker("end:%s" % outcome)
         return outcome, reason, charge
+
+    def _seal_snapshot(self):
+        """Every SEAL_EVERY_S of wall time (the same in every arm), the record so far is sealed
+        over sealed.bin, the same size: a host killed mid-session leaves that much. A failure
+        here is for the end to deal with (it tries fallback places)."""
+        now = time.monotonic()
+        if now - self.last_seal < SEAL_EVERY_S:
+            return
+        self.last_seal = now
+        try:
+            blindrec.write_sealed(self.out_dir, self.rec.files(), self.blind.public_key,
+                                  self.blind.sealed_size(self.raw))
+        except OSError:
+            pass
 
     def _seal(self, outcome, reason, end_onset, complete=True):
         """Seal the whole record to the study key, here or in a fallback place, then close

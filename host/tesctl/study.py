@@ -258,12 +258,14 @@ def arm_for(study_dir, study, code, limits):
     arm = S.unlock(S.unb64(entry["arm_locked"], "arm_locked"), run_key).decode()
     if arm not in study["arms"]:
         raise StudyError("study.json: participant %s's arm is not one of the study's" % safe_text(code))
-    loaded = protofile.check_data(study["arms"][arm]["protocol_source"].encode(), limits, "study arm")
-    if not loaded.ok:
-        # Said without the arm's name or the problem: either would tell which arm it is.
-        raise StudyError("one of the study's protocols is not valid on this board: run `tesctl study init` "
-                         "again for it")
-    return arm, loaded
+    # Every arm is checked, whichever this participant's is: a refusal for one arm only
+    # would tell which arm it is. Said without the arm's name or the problem, for the same reason.
+    checked = {a: protofile.check_data(v["protocol_source"].encode(), limits, "study arm")
+               for a, v in study["arms"].items()}
+    if not all(ld.ok for ld in checked.values()):
+        raise StudyError("a protocol of this study is not valid on this board (check the arms with tesctl "
+                         "validate --board)")
+    return arm, checked[arm]
 
 
 # ---- unblinding ----------------------------------------------------------------------
@@ -352,6 +354,7 @@ class Blinding:
         self.arm = arm
         self.loaded = loaded
         self.public_key = study["public_key"]
+        self._fs = None
 
     def title(self):
         return "blinded study %s, participant %s" % (self.study["name"], self.code)
@@ -366,10 +369,11 @@ class Blinding:
 
     def sealed_size(self, raw):
         from tesctl.blindrec import sealed_size
-        # The fastest arm's rate: the bound must be the same whichever arm this is.
-        fs = max(protofile.parse(a["protocol_source"].encode())[0]["sample_rate_hz"]
-                 for a in self.study["arms"].values())
-        return sealed_size(self.study["duration_ms"], fs, raw)
+        if self._fs is None:
+            # The fastest arm's rate: the bound must be the same whichever arm this is.
+            self._fs = max(protofile.parse(a["protocol_source"].encode())[0]["sample_rate_hz"]
+                           for a in self.study["arms"].values())
+        return sealed_size(self.study["duration_ms"], self._fs, raw)
 
 
 def default_session_dir(study_dir, code):

@@ -337,3 +337,22 @@ def test_run_study_options_are_checked_before_any_device(tmp_path):
     p = _tesctl(["run", "--port", "sim", "--study", study_dir, "--participant", "P01"], env, tmp_path)
     assert p.returncode == 2 and "run key" in p.stderr
     assert not list((study_dir / "sessions").iterdir())
+
+
+def test_a_blinded_record_is_sealed_as_it_goes(tmp_path):
+    """What a host killed mid-session leaves: the record so far, sealed, at the final size."""
+    from tesctl import runner
+    from tesctl.recorder import Recorder
+    private, public = S.new_keypair()
+    blind = SimpleNamespace(public_key=public, sealed_size=lambda raw: 300000)
+    r = runner.Run(None, "sim", str(tmp_path), blind=blind)
+    r.rec = Recorder(str(tmp_path), {"protocol_sha256": "abc"}, memory_only=True)
+    r.rec.telemetry(1000, "plateau", 1000, 999, 8000, 8000, 5)
+    r._seal_snapshot()
+    assert not (tmp_path / "sealed.bin").exists()          # not yet: once every SEAL_EVERY_S
+    r.last_seal -= runner.SEAL_EVERY_S
+    r._seal_snapshot()
+    assert (tmp_path / "sealed.bin").stat().st_size == len(S.seal(b"", public, 300000))
+    blindrec.open_sealed(tmp_path, private, tmp_path / "open")
+    assert "plateau,1000,999" in (tmp_path / "open" / "telemetry.csv").read_text()
+    assert json.loads((tmp_path / "open" / "session.json").read_text())["complete"] is False
