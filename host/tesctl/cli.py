@@ -15,6 +15,7 @@ import click
 
 from tesctl import protofile
 from tesctl.boards import BoardError, resolve
+from tesctl.export import export_group
 from tesctl.resources import PROTOCOL, protocols_command
 from tesctl.errors import (EXIT_DEVICE, EXIT_INPUT, EXIT_OK, EXIT_SESSION, InputError, TesctlError,
                            safe_text)
@@ -635,6 +636,7 @@ def _version():
 
 
 main.add_command(protocols_command)
+main.add_command(export_group)          # tesctl export bids|edf (tesctl.export, docs/records.md)
 
 
 if __name__ == "__main__":
