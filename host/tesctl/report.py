@@ -26,6 +26,16 @@ class ReportError(InputError):
     """The directory is not a readable session (one-line message)."""
 
 
+def blinded_text(meta):
+    """The one line a blinded session's clear record gets (docs/study.md): there is nothing
+    in it to report, and who may open it does so with `tesctl study unblind`."""
+    from tesctl.errors import safe_text
+    name = meta.get("study_name") or meta.get("study_id") or "?"
+    return safe_text("blinded session of study %s (participant %s): its record is sealed; the study manager opens "
+                     "it with `tesctl study unblind`, and `tesctl report` works on the opened record"
+                     % (name, meta.get("participant") or "?"), limit=500)
+
+
 def _num(text):
     """float, or None for empty / unparseable cells (open-circuit z, truncated rows)."""
     try:
@@ -154,6 +164,10 @@ def _group_markers(events, span):
 
 def summarize(session_dir) -> dict:
     meta = load_session(session_dir)
+    if meta.get("blinded") is True:
+        return {"dir": str(session_dir), "blinded": True, "text": blinded_text(meta),
+                "outcome": meta.get("outcome"), "reason": meta.get("reason"),
+                "complete": bool(meta.get("complete", False))}
     rows = load_telemetry(session_dir)
     events = load_events(session_dir)
     proto = meta.get("protocol") if isinstance(meta.get("protocol"), dict) else {}
@@ -209,6 +223,8 @@ def _fmt(v, spec="%.1f", none="n/a"):
 
 
 def summary_text(s) -> str:
+    if s.get("blinded"):
+        return s["text"]
     lines = []
     if not s["complete"]:
         lines.append("INCOMPLETE (host stopped mid-session): figures cover what was recorded")
@@ -328,6 +344,13 @@ def _marker_color(label):
 
 
 def write_report(session_dir) -> str:
+    meta = load_session(session_dir)
+    if meta.get("blinded") is True:
+        # A blinded record has nothing in clear to draw: `tesctl report` says so in one line
+        # and ends with exit 0 (no report.png, which would be empty in every arm alike).
+        import click
+        click.echo(blinded_text(meta))
+        raise click.exceptions.Exit(0)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

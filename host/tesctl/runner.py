@@ -25,6 +25,8 @@ SILENT_S = 10             # telemetry comes 50 times a second (5 a second of wal
 HEARTBEAT_S = 0.25          # real time, link on a real clock
 FAST_HEARTBEAT_S = 0.005    # fast sim: answer its telemetry promptly so its clock runs on
 SEAL_EVERY_S = 10           # a blinded record is sealed this often, so a killed host leaves it
+STOP_MARGIN_MS = 1000       # blinded stop: the common end also covers the request's way to the device
+CLOCK_POLL_S = 0.1          # blinded stop: how often the device clock is read while the end is held
 
 
 class SessionError(TesctlError):
@@ -154,6 +156,12 @@ class Run:
         self.raw_restart = False      # the raw stream stopped mid-session: ask for it again
         self.last_tel_t = 0
         self.warn = print
+        # A blinded operator stop (docs/study.md): device times of the requests, and the
+        # device time until which the end is held, the same in every arm.
+        self.stop_req_t = None
+        self.abort_req_t = None
+        self.hold_until = None
+        self.dev_now = None
 
     # ---- frames from the device ---------------------------------------------------------
     def on_frame(self, f):
@@ -163,6 +171,13 @@ class Run:
             t_ms, state, set_uA, meas_uA, v_mV, z, q, flags = L.unpack_telem(f.payload)
             self.last_tel_t = t_ms
             name = L.STATE_NAMES[state] if state < len(L.STATE_NAMES) else str(state)
+            if self.blind and self.hold_until is not None:
+                # A blinded stop: the display runs on the clock the hold reads (the same in
+                # every arm); the device's idle frames after its end are not the session's.
+                if self.result is None:
+                    self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
+                    self._seal_snapshot()
+                return
             self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
             if self.blind:
                 self._seal_snapshot()
@@ -377,16 +392,24 @@ class Run:
         hb_every = FAST_HEARTBEAT_S if self.fast else HEARTBEAT_S
         last_hb = 0.0
         last_rx = time.monotonic()
-        while self.result is None:
+        last_poll = 0.0
+        while self.result is None or self._holding():
             if self.interrupts > handled:
                 handled = self.interrupts
                 if handled == 1:
                     self.display.message("stopping: ramping down (Ctrl-C again to abort)")
                     self.display.note = "stopping"
+                    if self.blind:
+                        self._blind_request("stop")
                     dev.stop()
                 else:
                     self.display.message("ABORT: output to zero now")
+                    if self.blind:
+                        self._blind_request("abort")
                     dev.abort()
+            if self.blind and self.hold_until is not None and time.monotonic() - last_poll >= CLOCK_POLL_S:
+                last_poll = time.monotonic()
+                self._read_clock(dev)
             if self.raw_restart:
                 self.raw_restart = False
                 try:
@@ -422,11 +445,13 @@ class Run:
                 # the device's timing margin: its output queue must outlast this
                 self.rec.meta["device_longest_tick_ms"] = ev["longest_tick_ms"]
             before = self.rec.record_dir()
+            if self.blind:
+                clear_outcome, clear_reason, end_t = self._blind_end(outcome, reason, ev.get("t_ms"))
             self.rec.finish(outcome, reason, charge, stim_ms, ev.get("t_ms"), lost=dev.lost)
             if self.blind:
-                self._seal(outcome, reason, self.rec.t_s(ev.get("t_ms")) if ev.get("t_ms") is not None else None)
-                self._marker("end:%s" % outcome)
-                return outcome, reason, charge
+                self._seal(clear_outcome, clear_reason, self.rec.t_s(end_t) if end_t is not None else None)
+                self._marker("end:%s" % clear_outcome)
+                return clear_outcome, clear_reason, charge
             if self.rec.record_dir() != before:
                 self._index(reconcile.move, before, self.rec.record_dir())
         elif self.blind:
@@ -455,6 +480,53 @@ class Run:
         return outcome, reason, charge
 
     # ---- blinded study ------------------------------------------------------------------
+    def _blind_request(self, what):
+        """An operator stop or abort in a blinded run: each arm ends after its own ramp-down
+        (a sham at zero at once), so the clear record, the screen and LSL take the end at a
+        time common to every arm: the request, on the device's clock, plus the study's
+        longest stop ramp (abort: no ramp) plus STOP_MARGIN_MS. The device's own end is sealed."""
+        t = self.dev_now if self.dev_now is not None else self.last_tel_t
+        if what == "stop":
+            self.stop_req_t = t
+            until = t + self.blind.stop_ramp_ms() + STOP_MARGIN_MS
+        else:
+            self.abort_req_t = t
+            until = t + STOP_MARGIN_MS
+        self.hold_until = until if self.hold_until is None else min(self.hold_until, until)
+
+    def _read_clock(self, dev):
+        """The device's clock (STATUS), read the same way in every arm while a stop is held;
+        the blinded display shows the time from it."""
+        t = dev.status().get("t_ms")
+        if not isinstance(t, int):
+            return
+        self.dev_now = t
+        if self.display and self.rec.t0_ms is not None:
+            self.display.update(t - self.rec.t0_ms, blindrec.PHASE, 0, 0, 0, None, 0)
+
+    def _holding(self):
+        """The device has ended; hold the end of a blinded stop until the common time."""
+        return (self.blind is not None and self.hold_until is not None and self.result[0] == "end"
+                and (self.dev_now is None or self.dev_now < self.hold_until))
+
+    def _blind_end(self, outcome, reason, end_t):
+        """(clear outcome, clear reason, clear end onset) of a blinded session that the device
+        ended at end_t (device ms). After an operator stop the clear end is the common time
+        held to; its outcome is the operator's request (a sham that was at zero has ended
+        "stopped" by the time a second Ctrl-C comes, the real arm "aborted"). A fault, or an
+        end the request did not make, is left as the device said."""
+        if self.hold_until is None or end_t is None or self.rec.t0_ms is None:
+            return outcome, reason, end_t
+        self.rec.meta["blind_stop"] = {
+            "stop_requested_t_s": self.rec.t_s(self.stop_req_t) if self.stop_req_t is not None else None,
+            "abort_requested_t_s": self.rec.t_s(self.abort_req_t) if self.abort_req_t is not None else None,
+            "device_end_t_s": self.rec.t_s(end_t), "clear_end_t_s": self.rec.t_s(max(end_t, self.hold_until)),
+            "stop_ramp_ms": self.blind.stop_ramp_ms(), "margin_ms": STOP_MARGIN_MS}
+        if outcome in ("stopped", "aborted") and str(reason).startswith("operator-"):
+            outcome, reason = ("aborted", "operator-abort") if self.abort_req_t is not None \
+                else ("stopped", "operator-stop")
+        return outcome, reason, max(end_t, self.hold_until)
+
     def _blind_record(self, dev, check):
         info = dev.info
         meta = self.blind.clear_meta()

@@ -34,6 +34,7 @@ TABLE_PAD_EACH = 128
 STUDY_FILE = "study.json"
 RUN_KEY_FILE = "run.key"
 SESSIONS = "sessions"
+SOFT_RAMP_MS = 1000             # the device supervisor's soft stop ramp (firmware tes/supervisor.py)
 
 
 class StudyError(InputError):
@@ -355,6 +356,7 @@ class Blinding:
         self.loaded = loaded
         self.public_key = study["public_key"]
         self._fs = None
+        self._stop_ms = None
 
     def title(self):
         return "blinded study %s, participant %s" % (self.study["name"], self.code)
@@ -366,6 +368,19 @@ class Blinding:
     def sealed_meta(self):
         return {"study_id": self.study["study_id"], "study_name": self.study["name"], "participant": self.code,
                 "subject": self.code, "study_arm": self.arm, "blinded_run": True}
+
+    def stop_ramp_ms(self):
+        """The longest ramp-down an operator stop can take in any arm of the study: the device
+        ramps from where it is over the running segment's ramp_down_ms (a stimulation segment
+        without one, or a pause, takes the supervisor's 1 s soft ramp). A blinded run holds the
+        end of a stop this long after the request in every arm (docs/study.md)."""
+        if self._stop_ms is None:
+            ramps = [SOFT_RAMP_MS]
+            for a in self.study["arms"].values():
+                canon = protofile.parse(a["protocol_source"].encode())[0]
+                ramps += [s.get("ramp_down_ms") or SOFT_RAMP_MS for s in canon["segments"] if s["kind"] == "stim"]
+            self._stop_ms = max(ramps)
+        return self._stop_ms
 
     def sealed_size(self, raw):
         from tesctl.blindrec import sealed_size
