@@ -30,7 +30,7 @@ def json_vec(name, title, typ, seq, obj, note=""):
 
 def telem_vec(name, title, seq, fields, note=""):
     buf = bytearray(L.TELEM_SIZE)
-    n = L.pack_telem(buf, *[fields[k] for k in L.TELEM_FIELDS])
+    n = L.pack_telem(buf, *[fields[k] for k in L.TELEM_FIELDS + L.TELEM_STATS])
     return {"name": name, "title": title, "note": note, "type": L.TELEM, "seq": seq,
             "telem": fields, "payload_hex": bytes(buf[:n]).hex()}
 
@@ -46,22 +46,35 @@ def raw_vec(name, title, seq, first, chan, samples, note=""):
 def build():
     vecs = [
         json_vec("hello", "HELLO request (host -> device)", L.HELLO, 0,
-                 {"host": "tesctl 0.1.0", "link": 1},
+                 {"host": "tesctl 0.1.0", "link": L.LINK_VERSION},
                  "The first frame of a session; seq 0. The host sends a lone 0x00 before it to "
                  "flush any partial frame in the device's decoder."),
         json_vec("hello-reply", "REPLY to the HELLO (device -> host)", L.REPLY, 0,
-                 {"board": "sim", "fw": "0.1.0", "fw_sha256": FW_SHA, "link": 1,
+                 {"board": "sim", "fw": "0.1.0", "fw_sha256": FW_SHA, "link": L.LINK_VERSION,
                   "max_payload": L.MAX_PAYLOAD, "ok": True, "re": 0, "state": "idle"},
                  "\"re\": 0 echoes the HELLO's seq. The device's own seq also starts at 0."),
         json_vec("heartbeat", "HEARTBEAT (host -> device)", L.HEARTBEAT, 7, {},
                  "Empty payload (the same as {}). No reply."),
         telem_vec("telem", "TELEM (device -> host)", 0x1234,
                   {"t_ms": 61250, "state": L.PLATEAU, "set_uA": 2000, "meas_uA": 1987,
-                   "v_mV": 9935, "z_ohm": 4972, "charge_uC": 98500, "flags": L.F_OUTPUT},
-                  "Plateau at 2 mA, 4972 ohm, output on."),
+                   "v_mV": 9935, "z_ohm": 4972, "charge_uC": 98500, "flags": L.F_OUTPUT,
+                   "set_rms_uA": 2000, "meas_rms_uA": 1987, "meas_peak_uA": 2003, "v_rms_mV": 9880,
+                   "z_phase_cdeg": None},
+                  "Plateau of a 2 mA tDCS, 4972 ohm, output on: the means and the RMS agree; no phase."),
+        telem_vec("telem-tacs", "TELEM during a tACS (device -> host)", 0x1233,
+                  {"t_ms": 42120, "state": L.PLATEAU, "set_uA": -3, "meas_uA": 2,
+                   "v_mV": -41, "z_ohm": 6012, "charge_uC": 27510, "flags": L.F_OUTPUT,
+                   "set_rms_uA": 707, "meas_rms_uA": 706, "meas_peak_uA": 1004, "v_rms_mV": 4245,
+                   "z_phase_cdeg": -4180},
+                  "Plateau of a 1 mA-peak 10 Hz tACS: the 20 ms means say little (a fifth of a cycle); "
+                  "the RMS and peak over whole cycles, z_ohm = v_rms / meas_rms, and a phase of "
+                  "-41.80 degrees (V lags I: link 2 firmware sends no phase yet, so this field is "
+                  "an example of the encoding)."),
         telem_vec("telem-open", "TELEM with impedance unknown (device -> host)", 0x1235,
                   {"t_ms": 61500, "state": L.FAULT, "set_uA": 0, "meas_uA": 0, "v_mV": 0,
-                   "z_ohm": None, "charge_uC": 98512, "flags": L.F_FAULT | L.F_Z_HIGH},
+                   "z_ohm": None, "charge_uC": 98512, "flags": L.F_FAULT | L.F_Z_HIGH,
+                   "set_rms_uA": 0, "meas_rms_uA": 0, "meas_peak_uA": 0, "v_rms_mV": 0,
+                   "z_phase_cdeg": None},
                   "z_ohm 0xffffffff = unknown/open circuit (here after an electrode lift-off)."),
         raw_vec("raw", "RAW samples (device -> host)", 0x1236, 61000, L.CH_MEAS,
                 [1998, 2003, 1995, 2001, -4000, 0, 4000, -1],
@@ -121,7 +134,7 @@ def doc_section(data):
         if "telem" in v:
             t = v["telem"]
             out.append("- payload (TELEM): " + ", ".join(
-                "%s=%s" % (k, "unknown" if t[k] is None else t[k]) for k in L.TELEM_FIELDS))
+                "%s=%s" % (k, "unknown" if t[k] is None else t[k]) for k in L.TELEM_FIELDS + L.TELEM_STATS))
         if "raw" in v:
             r = v["raw"]
             out.append("- payload (RAW): first=%d, count=%d, chan=%d, samples=%s"

@@ -222,7 +222,11 @@ class App:
         elif ticks_diff(now, self.last_telem) >= TELEM_MS:
             w = s.sup.window()
             if w is not None:
-                self.send_telem(w[1], w[3], w[6], w[9])
+                p = s.sup.period()
+                if p is None:
+                    self.send_telem(w[1], w[3], w[6], None)
+                else:
+                    self.send_telem(w[1], w[3], w[6], p[6], p[1], p[2], p[3], p[4])
         if self.link.pending() >= FLUSH_BYTES or ticks_diff(now, self.link.last_flush) >= FLUSH_MS:
             self.link.flush()
         if s.kind == STIM and ticks_diff(now, s.retained_ms) >= RETAIN_MS:
@@ -249,7 +253,10 @@ class App:
                     s.z = v_mean * 1000 // meas_mean
 
     @micropython.native   # no heap frame per call (bytecode calls allocate one)
-    def send_telem(self, set_uA, meas_uA, v_mV, z_ohm):
+    def send_telem(self, set_uA, meas_uA, v_mV, z_ohm, set_rms_uA=0, meas_rms_uA=0, meas_peak_uA=0, v_rms_mV=0):
+        """One TELEM frame. In a session: the means of the supervisor's window() (set,
+        measured, voltage), and from its period() the RMS, the peak and z_ohm (the RMS
+        ratio over whole periods); docs/wire.md says which is which."""
         hal = self.hal
         now = hal.ticks_ms()
         self.last_telem = now
@@ -269,7 +276,8 @@ class App:
             flags |= L.F_RAW
         if hal.SIMULATED:
             flags |= L.F_SIM
-        self.link.telemetry(self.state, set_uA, meas_uA, v_mV, z_ohm, charge, flags)
+        self.link.telemetry(self.state, set_uA, meas_uA, v_mV, z_ohm, charge, flags, set_rms_uA, meas_rms_uA,
+                            meas_peak_uA, v_rms_mV)
 
     def raw_append(self, buf, n):
         """Copy the block's set samples into the raw buffer (no allocation: the tick sends

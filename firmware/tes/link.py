@@ -18,7 +18,7 @@ import json
 import struct
 import sys
 
-LINK_VERSION = 1
+LINK_VERSION = 2                        # 2: TELEM carries RMS, peak and the impedance's phase
 
 MAX_PAYLOAD = 1024                      # payload bytes, both directions
 HEADER = 3                              # type u8 + seq u16
@@ -235,14 +235,16 @@ class Encoder:
         self._out[w] = 0
         return self._mv[:w + 1]
 
-    def telem(self, seq, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags):
+    def telem(self, seq, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, set_rms_uA=0,
+              meas_rms_uA=0, meas_peak_uA=0, v_rms_mV=0, z_phase_cdeg=None):
         """frame(TELEM, seq, a pack_telem payload), byte for byte, with no copy and no
         allocation (on an RP2040 the general path cost ~0.3 ms a frame)."""
         raw = self._raw
         raw[0] = TELEM
         raw[1] = seq & 0xFF
         raw[2] = (seq >> 8) & 0xFF
-        pack_telem(raw, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, HEADER)
+        pack_telem(raw, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, set_rms_uA, meas_rms_uA,
+                   meas_peak_uA, v_rms_mV, z_phase_cdeg, HEADER)
         struct.pack_into("<I", raw, HEADER + TELEM_SIZE, crc32(self._telem_crc))
         cobs_encode_into(raw, HEADER + TELEM_SIZE + TRAILER, self._out, 0)
         self._out[TELEM_FRAME - 1] = 0
@@ -513,30 +515,43 @@ def unpack_load(payload):
 
 
 # --- TELEM ------------------------------------------------------------------------------------
-TELEM_FMT = "<IBiiiIiH"
-TELEM_SIZE = struct.calcsize(TELEM_FMT)        # 27
+# Link 2: the link-1 fields, then the RMS and peak figures and the impedance's phase.
+TELEM_FMT = "<IBiiiIiHiiiih"
+TELEM_SIZE = struct.calcsize(TELEM_FMT)        # 45
 TELEM_FIELDS = ("t_ms", "state", "set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC", "flags")
+TELEM_STATS = ("set_rms_uA", "meas_rms_uA", "meas_peak_uA", "v_rms_mV", "z_phase_cdeg")
 Z_UNKNOWN = 0xFFFFFFFF
+PHASE_UNKNOWN = -32768                          # z_phase_cdeg: no phase estimate
+PHASE_MAX = 18000                               # centidegrees
 
 
-TELEM_FRAME = HEADER + TELEM_SIZE + TRAILER + 2  # COBS adds 1 byte, then the 0x00: 36
+TELEM_FRAME = HEADER + TELEM_SIZE + TRAILER + 2  # COBS adds 1 byte, then the 0x00: 54
 
 
-def pack_telem(buf, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, at=0):
+def pack_telem(buf, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, set_rms_uA=0, meas_rms_uA=0,
+               meas_peak_uA=0, v_rms_mV=0, z_phase_cdeg=None, at=0):
     """Pack a TELEM payload into buf[at:] (>= TELEM_SIZE bytes, reused). Returns TELEM_SIZE.
-    z_ohm < 0 or None means unknown/open (Z_UNKNOWN); t_ms wraps at 2**32."""
+    z_ohm < 0 or None means unknown/open (Z_UNKNOWN); t_ms wraps at 2**32; z_phase_cdeg
+    (V relative to I, centidegrees) None means unknown and is clamped to +/-PHASE_MAX."""
     if z_ohm is None or z_ohm < 0 or z_ohm > Z_UNKNOWN:
         z_ohm = Z_UNKNOWN
     if t_ms < 0 or t_ms > 0x3FFFFFFF:     # a board's ticks never are: no big int on the way
         t_ms &= 0xFFFFFFFF
+    if z_phase_cdeg is None:
+        z_phase_cdeg = PHASE_UNKNOWN
+    elif z_phase_cdeg > PHASE_MAX:
+        z_phase_cdeg = PHASE_MAX
+    elif z_phase_cdeg < -PHASE_MAX:
+        z_phase_cdeg = -PHASE_MAX
     struct.pack_into(TELEM_FMT, buf, at, t_ms, state, set_uA, meas_uA, v_mV,
-                     z_ohm, charge_uC, flags)
+                     z_ohm, charge_uC, flags, set_rms_uA, meas_rms_uA, meas_peak_uA, v_rms_mV, z_phase_cdeg)
     return TELEM_SIZE
 
 
 def unpack_telem(payload):
     """(t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags); z_ohm is None when
-    unknown/open. Extra trailing bytes (later versions) are ignored; too short -> ValueError."""
+    unknown/open. The figures after them: unpack_telem_stats. Extra trailing bytes (later
+    versions) are ignored; too short -> ValueError."""
     if len(payload) < TELEM_SIZE:
         raise ValueError("short TELEM")
     t = struct.unpack_from(TELEM_FMT, payload, 0)
@@ -544,6 +559,18 @@ def unpack_telem(payload):
     if z == Z_UNKNOWN:
         z = None
     return (t[0], t[1], t[2], t[3], t[4], z, t[6], t[7])
+
+
+def unpack_telem_stats(payload):
+    """(set_rms_uA, meas_rms_uA, meas_peak_uA, v_rms_mV, z_phase_cdeg) of a TELEM payload;
+    z_phase_cdeg is None when unknown. Too short -> ValueError."""
+    if len(payload) < TELEM_SIZE:
+        raise ValueError("short TELEM")
+    t = struct.unpack_from(TELEM_FMT, payload, 0)
+    ph = t[12]
+    if ph == PHASE_UNKNOWN:
+        ph = None
+    return (t[8], t[9], t[10], t[11], ph)
 
 
 # --- RAW --------------------------------------------------------------------------------------

@@ -30,11 +30,21 @@ off); SOFT = ramp down over SOFT_RAMP_MS, then zero. Blocks are at most 1 ms.
   impedance-high   SOFT  mean|V| / mean|I| over a window of whole periods of the slowest
                          periodic waveform (>= 100 ms) above the protocol's lockout, two
                          windows running; or |v| >= HEADROOM_PCT of compliance
-  charge-budget    SOFT  delivered charge (integral of |measured current|) >= budget
+  charge-budget    SOFT  delivered charge >= budget: the integral of |measured current| over
+                         every sample with a nonzero set, and over a zero-set sample only
+                         where |i| > Q_FLOOR_uA (the sense chain's noise with no current
+                         asked for is not charge: ~1.6 % of a 20 % duty tPCS session)
   duration-budget  SOFT  stimulation time (samples with a nonzero set) >= budget
   host-lost        SOFT  heartbeat age passed by the app > HOST_LOST_MS
 The ratio of mean absolute values equals the RMS ratio (the impedance magnitude) for DC,
 a sine and Gaussian noise through a linear load.
+
+Telemetry figures, read in the app's tick (never in the control path): window() gives the
+means (and 20 ms RMS/peaks) since its last call; period() gives the RMS, peaks and
+v_rms / i_rms of the last completed impedance window, which spans whole periods of the
+slowest periodic waveform, so they hold still on AC (a 20 ms window is a fifth of a 10 Hz
+cycle: its RMS and V/I swing with the phase). check() only adds each block's sums of
+squares into two-word accumulators and latches them when the window completes.
 """
 try:
     import micropython  # noqa: F401
@@ -72,6 +82,7 @@ Z_MIN_uA = const(100)         # below this mean current an impedance figure is m
 SHORT_MIN_uA = const(300)     # 100 ohm x 300 uA = 30 mV: what the voltage channel resolves
 OPEN_MIN_uA = const(50)
 COLLAPSE_MIN_uA = const(200)
+Q_FLOOR_uA = const(20)        # charge: |i| at or under this with a zero set is sense noise
 ADC_STUCK_SAMPLES = const(8)
 HOST_LOST_MS = const(3000)
 SOFT_RAMP_MS = const(1000)
@@ -125,9 +136,32 @@ W_VSQ = const(37)       # sum of v*v >> 10
 W_SPK = const(38)       # largest |set|
 W_IPK = const(39)       # largest |i|
 W_VPK = const(40)       # largest |v|
-STATE_LEN = const(41)
+# whole-period figures (period()): the impedance window's samples (S_ZN, T_ZWIN), every
+# block, squares in the window's scales as two words (lo < 2**24, hi counts 2**24)
+P_SL = const(41)        # sum of set*set >> 6: low word
+P_SH = const(42)        #   high word
+P_IL = const(43)        # sum of i*i >> 6
+P_IH = const(44)
+P_VL = const(45)        # sum of v*v >> 10
+P_VH = const(46)
+P_IPK = const(47)       # largest |i|
+P_VPK = const(48)       # largest |v|
+# ...latched when the impedance window completes (P_* then restart)
+L_SL = const(49)        # (L_x = P_x + 8)
+L_SH = const(50)
+L_IL = const(51)
+L_IH = const(52)
+L_VL = const(53)
+L_VH = const(54)
+L_IPK = const(55)
+L_VPK = const(56)
+L_N = const(57)         # samples
+L_CNT = const(58)       # windows latched so far (mod 2**30): period() recomputes on a change
+STATE_LEN = const(59)
+W_END = const(41)       # window() clears W_N .. W_END - 1
 # A telemetry window holds at most about this many samples (v*v >> 10 sums stay < 2**30).
 W_MAX = const(1000)
+P_LO = const(16777216)  # 2**24: a P_ low word carries into its high word from here
 
 
 def is_hard(code):
@@ -157,6 +191,7 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
     sabs = 0
     sdif = 0
     iabs = 0
+    qabs = 0
     vabs = 0
     eabs = 0
     ipk = 0
@@ -186,6 +221,8 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
         sdif += a if a >= 0 else -a
         a = i if i >= 0 else -i
         iabs += a
+        if s != 0 or a > Q_FLOOR_uA:
+            qabs += a
         if a > ipk:
             ipk = a
         a = v if v >= 0 else -v
@@ -246,7 +283,7 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
     if vpk > st[W_VPK]:
         st[W_VPK] = vpk
     # charge, from the measured current
-    q = st[S_QREM] + iabs
+    q = st[S_QREM] + qabs
     fs = st[T_FS]
     st[S_QUC] = st[S_QUC] + q // fs
     st[S_QREM] = q % fs
@@ -298,8 +335,33 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
         if imean >= Z_MIN_uA:
             st[S_ZV] = st[S_ZV] + vmean
             st[S_ZI] = st[S_ZI] + imean
+        # whole-period RMS and peaks: every block, whatever its current
+        a = st[P_SL] + wssq
+        if a >= P_LO:
+            st[P_SH] = st[P_SH] + (a >> 24)
+            a = a & 16777215
+        st[P_SL] = a
+        a = st[P_IL] + wisq
+        if a >= P_LO:
+            st[P_IH] = st[P_IH] + (a >> 24)
+            a = a & 16777215
+        st[P_IL] = a
+        a = st[P_VL] + wvsq
+        if a >= P_LO:
+            st[P_VH] = st[P_VH] + (a >> 24)
+            a = a & 16777215
+        st[P_VL] = a
+        if ipk > st[P_IPK]:
+            st[P_IPK] = ipk
+        if vpk > st[P_VPK]:
+            st[P_VPK] = vpk
         st[S_ZN] = st[S_ZN] + n
         if st[S_ZN] >= st[T_ZWIN]:
+            st[L_N] = st[S_ZN]
+            for k in range(P_SL, P_VPK + 1):
+                st[k + 8] = st[k]
+                st[k] = 0
+            st[L_CNT] = (st[L_CNT] + 1) & 0x3FFFFFFF
             zi = st[S_ZI]
             if zi:
                 zv = st[S_ZV]
@@ -371,6 +433,8 @@ class Supervisor:
         st[T_HOLD] = SIGN_HOLD_MS * fs // 1000
         st[T_SWIN] = SHORT_WIN_MS * fs // 1000 or 1
         st[S_ZLAST] = -1
+        self._pcnt = 0          # L_CNT when period() last computed its figures
+        self._p = None
         self.fs = fs
         self.kernel = _fast.check if (fast and _fast is not None) else check
 
@@ -403,9 +467,28 @@ class Supervisor:
         v_rms = isqrt((st[W_VSQ] // n) << 10)
         out = (n, _div(st[W_SET], n), set_rms, _div(st[W_I], n), i_rms, st[W_IPK], _div(st[W_V], n), v_rms,
                st[W_VPK], v_rms * 1000 // i_rms if i_rms >= Z_MIN_uA else None)
-        for k in range(W_N, STATE_LEN):
+        for k in range(W_N, W_END):
             st[k] = 0
         return out
+
+    def period(self):
+        """The figures of the last completed impedance window (whole periods of the slowest
+        periodic waveform, at least Z_WIN_MS; Z_WIN_MS for DC and noise), every block of it
+        counted: a tuple (n, set_rms, meas_rms, meas_peak, v_rms, v_peak, z_ohm) with
+        z_ohm = v_rms * 1000 // meas_rms (None under Z_MIN_uA), or None before the first
+        window completes. Over whole periods the RMS of a sine is its amplitude / sqrt(2)
+        and v_rms / i_rms is |Z| at its frequency. Computed once per window (the tick's
+        path: it may allocate; the control path only sums)."""
+        st = self.st
+        if st[L_CNT] == self._pcnt:
+            return self._p
+        self._pcnt = st[L_CNT]
+        n = st[L_N]
+        i_rms = isqrt(_mean2(st[L_IH], st[L_IL], n) << 6)
+        v_rms = isqrt(_mean2(st[L_VH], st[L_VL], n) << 10)
+        self._p = (n, isqrt(_mean2(st[L_SH], st[L_SL], n) << 6), i_rms, st[L_IPK], v_rms, st[L_VPK],
+                   v_rms * 1000 // i_rms if i_rms >= Z_MIN_uA else None)
+        return self._p
 
     def impedance_ohm(self):
         """The impedance rule's last window (ohm), or -1 before one with enough current."""
@@ -415,6 +498,21 @@ class Supervisor:
 def _div(a, n):
     """a / n rounded toward zero (a mean that is symmetric in sign)."""
     return a // n if a >= 0 else -((-a) // n)
+
+
+def _mean2(hi, lo, n):
+    """(hi * 2**24 + lo) // n, exactly, for a two-word sum (lo < 2**24) and n < 2**22,
+    with ints under 2**30: long division a byte of lo at a time."""
+    q = hi // n
+    r = hi % n
+    r = (r << 8) | (lo >> 16)
+    q = (q << 8) | (r // n)
+    r = r % n
+    r = (r << 8) | ((lo >> 8) & 255)
+    q = (q << 8) | (r // n)
+    r = r % n
+    r = (r << 8) | (lo & 255)
+    return (q << 8) | (r // n)
 
 
 def _new_state():

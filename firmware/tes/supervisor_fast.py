@@ -30,6 +30,7 @@ _Z_MIN_uA = const(100)
 _SHORT_MIN_uA = const(300)
 _OPEN_MIN_uA = const(50)
 _COLLAPSE_MIN_uA = const(200)
+_Q_FLOOR_uA = const(20)
 _ADC_STUCK_SAMPLES = const(8)
 _HOST_LOST_MS = const(3000)
 _W_MAX = const(1000)
@@ -75,6 +76,17 @@ _W_VSQ = const(37)
 _W_SPK = const(38)
 _W_IPK = const(39)
 _W_VPK = const(40)
+_P_SL = const(41)
+_P_SH = const(42)
+_P_IL = const(43)
+_P_IH = const(44)
+_P_VL = const(45)
+_P_VH = const(46)
+_P_IPK = const(47)
+_P_VPK = const(48)
+_L_N = const(57)
+_L_CNT = const(58)
+_P_LO = const(16777216)
 
 
 @micropython.viper
@@ -100,6 +112,7 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
     sabs = 0
     sdif = 0
     iabs = 0
+    qabs = 0
     vabs = 0
     eabs = 0
     ipk = 0
@@ -139,6 +152,8 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
         else:
             a = 0 - i
         iabs += a
+        if s != 0 or a > _Q_FLOOR_uA:
+            qabs += a
         if a > ipk:
             ipk = a
         if v >= 0:
@@ -204,7 +219,7 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
         st[_W_IPK] = ipk
     if vpk > int(st[_W_VPK]):
         st[_W_VPK] = vpk
-    q = int(st[_S_QREM]) + iabs
+    q = int(st[_S_QREM]) + qabs
     fs = int(st[_T_FS])
     st[_S_QUC] = int(st[_S_QUC]) + q // fs
     st[_S_QREM] = q % fs
@@ -251,8 +266,34 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
         if imean >= _Z_MIN_uA:
             st[_S_ZV] = int(st[_S_ZV]) + vmean
             st[_S_ZI] = int(st[_S_ZI]) + imean
+        a = int(st[_P_SL]) + wssq
+        if a >= _P_LO:
+            st[_P_SH] = int(st[_P_SH]) + (a >> 24)
+            a = a & 16777215
+        st[_P_SL] = a
+        a = int(st[_P_IL]) + wisq
+        if a >= _P_LO:
+            st[_P_IH] = int(st[_P_IH]) + (a >> 24)
+            a = a & 16777215
+        st[_P_IL] = a
+        a = int(st[_P_VL]) + wvsq
+        if a >= _P_LO:
+            st[_P_VH] = int(st[_P_VH]) + (a >> 24)
+            a = a & 16777215
+        st[_P_VL] = a
+        if ipk > int(st[_P_IPK]):
+            st[_P_IPK] = ipk
+        if vpk > int(st[_P_VPK]):
+            st[_P_VPK] = vpk
         st[_S_ZN] = int(st[_S_ZN]) + n
         if int(st[_S_ZN]) >= int(st[_T_ZWIN]):
+            st[_L_N] = st[_S_ZN]
+            k = _P_SL
+            while k <= _P_VPK:
+                st[k + 8] = st[k]
+                st[k] = 0
+                k += 1
+            st[_L_CNT] = (int(st[_L_CNT]) + 1) & 0x3FFFFFFF
             zi = int(st[_S_ZI])
             if zi:
                 zv = int(st[_S_ZV])

@@ -8,8 +8,12 @@ from tesctl.errors import InputError
 MARKER_TYPE = "Markers"
 TELEMETRY_TYPE = "tES"
 TELEMETRY_RATE_HZ = 50          # the device sends a telemetry frame every 20 ms
-CHANNELS = ("set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC")
-_UNITS = {"uA": "microamperes", "mV": "millivolts", "ohm": "ohms", "uC": "microcoulombs"}
+# The first five are link 1's (means over 20 ms; z_ohm the RMS ratio over whole periods);
+# then the RMS and peak figures over whole periods and the impedance's phase (NaN: unknown).
+CHANNELS = ("set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC", "set_rms_uA", "meas_rms_uA", "meas_peak_uA",
+            "v_rms_mV", "z_phase_deg")
+CLASSIC = 5                     # a frame of CHANNELS[:CLASSIC] only: the rest go out as NaN
+_UNITS = {"uA": "microamperes", "mV": "millivolts", "ohm": "ohms", "uC": "microcoulombs", "deg": "degrees"}
 
 
 class LslError(InputError):
@@ -67,7 +71,12 @@ class LslOutlets:
             self._markers.push_sample([str(text)], timestamp or 0.0)
 
     def telemetry(self, values, timestamp=None):
-        """One frame; None (e.g. open-circuit impedance) goes out as NaN."""
+        """One frame, in the order of self.channels; None (e.g. open-circuit impedance) goes
+        out as NaN. With the default channels, the first CLASSIC values alone are a frame
+        too (the figures after them go out as NaN)."""
+        values = list(values)
+        if self.channels == CHANNELS and len(values) == CLASSIC:
+            values += [None] * (len(CHANNELS) - CLASSIC)
         if len(values) != len(self.channels):
             raise ValueError("telemetry needs %d values, got %d" % (len(self.channels), len(values)))
         if self._telemetry is not None:

@@ -13,9 +13,19 @@ from datetime import datetime, timezone
 from tesctl.errors import TesctlError
 
 EVENTS_HEADER = "onset\tduration\ttrial_type\n"
-TELEMETRY_HEADER = ("t_s", "state", "set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC")
+# docs/cli.md "Session files": set_uA, meas_uA, v_mV are 20 ms window means; the RMS and peak
+# columns and z_ohm (v_rms / meas_rms) are over the device's last whole-period window.
+TELEMETRY_HEADER = ("t_s", "state", "set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC",
+                    "set_rms_uA", "meas_rms_uA", "meas_peak_uA", "v_rms_mV", "z_phase_deg")
 FLUSH_S = 0.5
 JSON_EVERY_S = 2.0
+# Contact quality (docs/safety.md): a drying sponge shows as an impedance that rises
+# steadily, long before the absolute lockout.
+CONTACT_RISE_PCT_PER_MIN = 20   # at least this fast...
+CONTACT_SUSTAIN_S = 60          # ...over this long: every CONTACT_BIN_S mean above the one before
+CONTACT_BIN_S = 10
+CONTACT_STATES = ("ramp-up", "plateau", "ramp-down")
+CONTACT_WARNING = "warning:contact-drying"
 
 
 def now_iso():
@@ -37,6 +47,53 @@ def write_json_atomic(path, obj):
         except OSError:
             pass
         raise
+
+
+class ContactWatch:
+    """Impedance rising steadily while current flows (a drying sponge; Antal et al. 2017:
+    burns come from poor or drying contact). z_ohm is averaged over CONTACT_BIN_S-second
+    bins of session time; the watch fires once when the last CONTACT_SUSTAIN_S seconds of
+    bins (CONTACT_SUSTAIN_S / CONTACT_BIN_S + 1 bins, all with readings, each in a
+    stimulating state) rise bin after bin and the last is at least
+    CONTACT_RISE_PCT_PER_MIN % a minute (pro rata) above the first. feed() returns True
+    at that row."""
+
+    def __init__(self):
+        self.bins = []            # [(bin index, mean z)] of the current unbroken run
+        self._cur = None          # [bin index, sum, count]
+        self.fired = False
+
+    def feed(self, t_s, state, z_ohm):
+        if self.fired:
+            return False
+        if state not in CONTACT_STATES or z_ohm is None:
+            self.bins = []        # no reading, or no current: the run is broken
+            self._cur = None
+            return False
+        b = int(t_s // CONTACT_BIN_S)
+        if self._cur is not None and self._cur[0] != b:
+            k, total, n = self._cur
+            if self.bins and self.bins[-1][0] != k - 1:
+                self.bins = []    # a bin without readings between
+            self.bins.append((k, total / n))
+            need = CONTACT_SUSTAIN_S // CONTACT_BIN_S + 1
+            self.bins = self.bins[-need:]
+            self._cur = None
+            if len(self.bins) == need and self._rising():
+                self.fired = True
+                return True
+        if self._cur is None:
+            self._cur = [b, 0.0, 0]
+        self._cur[1] += z_ohm
+        self._cur[2] += 1
+        return False
+
+    def _rising(self):
+        zs = [z for _, z in self.bins]
+        if any(b <= a for a, b in zip(zs, zs[1:])):
+            return False
+        minutes = (len(zs) - 1) * CONTACT_BIN_S / 60.0
+        return zs[-1] >= zs[0] * (1 + CONTACT_RISE_PCT_PER_MIN / 100.0 * minutes)
 
 
 class Recorder:
@@ -67,6 +124,8 @@ class Recorder:
         self._last_flush = time.monotonic()
         self._last_json = 0.0
         self.t0_ms = None
+        self.contact = ContactWatch()
+        self.on_warning = None        # called with (t_ms, text) when a warning goes into events.tsv
         if memory_only:
             return
         try:
@@ -118,9 +177,20 @@ class Recorder:
             self.meta.update({"device_t0_ms": t_ms, "t0_at": now_iso()})
         return (t_ms - self.t0_ms) / 1000.0
 
-    def telemetry(self, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC):
-        line = "%.3f,%s,%d,%d,%d,%s,%s\n" % (self.t_s(t_ms), state, set_uA, meas_uA, v_mV,
-                                             "" if z_ohm is None else z_ohm, charge_uC)
+    def telemetry(self, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, stats=None):
+        """One row. stats: tes.link.unpack_telem_stats of the frame (set_rms_uA, meas_rms_uA,
+        meas_peak_uA, v_rms_mV, z_phase_cdeg), or None: those cells stay empty."""
+        if stats is None:
+            tail = ",,,,"
+        else:
+            ph = stats[4]
+            tail = "%d,%d,%d,%d,%s" % (stats[0], stats[1], stats[2], stats[3],
+                                       "" if ph is None else "%.2f" % (ph / 100.0))
+        t_s = self.t_s(t_ms)
+        line = "%.3f,%s,%d,%d,%d,%s,%s,%s\n" % (t_s, state, set_uA, meas_uA, v_mV,
+                                                "" if z_ohm is None else z_ohm, charge_uC, tail)
+        if self.contact.feed(t_s, state, z_ohm):
+            self.warning(t_ms, CONTACT_WARNING)
         self._tel_rows.append(line)
         if self._tel_file is not None:
             self._guard(self._tel_file.write, line)
@@ -166,6 +236,14 @@ class Recorder:
 
     def event(self, t_ms, trial_type, duration=0.0):
         self._row(self.t_s(t_ms), duration, trial_type)
+
+    def warning(self, t_ms, text):
+        """A warning (the session goes on): a row in events.tsv, a note in session.json
+        ("warnings": onset, text), and on_warning(t_ms, text) if set (LSL marker, screen)."""
+        self.event(t_ms, text)
+        self.meta.setdefault("warnings", []).append({"onset": self.t_s(t_ms), "warning": text})
+        if self.on_warning is not None:
+            self.on_warning(t_ms, text)
 
     def _close_state(self, end):
         if self._open_state is not None:

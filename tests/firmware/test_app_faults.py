@@ -174,7 +174,7 @@ def test_raw_streaming_allocates_nothing_in_the_block_path_and_resets_at_hello()
     assert d.outcome() == ("completed", "completed")
     assert d.app.raw_dropped == 0 and d.app.raw_index == 30000 + 2 * 500 * 10
     d.app.raw_on = True
-    d.port.inq += L.encode(L.HELLO, 0, b'{"link":1}')
+    d.port.inq += L.encode(L.HELLO, 0, L.dumps({"link": L.LINK_VERSION}).encode())
     d.app.service()
     assert d.app.raw_on is False
 

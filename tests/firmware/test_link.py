@@ -74,7 +74,9 @@ def test_vectors_payloads():
             t = v["telem"]
             want = tuple(t[k] for k in L.TELEM_FIELDS)
             assert L.unpack_telem(payload) == want, v["name"]
-            n = L.pack_telem(buf, *want)
+            stats = tuple(t[k] for k in L.TELEM_STATS)
+            assert L.unpack_telem_stats(payload) == stats, v["name"]
+            n = L.pack_telem(buf, *(want + stats))
             assert bytes(buf[:n]) == payload, v["name"]
         if "raw" in v:
             r = v["raw"]
@@ -349,16 +351,28 @@ def test_type_table():
 
 
 def test_telem():
-    buf = bytearray(40)
+    buf = bytearray(50)
     assert L.pack_telem(buf, 0x1FFFFFFFF, L.PLATEAU, -4000, 4000, -35000, 0, -1, 0xFFFF) == L.TELEM_SIZE
-    assert L.TELEM_SIZE == 27
+    assert L.TELEM_SIZE == 45
     t = L.unpack_telem(buf[:L.TELEM_SIZE])
     assert t == (0xFFFFFFFF, L.PLATEAU, -4000, 4000, -35000, 0, -1, 0xFFFF)
+    assert L.unpack_telem_stats(buf[:L.TELEM_SIZE]) == (0, 0, 0, 0, None)   # defaults: no figures, no phase
     for z in (None, -1, 1 << 33):
         L.pack_telem(buf, 0, 0, 0, 0, 0, z, 0, 0)
         assert L.unpack_telem(buf)[5] is None           # longer payloads are accepted
+    # The figures after the link-1 fields; the phase clamps to +/-180 degrees.
+    for ph, want in ((None, None), (0, 0), (-4180, -4180), (18000, 18000), (18001, 18000), (-40000, -18000)):
+        L.pack_telem(buf, 1, 2, 3, 4, 5, 6, 7, 8, 707, 706, 1004, 4245, ph)
+        assert L.unpack_telem(buf) == (1, 2, 3, 4, 5, 6, 7, 8)
+        assert L.unpack_telem_stats(buf) == (707, 706, 1004, 4245, want), ph
+    for short in (26, 27, 44):
+        try:
+            L.unpack_telem_stats(buf[:short])
+            raise AssertionError("short TELEM accepted")
+        except ValueError:
+            pass
     try:
-        L.unpack_telem(buf[:26])
+        L.unpack_telem(buf[:44])
         raise AssertionError("short TELEM accepted")
     except ValueError:
         pass

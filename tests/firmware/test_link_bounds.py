@@ -76,17 +76,19 @@ def test_frame_size_limits():
 
 def test_telem_extremes():
     buf = bytearray(L.TELEM_SIZE)
-    assert L.TELEM_SIZE == 27
-    n = L.pack_telem(buf, (1 << 32) + 5, 10, -4000, 4000, -30000, 0, 7200000, 0xFFFF)
-    assert n == 27
+    assert L.TELEM_SIZE == 45 and L.TELEM_FRAME == 54
+    n = L.pack_telem(buf, (1 << 32) + 5, 10, -4000, 4000, -30000, 0, 7200000, 0xFFFF, 4000, 4500, 4600, 30000,
+                     -18000)
+    assert n == 45
     assert L.unpack_telem(buf) == (5, 10, -4000, 4000, -30000, 0, 7200000, 0xFFFF)
+    assert L.unpack_telem_stats(buf) == (4000, 4500, 4600, 30000, -18000)
     for z in (None, -1, L.Z_UNKNOWN + 1):
         L.pack_telem(buf, 0, 0, 0, 0, 0, z, 0, 0)
         assert L.unpack_telem(buf)[5] is None, z
     L.pack_telem(buf, 0, 0, 0, 0, 0, L.Z_UNKNOWN - 1, 0, 0)
     assert L.unpack_telem(buf)[5] == L.Z_UNKNOWN - 1
     try:
-        L.unpack_telem(bytes(26))
+        L.unpack_telem(bytes(44))
         raise AssertionError("short TELEM accepted")
     except ValueError:
         pass
@@ -137,7 +139,7 @@ def test_load_chunks_at_the_edges():
 
 def test_wire_constants_are_the_documented_ones():
     # docs/wire.md: these numbers are on the wire; changing one breaks every other end.
-    assert (L.LINK_VERSION, L.MAX_PAYLOAD, L.STR_MAX, L.SEQ_MASK) == (1, 1024, 96, 0xFFFF)
+    assert (L.LINK_VERSION, L.MAX_PAYLOAD, L.STR_MAX, L.SEQ_MASK) == (2, 1024, 96, 0xFFFF)
     assert (L.CH_MEAS, L.CH_SET) == (0, 1)
     assert (L.HELLO, L.LOAD, L.CHECK, L.START, L.STOP, L.ABORT, L.STATUS, L.JOURNAL, L.HEARTBEAT, L.EXIT,
             L.RAWREQ, L.STREAM) == tuple(range(1, 13))

@@ -300,6 +300,79 @@ def test_charge_keeps_the_sub_uc_remainder_and_uses_magnitude():
     each(t)
 
 
+def test_charge_counts_current_asked_for_and_current_beyond_the_noise_floor():
+    def t(fast):
+        # Zero set, readings within the floor (sense noise): no charge, over 2 s.
+        f = Feed(sup(fast))
+        for k in range(2000):
+            e = S.Q_FLOOR_uA if k & 1 else -S.Q_FLOOR_uA
+            assert f.block([(0, e, e * 5 + (k % 3))]) == S.OK
+        assert f.s.charge_uC == 0
+        # One uA past the floor with a zero set is current nobody asked for: counted.
+        f = Feed(sup(fast))
+        for k in range(1000):
+            e = S.Q_FLOOR_uA + 1
+            f.block([(0, e if k & 1 else -e, 5 * e + (k % 3))])
+        assert f.s.charge_uC == S.Q_FLOOR_uA + 1                 # 21 uA for 1 s
+        # With a set current, every reading counts, however small (1 uA for 3 s = 3 uC).
+        f = Feed(sup(fast))
+        for k in range(3000):
+            f.block([(1, 1 if k & 1 else -1, 10 + (k & 1))])
+        assert f.s.charge_uC == 3
+    each(t)
+
+
+def test_period_figures_over_whole_cycles():
+    def t(fast):
+        # A 10 Hz sine at 1 kS/s (100 samples a cycle), 1000 uA peak into 6 kOhm with V
+        # lagging 40 degrees: period windows of 100 samples (one cycle).
+        s = S.Supervisor(dict(CEILING), {"impedance_max_ohm": 20000}, 1000, dac_tol_uA=10, period_samples=100,
+                         fast=fast)
+        f = Feed(s)
+        assert s.period() is None
+        from math import pi, sin
+        for k in range(250):
+            ph = 2 * pi * k / 100
+            a = int(round(1000 * sin(ph)))
+            assert f.block([(a, a + (k % 3) - 1, int(round(6000 * sin(ph - 0.698))))]) == S.OK, k
+            if k % 20 == 19:
+                s.window()                       # the app reads its window 50 times a second
+        p = s.period()
+        n, set_rms, i_rms, i_pk, v_rms, v_pk, z = p
+        assert n == 100 and abs(set_rms - 707) <= 1 and abs(i_rms - 707) <= 2 and i_pk == 1001
+        assert abs(v_rms - 4243) <= 3 and abs(v_pk - 6000) <= 2 and abs(z - 6000) <= 12, p
+        assert s.period() is p                   # the same window: computed once
+        # A 20 ms window at the same time is a fifth of a cycle: its RMS is a phase's.
+        w = s.window()
+        assert w is not None and abs(w[4] - 707) > 50, w
+    each(t)
+
+
+def test_period_sums_keep_long_windows_exact():
+    def t(fast):
+        # 10 s windows (0.1 Hz) at 20 kS/s: 200000 samples of 4000 uA / 30 V; the sums of
+        # squares pass 2**30 many times over (two words) and still give the RMS.
+        s = S.Supervisor(dict(CEILING), {"impedance_max_ohm": 50000}, 20000, compliance_mV=40000, dac_tol_uA=10,
+                         period_samples=200000, fast=fast)
+        f = Feed(s)
+        blk = [(3999, 4000 - (j & 1), 30000 - (j & 1)) for j in range(20)]
+        for k in range(10000):
+            assert f.block(blk) == S.OK, k
+            if k % 400 == 0:
+                s.window()
+        n, set_rms, i_rms, i_pk, v_rms, v_pk, z = s.period()
+        # (squares kept >> 6 and >> 10, as in the telemetry window: RMS to 1 unit, floored)
+        assert n == 200000 and set_rms in (3998, 3999) and i_rms in (3998, 3999, 4000) and i_pk == 4000
+        assert v_rms in (29998, 29999, 30000) and v_pk == 30000 and abs(z - 7500) <= 3
+    each(t)
+
+
+def test_two_word_mean_is_exact():
+    for hi, lo, n in ((0, 5, 2), (1, 0, 1), (1000, 12345, 1000), (10476, 16777215, 200000), (63, 1, 7),
+                      (29, 16777215, 1), (0, 0, 3), (123456, 654321, 500000), (5, 7, 4194303)):
+        assert S._mean2(hi, lo, n) == (hi * 16777216 + lo) // n, (hi, lo, n)
+
+
 def test_telemetry_window_figures():
     def t(fast):
         f = Feed(sup(fast, fs=5000))
@@ -674,7 +747,7 @@ def test_magnitudes_of_minus_one():
 
 
 def test_state_layout():
-    names = [n for n in dir(S) if n[:2] in ("T_", "S_", "W_") and n != "W_MAX"]
+    names = [n for n in dir(S) if n[:2] in ("T_", "S_", "W_", "P_", "L_") and n not in ("W_MAX", "W_END", "P_LO")]
     idx = sorted(getattr(S, n) for n in names)
     assert idx == list(range(S.STATE_LEN)), idx         # every slot once, none shared
     assert len(S.Supervisor(dict(CEILING), {"impedance_max_ohm": 20000}, FS).st) == S.STATE_LEN

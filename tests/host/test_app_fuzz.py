@@ -134,7 +134,7 @@ def test_start_before_load_is_refused_and_nothing_runs():
         port = FakePort()
         app = App(hal, BOARD, port, fw_sha256="f" * 64)
         device_frames(port)
-        port.inq += L.encode(L.HELLO, 0, b'{"link":1}')
+        port.inq += L.encode(L.HELLO, 0, L.dumps({"link": L.LINK_VERSION}).encode())
         port.inq += L.encode(L.START, 1, json.dumps({"sha256": "0" * 64}).encode())
         app.service()
         errs = [json.loads(p) for t, _, p in device_frames(port) if t == L.ERROR]

@@ -63,14 +63,19 @@ def test_markers_and_telemetry_round_trip():
         # The full description (channel labels) is fetched from the outlet by the inlet.
         labels = _channel_labels(telem.info(timeout=TIMEOUT))
         assert labels == [("set_uA", "microamperes"), ("meas_uA", "microamperes"), ("v_mV", "millivolts"),
-                          ("z_ohm", "ohms"), ("charge_uC", "microcoulombs")]
+                          ("z_ohm", "ohms"), ("charge_uC", "microcoulombs"), ("set_rms_uA", "microamperes"),
+                          ("meas_rms_uA", "microamperes"), ("meas_peak_uA", "microamperes"),
+                          ("v_rms_mV", "millivolts"), ("z_phase_deg", "degrees")]
         assert out.wait_for_consumers(TIMEOUT)
         time.sleep(0.2)           # let the inlets finish subscribing before the first push
 
         sent = ["ramp-up", "plateau", "ramp-down", "stop", "fault:open-circuit", "end:completed"]
         for m in sent:
             out.marker(m)
-        frames = [(k * 10.0, k * 10.0 - 1, 1500.0 + k, None if k == 3 else 5000.0 + k, k * 0.5) for k in range(20)]
+        # Link-1 frames (five values: the figures after them go out as NaN) and whole ones.
+        frames = [(k * 10.0, k * 10.0 - 1, 1500.0 + k, None if k == 3 else 5000.0 + k, k * 0.5) for k in range(10)]
+        frames += [(0.0, 1.0, 2.0, 6012.0, k * 0.5, 707.0, 706.0 + k, 1004.0, 4245.0, None if k & 1 else -41.8)
+                   for k in range(10)]
         t0 = pylsl.local_clock()
         for k, f in enumerate(frames):
             out.telemetry(f, timestamp=t0 + k / 50)
@@ -81,8 +86,9 @@ def test_markers_and_telemetry_round_trip():
         assert len(got_t) == len(frames)
         for (sample, stamp), f, k in zip(got_t, frames, range(len(frames))):
             assert len(sample) == len(CHANNELS)
-            for a, b in zip(sample, f):
-                assert math.isnan(a) if b is None else a == b
+            want = list(f) + [None] * (len(CHANNELS) - len(f))
+            for a, b in zip(sample, want):
+                assert math.isnan(a) if b is None else abs(a - b) < 1e-3, (sample, want)
             assert abs(stamp - (t0 + k / 50)) < 1e-3
     finally:
         out.close()
@@ -91,7 +97,9 @@ def test_markers_and_telemetry_round_trip():
 def test_telemetry_wrong_length():
     out = LslOutlets("tesctl-test-len", "tesctl-test-%s" % uuid.uuid4().hex)
     try:
-        with pytest.raises(ValueError, match="5 values"):
+        with pytest.raises(ValueError, match="10 values"):
             out.telemetry([1, 2, 3])
+        with pytest.raises(ValueError, match="10 values"):
+            out.telemetry([1, 2, 3, 4, 5, 6])
     finally:
         out.close()
