@@ -44,3 +44,24 @@ def preview_png(path, values, fs, title):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def zoom_panel(ax, t0, fs, samples, tel, peak_uA, rms_uA, what):
+    """report.png's zoom: the commanded samples (raw, t0 = session time of the first) as a
+    step line against the measured current the telemetry has for the same time: its 20 ms
+    means (points, at each window's middle) and the device's whole-period peak and RMS
+    (dashed and dotted lines at +/-). tel: [(t_s, meas_uA)]. The link streams commanded
+    samples only, so the measured side is per window, not per sample: the legend says so."""
+    ts = [t0 + i / fs for i in range(len(samples))]
+    ax.step(ts, samples, where="post", color="tab:blue", lw=0.9, label="commanded (raw samples)")
+    if tel:
+        ax.plot([t - 0.01 for t, _ in tel], [m for _, m in tel], "o", ms=3, color="tab:orange",
+                label="measured, 20 ms means")
+    for v, style, label in ((peak_uA, "--", "measured peak (device) %s uA"),
+                            (rms_uA, ":", "measured RMS (device) %s uA")):
+        if v is not None:
+            ax.axhline(v, color="tab:red", ls=style, lw=0.8, label=label % ("%.0f" % v))
+            ax.axhline(-v, color="tab:red", ls=style, lw=0.8)
+    ax.set_xlabel("session time (s), zoomed: %s" % what)
+    ax.set_ylabel("current (uA)")
+    ax.legend(loc="upper right", fontsize=7, ncol=2)

@@ -20,6 +20,10 @@ ENGINE_BUDGET = 1_500_000
 NOISE_COST = 8
 ENVELOPE_WIDTH = 3000       # min/max buckets across the plot
 STIM_STATES = ("ramp-up", "plateau", "ramp-down")
+NUM_COLUMNS = ("set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC",
+               "set_rms_uA", "meas_rms_uA", "meas_peak_uA", "v_rms_mV", "z_phase_deg")
+SINE_MEAN_ABS = 2 * math.sqrt(2) / math.pi    # mean |I| / RMS of a sine
+ZOOM_CYCLES = 4             # report.png's zoom: this many cycles of a sine/pulse (else 0.2 s)
 
 
 class ReportError(InputError):
@@ -93,7 +97,7 @@ def load_telemetry(session_dir):
                 t = _num(rec.get("t_s"))
                 if t is None:
                     continue
-                row = {k: _num(rec.get(k)) for k in ("set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC")}
+                row = {k: _num(rec.get(k)) for k in NUM_COLUMNS}
                 row["t_s"] = t
                 row["state"] = (rec.get("state") or "").strip()
                 rows.append(row)
@@ -162,6 +166,46 @@ def _group_markers(events, span):
     return out
 
 
+def _mean(values):
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def waveform_figures(rows, proto):
+    """The operator's figures per waveform (docs/cli.md "Summary"), from the plateau rows:
+    kind, frequency; level (tDCS: mean of the 20 ms means); the device's whole-period
+    RMS (mean), peak (largest), set RMS, and the lock-in phase (mean, sine only)."""
+    from tesctl.display import waveform_info
+    kind, freq, offset = waveform_info(proto)
+    plateau = [r for r in rows if r["state"] == "plateau"] or [r for r in rows if r["state"] in STIM_STATES]
+    peaks = [r["meas_peak_uA"] for r in plateau if r["meas_peak_uA"] is not None]
+    return {"kind": kind, "frequency_hz": freq, "offset": offset,
+            "level_uA": _mean(r["meas_uA"] for r in plateau),
+            "set_level_uA": _mean(r["set_uA"] for r in plateau),
+            "rms_uA": _mean(r["meas_rms_uA"] for r in plateau),
+            "set_rms_uA": _mean(r["set_rms_uA"] for r in plateau),
+            "peak_uA": max(peaks) if peaks else None,
+            "v_rms_mV": _mean(r["v_rms_mV"] for r in plateau),
+            "z_phase_deg": _mean(r["z_phase_deg"] for r in plateau)}
+
+
+def stimulation_text(w):
+    """One line, per waveform: what the live view shows, as plateau figures."""
+    from tesctl.display import LABELS
+    if w["kind"] == "dc":
+        return "tDCS level %s uA (set %s uA), plateau mean" % (_fmt(w["level_uA"], "%.0f"),
+                                                               _fmt(w["set_level_uA"], "%.0f"))
+    if w["rms_uA"] is None:
+        return "%s: no whole-period figures in telemetry.csv (recorded without them)" % LABELS.get(w["kind"])
+    freq = "" if w["frequency_hz"] is None else " %g Hz" % w["frequency_hz"]
+    text = "%s%s peak %s uA RMS %.0f uA (set RMS %s uA)" % (
+        LABELS.get(w["kind"], w["kind"]), freq if w["kind"] != "noise" else "", _fmt(w["peak_uA"], "%.0f"),
+        w["rms_uA"], _fmt(w["set_rms_uA"], "%.0f"))
+    if w["offset"]:
+        text += " mean %s uA" % _fmt(w["level_uA"], "%.0f")
+    return text + ", plateau (device's whole-period figures)"
+
+
 def summarize(session_dir) -> dict:
     meta = load_session(session_dir)
     if meta.get("blinded") is True:
@@ -176,6 +220,16 @@ def summarize(session_dir) -> dict:
     plateau_z = [r["z_ohm"] for r in rows if r["state"] == "plateau"]
     volts = [abs(r["v_mV"]) for r in rows if r["v_mV"] is not None]
     currents = [abs(v) for v in meas if v is not None]
+    wave = waveform_figures(rows, proto)
+    dev_peaks = [r["meas_peak_uA"] for r in rows if r["meas_peak_uA"] is not None]
+    plateau_ph = [r["z_phase_deg"] for r in rows if r["state"] == "plateau" and r["z_phase_deg"] is not None]
+    if wave["kind"] == "dc":
+        cross, cross_how = _trapz_abs(ts, meas), "integral of |meas_uA| (20 ms means) over telemetry"
+    elif wave["kind"] == "sine" and not wave["offset"] and any(r["meas_rms_uA"] is not None for r in rows):
+        cross = _trapz_abs(ts, [r["meas_rms_uA"] for r in rows]) * SINE_MEAN_ABS
+        cross_how = "integral of meas_rms_uA x 2*sqrt(2)/pi (a sine's mean |I|) over telemetry"
+    else:
+        cross, cross_how = None, None      # means cancel for AC; RMS is not mean |I| for noise
     return {
         "dir": str(session_dir),
         "name": proto.get("name") or meta.get("name") or "(unnamed protocol)",
@@ -195,8 +249,15 @@ def summarize(session_dir) -> dict:
         # Phase-blind like the device's own count; telemetry carries 20 ms means, so for
         # AC waveforms (tACS, tRNS) this is far below the device's figure: DC check only.
         "telemetry_charge_uC": _trapz_abs(ts, meas),
+        "charge_check_uC": cross,
+        "charge_check_how": cross_how,
+        "waveform": wave,
         "telemetry_span_s": (ts[-1] - ts[0]) if ts else 0.0,
-        "peak_meas_uA": max(currents) if currents else None,
+        # The device's per-window peak of |measured| over every sample when recorded; else the
+        # largest 20 ms mean (which for AC is not a peak: said so in the text).
+        "peak_meas_uA": max(dev_peaks) if dev_peaks else (max(currents) if currents else None),
+        "peak_source": "device" if dev_peaks else ("telemetry-means" if currents else None),
+        "plateau_z_phase_deg": _stats(plateau_ph),
         "plateau_z_ohm": _stats(plateau_z),
         "v_max_mV": max(volts) if volts else None,
         "telemetry_rows": len(rows),
@@ -239,12 +300,21 @@ def summary_text(s) -> str:
     note = STIM_SOURCE_NOTE.get(s["stim_duration_source"], "")
     lines.append("stim time  %s s%s" % (_fmt(s["stim_duration_s"]), note))
     q = s["delivered_charge_uC"]
-    lines.append("charge     %s mC delivered (device); %.3f mC integral of |meas_uA| over telemetry"
-                 % (_fmt(q / 1000.0 if q is not None else None, "%.3f"), s["telemetry_charge_uC"] / 1000.0))
-    lines.append("current    peak |meas| %s uA" % _fmt(s["peak_meas_uA"], "%.0f"))
+    check = s.get("charge_check_uC")
+    lines.append("charge     %s mC delivered (the device's figure: |I| on every sample); host check: %s"
+                 % (_fmt(q / 1000.0 if q is not None else None, "%.3f"),
+                    "%.3f mC, %s" % (check / 1000.0, s["charge_check_how"]) if check is not None
+                    else "none (telemetry's 20 ms means cancel for AC)"))
+    if s.get("waveform"):
+        lines.append("stimulus   " + stimulation_text(s["waveform"]))
+    src = {"device": " (device, largest per-window peak over every sample)",
+           "telemetry-means": " (largest 20 ms mean: no per-sample peak recorded)"}.get(s.get("peak_source"), "")
+    lines.append("current    peak |meas| %s uA%s" % (_fmt(s["peak_meas_uA"], "%.0f"), src))
     z = s["plateau_z_ohm"]
-    lines.append("impedance  plateau " + ("mean %.0f, min %.0f, max %.0f ohm (%d readings)"
-                                          % (z["mean"], z["min"], z["max"], z["n"]) if z else "n/a"))
+    ph = s.get("plateau_z_phase_deg")
+    lines.append("impedance  plateau " + ("|Z| mean %.0f, min %.0f, max %.0f ohm (%d readings)"
+                                          % (z["mean"], z["min"], z["max"], z["n"]) if z else "n/a")
+                 + (", phase mean %.1f deg (V relative to I)" % ph["mean"] if ph else ""))
     lines.append("voltage    max |v| %s V" % _fmt(None if s["v_max_mV"] is None else s["v_max_mV"] / 1000.0, "%.2f"))
     lines.append("telemetry  %d rows over %.1f s, %s lost frames"
                  % (s["telemetry_rows"], s["telemetry_span_s"], _fmt(s["lost_frames"], "%d", "?")))
@@ -343,6 +413,76 @@ def _marker_color(label):
     return "0.4"
 
 
+MAX_RAW_READ = 10_000_000     # raw samples read for the zoom at most (a line each)
+
+
+def read_raw(session_dir, start, count):
+    """count samples of raw_set_uA.txt from index start (the device's sample index since
+    START), or None when there is no such file or it does not reach that far."""
+    path = os.path.join(str(session_dir), "raw_set_uA.txt")
+    if not checked_file(path, MAX_TABLE_BYTES):
+        return None
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for i, line in enumerate(f):
+                if i >= min(start + count, MAX_RAW_READ):
+                    break
+                if i >= start:
+                    v = _num(line)
+                    if v is None:
+                        return None
+                    out.append(v)
+    except OSError:
+        return None
+    return out if len(out) == count else None
+
+
+def zoom_window(s, proto, events, rows):
+    """(session time, seconds, what) of the zoom: ZOOM_CYCLES cycles of a sine or pulse
+    train (0.2 s of anything else) starting 1 s into the plateau (or its middle if shorter)."""
+    w = s.get("waveform") or {}
+    f = w.get("frequency_hz")
+    span = ZOOM_CYCLES / f if f else 0.2
+    what = "%d cycles at %g Hz" % (ZOOM_CYCLES, f) if f else "%.1f s" % span
+    plat = [t for t, _, e in events if e == "plateau"]
+    start = plat[0] if plat else next((r["t_s"] for r in rows if r["state"] == "plateau"), None)
+    if start is None:
+        return None
+    ends = [r["t_s"] for r in rows if r["state"] == "plateau"]
+    end = ends[-1] if ends else start
+    at = start + 1.0 if end - start >= 1.0 + span else start + max(0.0, (end - start - span) / 2)
+    return at, span, what
+
+
+def _zoom(ax, session_dir, meta, proto, rows, events, s):
+    from tesctl.plots import zoom_panel
+
+    def say(text):
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", color="0.4")
+        ax.set_ylabel("zoom")
+
+    if not meta.get("raw"):
+        return say("zoom of commanded vs measured current: no raw samples were recorded (run with --raw)")
+    win = zoom_window(s, proto or {}, events, rows)
+    fs = (proto or {}).get("sample_rate_hz")
+    if win is None or not isinstance(fs, int) or fs <= 0:
+        return say("zoom: no plateau in the record")
+    at, span, what = win
+    t0 = _stim_start(events, rows)
+    first = int(round((at - t0) * fs))
+    samples = read_raw(session_dir, first, max(2, int(span * fs)))
+    if samples is None:
+        return say("zoom: the raw samples do not cover the plateau at %.1f s" % at)
+    t_at = t0 + first / fs
+    tel = [(r["t_s"], r["meas_uA"]) for r in rows
+           if t_at <= r["t_s"] - 0.01 <= t_at + span and r["meas_uA"] is not None]
+    near = [r for r in rows if t_at <= r["t_s"] <= t_at + span + 0.2]
+    peak = max((r["meas_peak_uA"] for r in near if r["meas_peak_uA"] is not None), default=None)
+    rms = _mean(r["meas_rms_uA"] for r in near)
+    zoom_panel(ax, t_at, fs, samples, tel, peak, rms, what)
+
+
 def write_report(session_dir) -> str:
     meta = load_session(session_dir)
     if meta.get("blinded") is True:
@@ -361,9 +501,11 @@ def write_report(session_dir) -> str:
     events = load_events(session_dir)
     proto = meta.get("protocol") if isinstance(meta.get("protocol"), dict) else None
 
-    fig, axes = plt.subplots(4, 1, figsize=(11, 9.5), sharex=True,
-                             gridspec_kw={"height_ratios": [1.1, 1.3, 1, 1]})
-    ax_cmd, ax_i, ax_z, ax_v = axes
+    fig, axes5 = plt.subplots(5, 1, figsize=(11, 12), gridspec_kw={"height_ratios": [1.1, 1.3, 1, 1, 1.2]})
+    ax_cmd, ax_i, ax_z, ax_v, ax_zoom = axes5
+    axes = axes5[:4]
+    for ax in axes[1:]:
+        ax.sharex(ax_cmd)
 
     plan = commanded(proto) if proto else None
     if plan:
@@ -386,7 +528,10 @@ def write_report(session_dir) -> str:
 
     if rows:
         ax_i.plot(*_series(rows, "set_uA"), color="tab:blue", lw=1, label="set")
-        ax_i.plot(*_series(rows, "meas_uA"), color="tab:orange", lw=1, label="measured", alpha=0.85)
+        ax_i.plot(*_series(rows, "meas_uA"), color="tab:orange", lw=1, label="measured (20 ms means)", alpha=0.85)
+        if any(r["meas_rms_uA"] is not None for r in rows):
+            ax_i.plot(*_series(rows, "meas_peak_uA"), color="tab:red", lw=1, label="measured peak (device)")
+            ax_i.plot(*_series(rows, "meas_rms_uA"), color="black", lw=1, label="measured RMS (device)")
         ax_i.legend(loc="upper right", fontsize=8)
         ax_z.plot(*_series(rows, "z_ohm"), color="tab:green", lw=1)
         ax_v.plot(*_series(rows, "v_mV"), color="tab:purple", lw=1)
@@ -414,8 +559,9 @@ def write_report(session_dir) -> str:
         ax_cmd.annotate(label, (onset, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(-2 if right else 2, 3 + 10 * (k % 3)), textcoords="offset points", fontsize=7,
                         va="bottom", ha="right" if right else "left", color=color, annotation_clip=False)
-    for ax in axes:
+    for ax in axes5:
         ax.grid(alpha=0.3)
+    _zoom(ax_zoom, session_dir, meta, proto, rows, events, s)
 
     flag = "" if s["complete"] else "  [INCOMPLETE]"
     from tesctl.errors import safe_text

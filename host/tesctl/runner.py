@@ -169,22 +169,27 @@ class Run:
             return
         if f.type == L.TELEM:
             t_ms, state, set_uA, meas_uA, v_mV, z, q, flags = L.unpack_telem(f.payload)
+            # The whole-period figures (RMS, peak, phase): recorded, shown and streamed in
+            # clear only when not blinded (they tell a sham arm; blindrec's row bound has
+            # no room for them either), so a blinded record keeps its link-1 columns.
+            stats = None if self.blind else L.unpack_telem_stats(f.payload)
             self.last_tel_t = t_ms
             name = L.STATE_NAMES[state] if state < len(L.STATE_NAMES) else str(state)
             if self.blind and self.hold_until is not None:
                 # A blinded stop: the display runs on the clock the hold reads (the same in
                 # every arm); the device's idle frames after its end are not the session's.
                 if self.result is None:
-                    self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
+                    self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats)
                     self._seal_snapshot()
                 return
-            self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q)
+            self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats)
             if self.blind:
                 self._seal_snapshot()
             if self.display:
-                self.display.update(t_ms - (self.rec.t0_ms or t_ms), name, set_uA, meas_uA, v_mV, z, q)
+                self.display.update(t_ms - (self.rec.t0_ms or t_ms), name, set_uA, meas_uA, v_mV, z, q, stats)
             if self.lsl and not self.blind:     # blinded: current, voltage and impedance stay sealed
-                self.lsl.telemetry((set_uA, meas_uA, v_mV, -1 if z is None else z, q))
+                self.lsl.telemetry((set_uA, meas_uA, v_mV, -1 if z is None else z, q) + tuple(stats[:4])
+                                   + (None if stats[4] is None else stats[4] / 100.0,))
             if self.raw:
                 self._watch_raw(t_ms, name)
         elif f.type == L.RAW and self.raw:
@@ -375,9 +380,10 @@ class Run:
             self.brec.save()
         else:
             self._index(reconcile.add, self.out_dir, dev.info.get("unit"), start.get("sid"), self.loaded.sha256())
-        from tesctl.display import Display
+        from tesctl.display import Display, waveform_info
         title = self.blind.title() if self.blind else canon["name"]
-        with Display(safe_text(title), total_ms(canon), plain=self.plain, blind=bool(self.blind)) as disp:
+        with Display(safe_text(title), total_ms(canon), plain=self.plain, blind=bool(self.blind),
+                     wave=None if self.blind else waveform_info(canon)) as disp:
             self.display = disp
             self._loop(dev)
         return self._finish(dev)

@@ -92,5 +92,6 @@ def test_lsl_markers_and_telemetry_reach_an_inlet(tmp_path, cli_env):
         p.kill()
     assert p.returncode == 0
     assert "plateau" in got and "ramp-down" in got and "end:completed" in got, got
-    assert samples and len(samples[0]) == 5
+    assert samples and len(samples[0]) == 10         # tesctl.lsl.CHANNELS (link 2: RMS, peak, phase)
     assert max(s[1] for s in samples) > 900          # measured current reached the plateau
+    assert max(s[6] for s in samples) > 900          # meas_rms_uA: run passes the device's figures
