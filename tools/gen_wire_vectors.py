@@ -60,16 +60,15 @@ def build():
                    "v_mV": 9935, "z_ohm": 4972, "charge_uC": 98500, "flags": L.F_OUTPUT,
                    "set_rms_uA": 2000, "meas_rms_uA": 1987, "meas_peak_uA": 2003, "v_rms_mV": 9880,
                    "z_phase_cdeg": None},
-                  "Plateau of a 2 mA tDCS, 4972 ohm, output on: the means and the RMS agree; no phase."),
+                  "Plateau of a 2 mA tDCS, 4972 ohm, output on: the means and the RMS agree; no phase (DC)."),
         telem_vec("telem-tacs", "TELEM during a tACS (device -> host)", 0x1233,
                   {"t_ms": 42120, "state": L.PLATEAU, "set_uA": -3, "meas_uA": 2,
                    "v_mV": -41, "z_ohm": 6012, "charge_uC": 27510, "flags": L.F_OUTPUT,
                    "set_rms_uA": 707, "meas_rms_uA": 706, "meas_peak_uA": 1004, "v_rms_mV": 4245,
                    "z_phase_cdeg": -4180},
                   "Plateau of a 1 mA-peak 10 Hz tACS: the 20 ms means say little (a fifth of a cycle); "
-                  "the RMS and peak over whole cycles, z_ohm = v_rms / meas_rms, and a phase of "
-                  "-41.80 degrees (V lags I: link 2 firmware sends no phase yet, so this field is "
-                  "an example of the encoding)."),
+                  "the RMS and peak over whole cycles, z_ohm = v_rms / meas_rms, and the lock-in "
+                  "phase: -41.80 degrees (V lags I through the skin capacitance)."),
         telem_vec("telem-open", "TELEM with impedance unknown (device -> host)", 0x1235,
                   {"t_ms": 61500, "state": L.FAULT, "set_uA": 0, "meas_uA": 0, "v_mV": 0,
                    "z_ohm": None, "charge_uC": 98512, "flags": L.F_FAULT | L.F_Z_HIGH,

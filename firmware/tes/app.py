@@ -226,7 +226,7 @@ class App:
                 if p is None:
                     self.send_telem(w[1], w[3], w[6], None)
                 else:
-                    self.send_telem(w[1], w[3], w[6], p[6], p[1], p[2], p[3], p[4])
+                    self.send_telem(w[1], w[3], w[6], p[6], p[1], p[2], p[3], p[4], p[7])
         if self.link.pending() >= FLUSH_BYTES or ticks_diff(now, self.link.last_flush) >= FLUSH_MS:
             self.link.flush()
         if s.kind == STIM and ticks_diff(now, s.retained_ms) >= RETAIN_MS:
@@ -253,10 +253,11 @@ class App:
                     s.z = v_mean * 1000 // meas_mean
 
     @micropython.native   # no heap frame per call (bytecode calls allocate one)
-    def send_telem(self, set_uA, meas_uA, v_mV, z_ohm, set_rms_uA=0, meas_rms_uA=0, meas_peak_uA=0, v_rms_mV=0):
+    def send_telem(self, set_uA, meas_uA, v_mV, z_ohm, set_rms_uA=0, meas_rms_uA=0, meas_peak_uA=0, v_rms_mV=0,
+                   z_phase_cdeg=None):
         """One TELEM frame. In a session: the means of the supervisor's window() (set,
-        measured, voltage), and from its period() the RMS, the peak and z_ohm (the RMS
-        ratio over whole periods); docs/wire.md says which is which."""
+        measured, voltage), and from its period() the RMS, the peak, z_ohm (the RMS ratio
+        over whole periods) and the lock-in phase; docs/wire.md says which is which."""
         hal = self.hal
         now = hal.ticks_ms()
         self.last_telem = now
@@ -277,7 +278,7 @@ class App:
         if hal.SIMULATED:
             flags |= L.F_SIM
         self.link.telemetry(self.state, set_uA, meas_uA, v_mV, z_ohm, charge, flags, set_rms_uA, meas_rms_uA,
-                            meas_peak_uA, v_rms_mV)
+                            meas_peak_uA, v_rms_mV, z_phase_cdeg)
 
     def raw_append(self, buf, n):
         """Copy the block's set samples into the raw buffer (no allocation: the tick sends

@@ -44,7 +44,8 @@ means (and 20 ms RMS/peaks) since its last call; period() gives the RMS, peaks a
 v_rms / i_rms of the last completed impedance window, which spans whole periods of the
 slowest periodic waveform, so they hold still on AC (a 20 ms window is a fifth of a 10 Hz
 cycle: its RMS and V/I swing with the phase). check() only adds each block's sums of
-squares into two-word accumulators and latches them when the window completes.
+squares (and the lock-in products v[k-1]*i[k-1], v[k-1]*(i[k]-i[k-2]), (i[k]-i[k-2])**2)
+into two-word accumulators and latches them when the window completes.
 """
 try:
     import micropython  # noqa: F401
@@ -157,7 +158,22 @@ L_IPK = const(55)
 L_VPK = const(56)
 L_N = const(57)         # samples
 L_CNT = const(58)       # windows latched so far (mod 2**30): period() recomputes on a change
-STATE_LEN = const(59)
+# lock-in terms over the same window (two words, signed high word): with v and i one sample
+# back and i two back, v[k-1]*i[k-1] >> 4, v[k-1]*(i[k] - i[k-2]) >> 4, (i[k] - i[k-2])**2 >> 4
+P_PL = const(59)
+P_PH = const(60)
+P_QL = const(61)
+P_QH = const(62)
+P_DL = const(63)
+P_DH = const(64)
+L_PL = const(65)        # (L_x = P_x + 6)
+L_PH = const(66)
+L_QL = const(67)
+L_QH = const(68)
+L_DL = const(69)
+L_DH = const(70)
+S_PPI = const(71)       # measured current two samples back
+STATE_LEN = const(72)
 W_END = const(41)       # window() clears W_N .. W_END - 1
 # A telemetry window holds at most about this many samples (v*v >> 10 sums stay < 2**30).
 W_MAX = const(1000)
@@ -203,6 +219,10 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
     wssq = 0
     wisq = 0
     wvsq = 0
+    ppi = st[S_PPI]
+    wp = 0
+    wq = 0
+    wd = 0
     for j in range(n):
         s = sb[j]
         i = ib[j]
@@ -250,9 +270,15 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
         wssq += (s * s) >> 6
         wisq += (i * i) >> 6
         wvsq += (v * v) >> 10
+        wp += (pv * pi) >> 4
+        a = i - ppi
+        wq += (pv * a) >> 4
+        wd += (a * a) >> 4
+        ppi = pi
         pi = i
         pv = v
         ps = s
+    st[S_PPI] = ppi
     st[S_PI] = pi
     st[S_PV] = pv
     st[S_PSET] = ps
@@ -355,11 +381,29 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
             st[P_IPK] = ipk
         if vpk > st[P_VPK]:
             st[P_VPK] = vpk
+        a = st[P_PL] + wp
+        if a < 0 or a >= P_LO:
+            st[P_PH] = st[P_PH] + (a >> 24)
+            a = a & 16777215
+        st[P_PL] = a
+        a = st[P_QL] + wq
+        if a < 0 or a >= P_LO:
+            st[P_QH] = st[P_QH] + (a >> 24)
+            a = a & 16777215
+        st[P_QL] = a
+        a = st[P_DL] + wd
+        if a >= P_LO:
+            st[P_DH] = st[P_DH] + (a >> 24)
+            a = a & 16777215
+        st[P_DL] = a
         st[S_ZN] = st[S_ZN] + n
         if st[S_ZN] >= st[T_ZWIN]:
             st[L_N] = st[S_ZN]
             for k in range(P_SL, P_VPK + 1):
                 st[k + 8] = st[k]
+                st[k] = 0
+            for k in range(P_PL, P_DH + 1):
+                st[k + 6] = st[k]
                 st[k] = 0
             st[L_CNT] = (st[L_CNT] + 1) & 0x3FFFFFFF
             zi = st[S_ZI]
@@ -435,6 +479,7 @@ class Supervisor:
         st[S_ZLAST] = -1
         self._pcnt = 0          # L_CNT when period() last computed its figures
         self._p = None
+        self.periodic = period_samples > 0
         self.fs = fs
         self.kernel = _fast.check if (fast and _fast is not None) else check
 
@@ -474,11 +519,14 @@ class Supervisor:
     def period(self):
         """The figures of the last completed impedance window (whole periods of the slowest
         periodic waveform, at least Z_WIN_MS; Z_WIN_MS for DC and noise), every block of it
-        counted: a tuple (n, set_rms, meas_rms, meas_peak, v_rms, v_peak, z_ohm) with
-        z_ohm = v_rms * 1000 // meas_rms (None under Z_MIN_uA), or None before the first
-        window completes. Over whole periods the RMS of a sine is its amplitude / sqrt(2)
-        and v_rms / i_rms is |Z| at its frequency. Computed once per window (the tick's
-        path: it may allocate; the control path only sums)."""
+        counted: a tuple (n, set_rms, meas_rms, meas_peak, v_rms, v_peak, z_ohm, z_phase_cdeg)
+        with z_ohm = v_rms * 1000 // meas_rms (None under Z_MIN_uA), or None before the first
+        window completes. z_phase_cdeg: the lock-in phase of V relative to I (centidegrees),
+        for a periodic waveform whose current has a sine's crest factor (peak / RMS within
+        1.35..1.48: a sine, not DC, pulses, noise or a sine on a large offset), else None.
+        Over whole periods the RMS of a sine is its amplitude / sqrt(2) and v_rms / i_rms is
+        |Z| at its frequency. Computed once per window (the tick's path: it may allocate;
+        the control path only sums)."""
         st = self.st
         if st[L_CNT] == self._pcnt:
             return self._p
@@ -486,8 +534,12 @@ class Supervisor:
         n = st[L_N]
         i_rms = isqrt(_mean2(st[L_IH], st[L_IL], n) << 6)
         v_rms = isqrt(_mean2(st[L_VH], st[L_VL], n) << 10)
-        self._p = (n, isqrt(_mean2(st[L_SH], st[L_SL], n) << 6), i_rms, st[L_IPK], v_rms, st[L_VPK],
-                   v_rms * 1000 // i_rms if i_rms >= Z_MIN_uA else None)
+        ph = None
+        ipk = st[L_IPK]
+        if self.periodic and i_rms >= Z_MIN_uA and 135 * i_rms <= 100 * ipk <= 148 * i_rms:
+            ph = _phase_cdeg(st)
+        self._p = (n, isqrt(_mean2(st[L_SH], st[L_SL], n) << 6), i_rms, ipk, v_rms, st[L_VPK],
+                   v_rms * 1000 // i_rms if i_rms >= Z_MIN_uA else None, ph)
         return self._p
 
     def impedance_ohm(self):
@@ -498,6 +550,23 @@ class Supervisor:
 def _div(a, n):
     """a / n rounded toward zero (a mean that is symmetric in sign)."""
     return a // n if a >= 0 else -((-a) // n)
+
+
+def _phase_cdeg(st):
+    """The lock-in phase of V relative to I over the latched window, centidegrees. For
+    i = I sin(wt), v = V sin(wt + phi) over whole cycles: P = mean v[k-1] i[k-1] =
+    VI cos(phi) / 2, Q = mean v[k-1] (i[k] - i[k-2]) = VI sin(wdt) sin(phi), and
+    D = mean (i[k] - i[k-2])**2 = 4 I**2 sin(wdt)**2 / 2 against mean i**2 = I**2 / 2, so
+    2 sin(wdt) = sqrt(D / mean i**2) and tan(phi) = Q / (2 sin(wdt) P), with w measured, not
+    assumed. Tick side (floats allowed; only the integer result leaves)."""
+    import math
+    p = st[L_PH] * 16777216.0 + st[L_PL]
+    q = st[L_QH] * 16777216.0 + st[L_QL]
+    d = st[L_DH] * 16777216.0 + st[L_DL]
+    i2 = (st[L_IH] * 16777216.0 + st[L_IL]) * 4.0      # i*i >> 6 against the >> 4 of the rest
+    if i2 <= 0 or d <= 0:
+        return None
+    return int(round(math.degrees(math.atan2(q, p * math.sqrt(d / i2))) * 100))
 
 
 def _mean2(hi, lo, n):

@@ -86,6 +86,13 @@ _P_IPK = const(47)
 _P_VPK = const(48)
 _L_N = const(57)
 _L_CNT = const(58)
+_P_PL = const(59)
+_P_PH = const(60)
+_P_QL = const(61)
+_P_QH = const(62)
+_P_DL = const(63)
+_P_DH = const(64)
+_S_PPI = const(71)
 _P_LO = const(16777216)
 
 
@@ -124,6 +131,10 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
     wssq = 0
     wisq = 0
     wvsq = 0
+    ppi = (st[_S_PPI] ^ sg) - sg
+    wp = 0
+    wq = 0
+    wd = 0
     j = 0
     while j < n:
         s = (sb[j] ^ sg) - sg
@@ -187,10 +198,16 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
         wssq += (s * s) >> 6
         wisq += (i * i) >> 6
         wvsq += (v * v) >> 10
+        wp += (pv * pi) >> 4
+        a = i - ppi
+        wq += (pv * a) >> 4
+        wd += (a * a) >> 4
+        ppi = pi
         pi = i
         pv = v
         ps = s
         j += 1
+    st[_S_PPI] = ppi
     st[_S_PI] = pi
     st[_S_PV] = pv
     st[_S_PSET] = ps
@@ -285,12 +302,32 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
             st[_P_IPK] = ipk
         if vpk > int(st[_P_VPK]):
             st[_P_VPK] = vpk
+        a = int(st[_P_PL]) + wp
+        if a < 0 or a >= _P_LO:
+            st[_P_PH] = ((st[_P_PH] ^ sg) - sg) + (a >> 24)
+            a = a & 16777215
+        st[_P_PL] = a
+        a = int(st[_P_QL]) + wq
+        if a < 0 or a >= _P_LO:
+            st[_P_QH] = ((st[_P_QH] ^ sg) - sg) + (a >> 24)
+            a = a & 16777215
+        st[_P_QL] = a
+        a = int(st[_P_DL]) + wd
+        if a >= _P_LO:
+            st[_P_DH] = int(st[_P_DH]) + (a >> 24)
+            a = a & 16777215
+        st[_P_DL] = a
         st[_S_ZN] = int(st[_S_ZN]) + n
         if int(st[_S_ZN]) >= int(st[_T_ZWIN]):
             st[_L_N] = st[_S_ZN]
             k = _P_SL
             while k <= _P_VPK:
                 st[k + 8] = st[k]
+                st[k] = 0
+                k += 1
+            k = _P_PL
+            while k <= _P_DH:
+                st[k + 6] = st[k]
                 st[k] = 0
                 k += 1
             st[_L_CNT] = (int(st[_L_CNT]) + 1) & 0x3FFFFFFF

@@ -338,9 +338,10 @@ def test_period_figures_over_whole_cycles():
             if k % 20 == 19:
                 s.window()                       # the app reads its window 50 times a second
         p = s.period()
-        n, set_rms, i_rms, i_pk, v_rms, v_pk, z = p
+        n, set_rms, i_rms, i_pk, v_rms, v_pk, z, ph = p
         assert n == 100 and abs(set_rms - 707) <= 1 and abs(i_rms - 707) <= 2 and i_pk == 1001
         assert abs(v_rms - 4243) <= 3 and abs(v_pk - 6000) <= 2 and abs(z - 6000) <= 12, p
+        assert abs(ph - (-3999)) <= 30, p        # V lags I by 0.698 rad: -40 degrees
         assert s.period() is p                   # the same window: computed once
         # A 20 ms window at the same time is a fifth of a cycle: its RMS is a phase's.
         w = s.window()
@@ -360,10 +361,37 @@ def test_period_sums_keep_long_windows_exact():
             assert f.block(blk) == S.OK, k
             if k % 400 == 0:
                 s.window()
-        n, set_rms, i_rms, i_pk, v_rms, v_pk, z = s.period()
+        n, set_rms, i_rms, i_pk, v_rms, v_pk, z, ph = s.period()
+        assert ph is None                        # DC: no phase
         # (squares kept >> 6 and >> 10, as in the telemetry window: RMS to 1 unit, floored)
         assert n == 200000 and set_rms in (3998, 3999) and i_rms in (3998, 3999, 4000) and i_pk == 4000
         assert v_rms in (29998, 29999, 30000) and v_pk == 30000 and abs(z - 7500) <= 3
+    each(t)
+
+
+def test_lock_in_phase_sign_and_range():
+    def t(fast):
+        from math import pi, sin
+        # Leading, lagging and in-phase V; 6 Hz at 1 kS/s (windows of whole 6 Hz periods
+        # as the app asks for: 167 samples, not quite a whole one), 2 mA peak into 3 kOhm.
+        for lag_deg in (-60, -15, 0, 30):
+            s = S.Supervisor(dict(CEILING), {"impedance_max_ohm": 20000}, 1000, dac_tol_uA=10, period_samples=167,
+                             fast=fast)
+            f = Feed(s)
+            for k in range(700):
+                ph = 2 * pi * 6 * k / 1000
+                a = int(round(2000 * sin(ph)))
+                f.block([(a, a + (k % 3) - 1, int(round(6000 * sin(ph + lag_deg * pi / 180))))])
+            got = s.period()[7]
+            assert abs(got - 100 * lag_deg) <= 100, (lag_deg, got)
+        # A square wave (biphasic pulses): the crest factor is not a sine's, no phase.
+        s = S.Supervisor(dict(CEILING), {"impedance_max_ohm": 20000}, 1000, dac_tol_uA=10, period_samples=100,
+                         fast=fast)
+        f = Feed(s)
+        for k in range(300):
+            a = 1000 if (k // 50) & 1 else -1000
+            f.block([(a, a + (k & 1), 3 * a + (k % 3))])
+        assert s.period()[6] is not None and s.period()[7] is None
     each(t)
 
 
