@@ -282,3 +282,19 @@ def test_contact_warning_from_the_device_on_a_drifting_load(tmp_path):
     warned = [ln for ln in events if "warning:contact-drying" in ln]
     assert len(warned) == 1, events
     assert 60 <= float(warned[0].split("\t")[0]) <= 85, warned
+
+
+def test_tacs_known_answer_through_the_cli(tmp_path):
+    """The same figures through `tesctl run` (the runner records the device's figures)."""
+    board, model = steady_board(tmp_path)
+    (tmp_path / "p.toml").write_text(protocol("sine", 1000, 11, frequency_hz=10.0))
+    cli(["run", tmp_path / "p.toml", "--port", "sim", "--board", board, "--fast", "--plain", "--allow-mismatch",
+         "--out", tmp_path / "s"], tmp_path)
+    with open(tmp_path / "s" / "telemetry.csv") as f:
+        pl = plateau(list(csv.DictReader(f)))
+    zm, phm = model_z(model, 10)
+    assert len(pl) >= 500
+    assert all(abs(int(r["meas_rms_uA"]) - 707.1) <= 0.02 * 707.1 for r in pl)
+    z = [int(r["z_ohm"]) for r in pl]
+    assert all(abs(x - zm) <= 0.05 * zm for x in z) and max(z) - min(z) <= 0.05 * sum(z) / len(z)
+    assert all(abs(float(r["z_phase_deg"]) - phm) <= 5.0 for r in pl)
