@@ -255,6 +255,12 @@ class Run:
         if self.lsl:
             self.lsl.marker(text)
 
+    def _contact_warning(self, t_ms, text):
+        """recorder.ContactWatch's warning (events.tsv has it): on the screen and in LSL too."""
+        self.warn("%s at %.1f s: the impedance has been rising steadily (check the electrodes)"
+                  % (text, self.rec.t_s(t_ms)))
+        self._marker(text)
+
     # ---- the run ------------------------------------------------------------------------
     def execute(self, log=print, warn=None):
         """Run the session; -> (outcome, reason, charge). Ctrl-C before START ends the run
@@ -362,6 +368,8 @@ class Run:
         if self.blind:
             meta.update(self.blind.sealed_meta())
         self.rec = Recorder(self.out_dir, meta, warn=self.warn, memory_only=bool(self.blind))
+        if not self.blind:      # a drying contact shows only where current flows: it would tell the arm
+            self.rec.on_warning = self._contact_warning
         if self.lsl_on:
             from tesctl.lsl import LslOutlets
             self.lsl = LslOutlets("tesctl", "tesctl-%s-%d" % (dev.info.get("board"), os.getpid()))
