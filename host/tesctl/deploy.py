@@ -156,14 +156,21 @@ def leave_app(port, log):
     except TransportError as e:
         raise DeployError(str(e)) from None
     try:
-        info = dev.hello(timeout=HELLO_S)
+        try:
+            info = dev.hello(timeout=HELLO_S)
+        except DeviceError as e:
+            if e.code is None:
+                return None      # no app answering: the device is at its REPL already (or has no firmware yet)
+            # An app answered but refused the HELLO: it speaks another link version (firmware
+            # older or newer than this host, the usual case for a deploy). EXIT needs no HELLO.
+            info = {"board": "?", "refused": str(e)}
         dev.request(L.EXIT, {}, timeout=REQUEST_S)
         log("left the tesctl app on %s (board %s): it returns to its REPL" % (port, info.get("board")))
         return info
     except DeviceError as e:
         if e.code == L.E_BUSY:
             raise DeployError("the board on %s is stimulating: stop the session before deploying" % port) from None
-        return None      # no app answering: the device is at its REPL already (or has no firmware yet)
+        return None      # the app went quiet after HELLO: treat as at its REPL
     except TransportError as e:
         raise DeployError(str(e)) from None
     finally:

@@ -140,3 +140,41 @@ def test_unknown_board_is_one_line(sim_board):
     with pytest.raises(DeployError, match="no board 'nope'") as e:
         deploy(path, "nope", log=lambda m: None)
     assert "\n" not in str(e.value)
+
+
+class _FakeDevice:
+    """A link app that refuses HELLO (another link version) and records what it is sent."""
+
+    def __init__(self, hello_error_code, sent):
+        self.hello_error_code = hello_error_code
+        self.sent = sent
+
+    def hello(self, timeout):
+        from tesctl.device import DeviceError
+        self.sent.append("HELLO")
+        raise DeviceError("device refused hello: bad-field (link version 2 not spoken)", self.hello_error_code)
+
+    def request(self, typ, obj, timeout):
+        self.sent.append(L.NAMES[typ])
+        return {}
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("code, left", [("bad-field", True), (None, False)])
+def test_an_app_of_another_link_version_is_still_asked_to_exit(monkeypatch, code, left):
+    """After a link version change the board's old app refuses the new host's HELLO; it is
+    still an app and must get EXIT, or mpremote finds no REPL (the deploy then timed out).
+    No reply at all (code None) is a REPL: nothing more is sent."""
+    import tesctl.deploy
+    import tesctl.device
+    import tesctl.transport
+    sent = []
+    monkeypatch.setattr(tesctl.transport, "SerialTransport", lambda port: None)
+    monkeypatch.setattr(tesctl.device, "Device", lambda transport: _FakeDevice(code, sent))
+    logs = []
+    got = tesctl.deploy.leave_app("/dev/ttyACM9", logs.append)
+    assert (got is not None) == left
+    assert sent == (["HELLO", "exit"] if left else ["HELLO"])
+    assert bool(logs) == left
