@@ -126,6 +126,21 @@ def test_montage_and_safety_fields():
     assert one(p) == ("safety.max_uA", 1, "is", "not a known field", "unknown field")
 
 
+def test_electrode_area_bounds():
+    # 0 (not given) up to 1000 cm^2, the bounds themselves included; one past either is refused.
+    for area in (0, 1, V.MAX_AREA_MM2):
+        p = proto()
+        p["montage"]["electrode_area_mm2"] = area
+        ok(p)
+    p = proto()
+    p["montage"]["electrode_area_mm2"] = V.MAX_AREA_MM2 + 1
+    assert one(p) == ("montage.electrode_area_mm2", V.MAX_AREA_MM2 + 1, "<=", V.MAX_AREA_MM2,
+                      "electrode area (0: not given)")
+    p = proto()
+    p["montage"]["electrode_area_mm2"] = -1
+    assert one(p) == ("montage.electrode_area_mm2", -1, ">=", 0, "electrode area (0: not given)")
+
+
 def test_impedance_lockout_bounds():
     ok(proto(z=100))
     ok(proto(z=50000))
