@@ -61,9 +61,11 @@ MODULES = {
     "firmware/tes/control.py": ["tests/firmware/test_control.py", "tests/firmware/test_control_run.py",
                                 "tests/firmware/test_soft_stop.py",
                                 "tests/firmware/test_supervisor_sim.py", "tests/firmware/test_app_faults.py"],
-    "host/tesctl/protofile.py": ["tests/host/test_protofile_golden.py",
+    "host/tesctl/protofile.py": ["tests/host/test_protofile_golden.py", "tests/host/test_protofile_edges.py",
                                  "tests/host/test_protocols.py::test_protocol_validates",
-                                 "tests/firmware/test_validate_bounds.py", "tests/host/test_validate_cli.py"],
+                                 "tests/firmware/test_validate_bounds.py", "tests/host/test_validate_cli.py",
+                                 "tests/host/test_schema.py", "tests/host/test_hostile_cli.py",
+                                 "tests/host/test_ngvs.py"],
 }
 
 BINOP = {ast.Add: "-", ast.Sub: "+", ast.Mult: "//", ast.FloorDiv: "*", ast.Div: "*", ast.Mod: "//",
