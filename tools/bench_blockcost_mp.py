@@ -3,8 +3,8 @@ under the unix port (simulated board), and on a board or the virtual RP2040 with
 `mpremote connect PORT run tools/bench_blockcost_mp.py` (after `tesctl deploy`; the board's
 own hal from board.json). Prints "name value unit" lines. Profiling aid; never asserts.
 
-The session part runs the app's block loop (Control.step, then a 1 ms sleep when there is
-nothing to do) with the output disabled, and reports the share of time the loop spends
+The session part runs the app's block loop (Control.step, then a sleep of hal.PASS_MS when
+there is nothing to do) with the output disabled, and reports the share of time the loop spends
 in step() versus asleep: the control path's CPU share without the link.
 """
 import json
@@ -66,7 +66,7 @@ def session(board, hal, limits, fs, wave):
         in_step += time.ticks_diff(time.ticks_us(), a)
         steps += 1
         if not ctl.busy:
-            hal.wait(1)
+            hal.wait(ctl.pause)     # as the app's loop: hal.PASS_MS (2 ms on rp2)
     wall = time.ticks_diff(time.ticks_us(), t0)
     hal.stop()
     hal.zero()
@@ -81,7 +81,7 @@ class QuietPort:
     eof = False
 
     def __init__(self):
-        self.out = bytearray()
+        self.n = 0              # bytes written since the last flush (kept as a count: no heap)
 
     def read(self, limit=2048):
         return b""
@@ -90,13 +90,13 @@ class QuietPort:
         return False
 
     def write(self, data):
-        self.out += data
+        self.n += len(data)
 
     def pending(self):
-        return len(self.out)
+        return self.n
 
     def flush(self):
-        self.out = bytearray()
+        self.n = 0
 
 
 def tick_parts(board, hal):
@@ -132,7 +132,7 @@ def main():
     per_call("ticks_ms", hal.ticks_ms)
     per_call("room", hal.room)
     per_call("underruns", hal.underruns)
-    per_call("sense(none ready)", lambda: hal.sense(sb, ib, vb, db, 1))
+    per_call("sense(none ready)", lambda: hal.sense(sb, ib, vb, db, 1, 1))
     for n in (1, 16, 32):
         per_call("engine.fill(%d sine)" % n, lambda n=n: s.engine.fill(out, n))
     for n in (1, 5, 20):

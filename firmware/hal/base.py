@@ -11,8 +11,8 @@ The block path. Output and sense are paced by the hardware (or by the simulated 
 the control loop keeps the output queue full and checks what was measured:
 
     while hal.room() >= n:  engine.fill(buf, n); hal.write(buf, n)
-    m = hal.sense(set_b, i_b, v_b, d_b, n)      # aligned samples measured so far
-    if m: supervisor.check(set_b, i_b, v_b, d_b, m, ...)
+    m = hal.sense(set_b, i_b, v_b, d_b, cap, n)  # aligned samples measured so far
+    for each block of n in set_b[0:m]: supervisor.check(set_b, i_b, v_b, d_b, n, ..., j0)
 
 sense() pairs every measured sample with the set sample it belongs to (the analog path's
 latency, declared in the board file, is the driver's business), so the supervisor always
@@ -46,11 +46,13 @@ class Hal:
         """Queue buf[0:n] (uA, n <= room()) for output at the sample rate. Never waits."""
         raise NotImplementedError
 
-    def sense(self, set_out, i_out, v_out, d_out, n):
+    def sense(self, set_out, i_out, v_out, d_out, n, b):
         """Fill up to n aligned samples measured since the last call: the set current
         (uA, as written), the measured current (uA), the electrode voltage (mV, anode minus
         cathode) and the DAC readback (uA, what the DAC actually puts out). Returns how
-        many (0: none yet)."""
+        many (0: none yet). b is the supervisor's block: a driver that can should hand over
+        whole blocks of b (the last one may be short); the caller checks them in blocks of
+        b whatever comes."""
         raise NotImplementedError
 
     def drain(self):

@@ -113,17 +113,25 @@ def queue_room(q, d_addr, a_addr):
     return r if r >= q[Q_CHUNK] else 0
 
 
-def queue_block(q, n):
-    """How many samples sense takes now: n once all n are measured (every channel's
-    conversions in, latency included), or, at the end, the last ones written (fewer than
-    n) once they are; else 0. The supervisor then judges
-    blocks of n samples however the passes fall (a pass every 2 ms took 5, 5 and 3 at
-    5 kS/s: a third more checks, each on fewer samples)."""
+def queue_block(q, n, b):
+    """How many samples sense takes now, at most n: whole blocks of b once every channel's
+    conversions of them are in (latency included), or everything written once all of it
+    is measured and fits in n (the end: the last block may be short); else 0. The
+    supervisor judges blocks of b however the passes fall (a pass every 2 ms took 5, 5
+    and 3 at 5 kS/s: a third more checks, each on fewer samples), and one sense call
+    takes every whole block that is ready (a call per block cost a tenth of the CPU)."""
     ready = diff(q[Q_APOS] // q[Q_NCH] - q[Q_LAT], q[Q_KS])
     want = diff(q[Q_KW], q[Q_KS])
-    if want > n:
-        want = n
-    return want if want > 0 and ready >= want else 0
+    if want <= 0:
+        return 0
+    if want <= n and ready >= want:
+        return want
+    m = ready if ready < want else want
+    if m > n:
+        m = n
+    if m < b:
+        return 0
+    return (m // b) * b
 
 
 def ring_offsets(start, big, small):

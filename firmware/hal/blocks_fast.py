@@ -181,13 +181,20 @@ def queue_room(q_obj, d_addr: int, a_addr: int) -> int:
 
 
 @micropython.viper
-def queue_block(q_obj, n: int) -> int:
+def queue_block(q_obj, n: int, b: int) -> int:
     q = ptr32(q_obj)
     ks = int(q[_Q_KS])
     ready = ((int(q[_Q_APOS]) // int(q[_Q_NCH]) - int(q[_Q_LAT]) - ks + _K_HALF) & _K_MASK) - _K_HALF
     want = ((int(q[_Q_KW]) - ks + _K_HALF) & _K_MASK) - _K_HALF
-    if want > n:
-        want = n
-    if want > 0 and ready >= want:
+    if want <= 0:
+        return 0
+    if want <= n and ready >= want:
         return want
-    return 0
+    m = ready
+    if m > want:
+        m = want
+    if m > n:
+        m = n
+    if m < b:
+        return 0
+    return (m // b) * b

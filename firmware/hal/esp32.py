@@ -153,7 +153,7 @@ class Esp32Hal(Hal):
         _kern.put_words(self._out, self._set, buf, n, self._k_w, self._put)
         self._k_w = (self._k_w + n) & K_MASK
 
-    def sense(self, set_out, i_out, v_out, d_out, n):
+    def sense(self, set_out, i_out, v_out, d_out, n, b):
         ready = _diff(self._k_out, self._k_s)
         written = _diff(self._k_w, self._k_s)      # past the last sample (draining) is not a sample
         if written < ready:
@@ -161,6 +161,8 @@ class Esp32Hal(Hal):
         if not self._armed or ready <= 0:
             return 0
         m = ready if ready < n else n
+        if b <= m < written:                # more to come: whole blocks only
+            m = (m // b) * b
         _kern.get_sense(self._adc_ring, self._set, set_out, i_out, v_out, d_out, m, self._k_s, self._get)
         self._k_s = (self._k_s + m) & K_MASK
         return m

@@ -317,7 +317,7 @@ class SimHal(Hal):
             self._pace()
 
     @micropython.native
-    def sense(self, set_out, i_out, v_out, d_out, n):
+    def sense(self, set_out, i_out, v_out, d_out, n, b):
         m = self.pend if self.pend < n else n
         qs = self.q_set
         qi = self.q_i

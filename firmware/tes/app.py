@@ -224,9 +224,9 @@ class App:
             if w is not None:
                 p = s.sup.period()
                 if p is None:
-                    self.send_telem(w[1], w[3], w[6], None)
+                    self.send_telem(w[1], w[3], w[5], None)
                 else:
-                    self.send_telem(w[1], w[3], w[6], p[6], p[1], p[2], p[3], p[4], p[7])
+                    self.send_telem(w[1], w[3], w[5], p[6], p[1], p[2], p[3], p[4], p[7])
         if self.link.pending() >= FLUSH_BYTES or ticks_diff(now, self.link.last_flush) >= FLUSH_MS:
             self.link.flush()
         if s.kind == STIM and ticks_diff(now, s.retained_ms) >= RETAIN_MS:
@@ -245,7 +245,7 @@ class App:
         elif s.span_open and s.z is None and done >= s.span[1]:
             w = s.sup.window()
             if w is not None:
-                n, set_mean, _, meas_mean, _, _, v_mean, _, _, _ = w
+                n, set_mean, _, meas_mean, _, v_mean, _ = w
                 if meas_mean * 4 < set_mean:   # under a quarter of the test current: open
                     s.check_reason = "open-circuit"
                     s.z = -1

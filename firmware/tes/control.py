@@ -2,7 +2,7 @@
 
 Every current the device puts out goes through here: stimulation sessions, the impedance
 check and streaming alike. step() tops up the HAL's output queue from the engine (as much
-as hal.room() offers, up to BLOCK_MAX: a board asks for a few ms at once, the simulated
+as hal.room() offers, up to FILL_MAX a pass: a board asks for a few ms at once, the simulated
 board for one block) and checks every sample measured since the last call, in blocks. Nothing in it allocates (the app
 runs it with the heap locked) and nothing in it waits: pacing is the HAL's (DMA on a
 board, the virtual clock on the simulated one).
@@ -21,6 +21,10 @@ from array import array
 
 # const: the native loop reads these every pass; a plain global is a map search each time.
 BLOCK_MAX = const(32)
+# Samples one fill and write may take: a fill costs ~90 us and a write ~50 us on an RP2040
+# whatever their length, so fewer and longer ones (two 1 ms blocks at 32 kS/s).
+FILL_MAX = const(64)
+SENSE_BLOCKS = const(4)  # blocks one sense() call may hand over (a call costs ~40 us on an RP2040)
 END = const(-1)         # step(): the engine is done and every sample it made has been checked
 UNDERRUN = const(13)    # tes.supervisor.UNDERRUN: the output ran dry (it put out zero current)
 
@@ -40,12 +44,14 @@ class Control:
         self.sup = sup
         self.block = block_for(fs)
         b = self.block
-        self.out = array("i", [0] * BLOCK_MAX)     # engine -> hal: up to BLOCK_MAX at a time
+        self.out = array("i", [0] * FILL_MAX)      # engine -> hal: up to FILL_MAX at a time
         self.last_m = 0
-        self.sb = array("i", [0] * b)       # hal.sense -> supervisor: set, i, v, readback
-        self.ib = array("i", [0] * b)
-        self.vb = array("i", [0] * b)
-        self.db = array("i", [0] * b)
+        self.cap = b * SENSE_BLOCKS
+        c = self.cap
+        self.sb = array("i", [0] * c)       # hal.sense -> supervisor: set, i, v, readback
+        self.ib = array("i", [0] * c)
+        self.vb = array("i", [0] * c)
+        self.db = array("i", [0] * c)
         self.written = 0                    # samples queued so far
         self.owed = 0                       # offered by room() and not written yet
         self.checked = 0                    # samples sensed and checked so far
@@ -68,7 +74,7 @@ class Control:
         send before its loop runs, and the first sample is due a few ms after start()."""
         r = self._room()
         while r > 0 and not self.engine_done:         # the whole lead the queue offers
-            n = self._fill(self.out, r if r < BLOCK_MAX else BLOCK_MAX)
+            n = self._fill(self.out, r if r < FILL_MAX else FILL_MAX)
             if not n:
                 break
             self._write(self.out, n)
@@ -89,6 +95,7 @@ class Control:
         pass costs a map search, and a call per pass as much again; at 1000 passes a
         second those were most of the busy CPU."""
         b = self.block
+        cap = self.cap
         room = self._room
         write = self._write
         sense = self._sense
@@ -115,13 +122,13 @@ class Control:
                 code = UNDERRUN
                 break
             # A board offers nothing until a chunk is free, then all of it; a pass writes
-            # BLOCK_MAX at most, so what the queue offered and was not written yet is owed
+            # FILL_MAX at most, so what the queue offered and was not written yet is owed
             # to the next passes (free room only grows: it still fits). At 20 kS/s a chunk
             # is 7 passes: the queue must not wait for the next chunk between them.
             if r < owed:
                 r = owed
             if not done and r > 0:
-                n = fill(out, r if r < BLOCK_MAX else BLOCK_MAX)
+                n = fill(out, r if r < FILL_MAX else FILL_MAX)
                 if n:
                     write(out, n)
                     written += n
@@ -131,16 +138,24 @@ class Control:
                     owed = 0
                     done = True
                     self.hal.drain()
-            m = sense(sb, ib, vb, db, b)
+            m = sense(sb, ib, vb, db, cap, b)   # up to SENSE_BLOCKS whole blocks in one call
             while m:
-                checked += m
+                j = 0
+                while j < m:        # checked in blocks of b, in place (j0 = j)
+                    k = m - j
+                    if k > b:
+                        k = b
+                    last_m = k      # the block a fault names (tes.app puts it in the fault event)
+                    code = check(st, sb, ib, vb, db, k, host_age_ms, j)
+                    j += k
+                    if code:
+                        break
+                checked += j
                 if tap is not None:
-                    tap(sb, m)
-                last_m = m          # the block a fault names (tes.app puts it in the fault event)
-                code = check(st, sb, ib, vb, db, m, host_age_ms)
-                if code or m < b:
+                    tap(sb, j)      # what was checked, the faulting block included
+                if code or m < cap:
                     break           # a fault, or fewer than asked: nothing more is measured yet
-                m = sense(sb, ib, vb, db, b)
+                m = sense(sb, ib, vb, db, cap, b)
             if code:
                 break
             if done and checked >= written:

@@ -190,6 +190,7 @@ class Engine:
         self.env = 1
 
     @micropython.native
+    @micropython.native     # called every pass: a bytecode frame costs more than the call
     def fill(self, out, n):
         """Write up to n samples (uA) into out[0:n]; return how many (0 when done)."""
         if n <= self.left:          # the usual case: the block lies inside the current phase

@@ -131,51 +131,48 @@ W_N = const(31)         # samples
 W_SET = const(32)       # sum of set
 W_I = const(33)         # sum of i
 W_V = const(34)         # sum of v
-W_SSQ = const(35)       # sum of set*set >> 6
-W_ISQ = const(36)       # sum of i*i >> 6
-W_VSQ = const(37)       # sum of v*v >> 10
-W_SPK = const(38)       # largest |set|
-W_IPK = const(39)       # largest |i|
-W_VPK = const(40)       # largest |v|
+W_SPK = const(35)       # largest |set|
+W_IPK = const(36)       # largest |i|
+W_VPK = const(37)       # largest |v|
 # whole-period figures (period()): the impedance window's samples (S_ZN, T_ZWIN), every
 # block, squares in the window's scales as two words (lo < 2**24, hi counts 2**24)
-P_SL = const(41)        # sum of set*set >> 6: low word
-P_SH = const(42)        #   high word
-P_IL = const(43)        # sum of i*i >> 6
-P_IH = const(44)
-P_VL = const(45)        # sum of v*v >> 10
-P_VH = const(46)
-P_IPK = const(47)       # largest |i|
-P_VPK = const(48)       # largest |v|
+P_SL = const(38)        # sum of set*set >> 6: low word
+P_SH = const(39)        #   high word
+P_IL = const(40)        # sum of i*i >> 6
+P_IH = const(41)
+P_VL = const(42)        # sum of v*v >> 10
+P_VH = const(43)
+P_IPK = const(44)       # largest |i|
+P_VPK = const(45)       # largest |v|
 # ...latched when the impedance window completes (P_* then restart)
-L_SL = const(49)        # (L_x = P_x + 8)
-L_SH = const(50)
-L_IL = const(51)
-L_IH = const(52)
-L_VL = const(53)
-L_VH = const(54)
-L_IPK = const(55)
-L_VPK = const(56)
-L_N = const(57)         # samples
-L_CNT = const(58)       # windows latched so far (mod 2**30): period() recomputes on a change
+L_SL = const(46)        # (L_x = P_x + 8)
+L_SH = const(47)
+L_IL = const(48)
+L_IH = const(49)
+L_VL = const(50)
+L_VH = const(51)
+L_IPK = const(52)
+L_VPK = const(53)
+L_N = const(54)         # samples
+L_CNT = const(55)       # windows latched so far (mod 2**30): period() recomputes on a change
 # lock-in terms over the same window (two words, signed high word): with v and i one sample
 # back and i two back, v[k-1]*i[k-1] >> 4, v[k-1]*(i[k] - i[k-2]) >> 4, (i[k] - i[k-2])**2 >> 4
-P_PL = const(59)
-P_PH = const(60)
-P_QL = const(61)
-P_QH = const(62)
-P_DL = const(63)
-P_DH = const(64)
-L_PL = const(65)        # (L_x = P_x + 6)
-L_PH = const(66)
-L_QL = const(67)
-L_QH = const(68)
-L_DL = const(69)
-L_DH = const(70)
-S_PPI = const(71)       # measured current two samples back
-STATE_LEN = const(72)
-W_END = const(41)       # window() clears W_N .. W_END - 1
-# A telemetry window holds at most about this many samples (v*v >> 10 sums stay < 2**30).
+P_PL = const(56)
+P_PH = const(57)
+P_QL = const(58)
+P_QH = const(59)
+P_DL = const(60)
+P_DH = const(61)
+L_PL = const(62)        # (L_x = P_x + 6)
+L_PH = const(63)
+L_QL = const(64)
+L_QH = const(65)
+L_DL = const(66)
+L_DH = const(67)
+S_PPI = const(68)       # measured current two samples back
+STATE_LEN = const(69)
+W_END = const(38)       # window() clears W_N .. W_END - 1
+# A telemetry window holds at most about this many samples (its sums stay small ints).
 W_MAX = const(1000)
 P_LO = const(16777216)  # 2**24: a P_ low word carries into its high word from here
 
@@ -188,8 +185,10 @@ def name(code):
     return NAMES[code]
 
 
-def check(st, sb, ib, vb, db, n, host_age_ms):
-    """One block of aligned samples -> fault code (OK = 0). Allocates nothing.
+def check(st, sb, ib, vb, db, n, host_age_ms, j0):
+    """One block of aligned samples, sb[j0:j0 + n] and so on -> fault code (OK = 0).
+    Allocates nothing. (j0: the control loop senses several blocks in one call and checks
+    them in place; a slice would allocate.)
     The plain reference: tes.supervisor_fast.check is its viper twin, statement for
     statement."""
     iover = st[T_IOVER]
@@ -223,7 +222,7 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
     wp = 0
     wq = 0
     wd = 0
-    for j in range(n):
+    for j in range(j0, j0 + n):
         s = sb[j]
         i = ib[j]
         v = vb[j]
@@ -292,16 +291,10 @@ def check(st, sb, ib, vb, db, n, host_age_ms):
         st[W_SET] = st[W_SET] >> 1
         st[W_I] = st[W_I] >> 1
         st[W_V] = st[W_V] >> 1
-        st[W_SSQ] = st[W_SSQ] >> 1
-        st[W_ISQ] = st[W_ISQ] >> 1
-        st[W_VSQ] = st[W_VSQ] >> 1
     st[W_N] = st[W_N] + n
     st[W_SET] = st[W_SET] + wset
     st[W_I] = st[W_I] + wi
     st[W_V] = st[W_V] + wv
-    st[W_SSQ] = st[W_SSQ] + wssq
-    st[W_ISQ] = st[W_ISQ] + wisq
-    st[W_VSQ] = st[W_VSQ] + wvsq
     if spk > st[W_SPK]:
         st[W_SPK] = spk
     if ipk > st[W_IPK]:
@@ -483,8 +476,8 @@ class Supervisor:
         self.fs = fs
         self.kernel = _fast.check if (fast and _fast is not None) else check
 
-    def check(self, sb, ib, vb, db, n, host_age_ms=0):
-        return self.kernel(self.st, sb, ib, vb, db, n, host_age_ms)
+    def check(self, sb, ib, vb, db, n, host_age_ms=0, j0=0):
+        return self.kernel(self.st, sb, ib, vb, db, n, host_age_ms, j0)
 
     @property
     def code(self):
@@ -501,17 +494,14 @@ class Supervisor:
 
     def window(self):
         """The telemetry window since the last call, then cleared: a tuple
-        (n, set_mean, set_rms, meas_mean, meas_rms, meas_peak, v_mean, v_rms, v_peak,
-         z_ohm) with z_ohm = v_rms / meas_rms (None under Z_MIN_uA). None if empty."""
+        (n, set_mean, set_peak, meas_mean, meas_peak, v_mean, v_peak), or None if empty.
+        Means only: RMS and impedance come from period(), over whole periods (a 20 ms
+        window of a slow sine holds a phase of it, not its RMS)."""
         st = self.st
         n = st[W_N]
         if n == 0:
             return None
-        set_rms = isqrt((st[W_SSQ] // n) << 6)
-        i_rms = isqrt((st[W_ISQ] // n) << 6)
-        v_rms = isqrt((st[W_VSQ] // n) << 10)
-        out = (n, _div(st[W_SET], n), set_rms, _div(st[W_I], n), i_rms, st[W_IPK], _div(st[W_V], n), v_rms,
-               st[W_VPK], v_rms * 1000 // i_rms if i_rms >= Z_MIN_uA else None)
+        out = (n, _div(st[W_SET], n), st[W_SPK], _div(st[W_I], n), st[W_IPK], _div(st[W_V], n), st[W_VPK])
         for k in range(W_N, W_END):
             st[k] = 0
         return out

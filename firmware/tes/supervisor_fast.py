@@ -70,34 +70,31 @@ _W_N = const(31)
 _W_SET = const(32)
 _W_I = const(33)
 _W_V = const(34)
-_W_SSQ = const(35)
-_W_ISQ = const(36)
-_W_VSQ = const(37)
-_W_SPK = const(38)
-_W_IPK = const(39)
-_W_VPK = const(40)
-_P_SL = const(41)
-_P_SH = const(42)
-_P_IL = const(43)
-_P_IH = const(44)
-_P_VL = const(45)
-_P_VH = const(46)
-_P_IPK = const(47)
-_P_VPK = const(48)
-_L_N = const(57)
-_L_CNT = const(58)
-_P_PL = const(59)
-_P_PH = const(60)
-_P_QL = const(61)
-_P_QH = const(62)
-_P_DL = const(63)
-_P_DH = const(64)
-_S_PPI = const(71)
+_W_SPK = const(35)
+_W_IPK = const(36)
+_W_VPK = const(37)
+_P_SL = const(38)
+_P_SH = const(39)
+_P_IL = const(40)
+_P_IH = const(41)
+_P_VL = const(42)
+_P_VH = const(43)
+_P_IPK = const(44)
+_P_VPK = const(45)
+_L_N = const(54)
+_L_CNT = const(55)
+_P_PL = const(56)
+_P_PH = const(57)
+_P_QL = const(58)
+_P_QH = const(59)
+_P_DL = const(60)
+_P_DH = const(61)
+_S_PPI = const(68)
 _P_LO = const(16777216)
 
 
 @micropython.viper
-def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> int:
+def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int, j0: int) -> int:
     st = ptr32(st_obj)
     sb = ptr32(sb_obj)
     ib = ptr32(ib_obj)
@@ -135,8 +132,9 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
     wp = 0
     wq = 0
     wd = 0
-    j = 0
-    while j < n:
+    j = j0
+    end = j0 + n
+    while j < end:
         s = (sb[j] ^ sg) - sg
         i = (ib[j] ^ sg) - sg
         v = (vb[j] ^ sg) - sg
@@ -220,16 +218,10 @@ def check(st_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, host_age_ms: int) -> i
         st[_W_SET] = ((st[_W_SET] ^ sg) - sg) >> 1
         st[_W_I] = ((st[_W_I] ^ sg) - sg) >> 1
         st[_W_V] = ((st[_W_V] ^ sg) - sg) >> 1
-        st[_W_SSQ] = int(st[_W_SSQ]) >> 1
-        st[_W_ISQ] = int(st[_W_ISQ]) >> 1
-        st[_W_VSQ] = int(st[_W_VSQ]) >> 1
     st[_W_N] = int(st[_W_N]) + n
     st[_W_SET] = ((st[_W_SET] ^ sg) - sg) + wset
     st[_W_I] = ((st[_W_I] ^ sg) - sg) + wi
     st[_W_V] = ((st[_W_V] ^ sg) - sg) + wv
-    st[_W_SSQ] = int(st[_W_SSQ]) + wssq
-    st[_W_ISQ] = int(st[_W_ISQ]) + wisq
-    st[_W_VSQ] = int(st[_W_VSQ]) + wvsq
     if spk > int(st[_W_SPK]):
         st[_W_SPK] = spk
     if ipk > int(st[_W_IPK]):

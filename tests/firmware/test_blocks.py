@@ -192,9 +192,14 @@ def test_past_the_end_after_drain_is_no_underrun_and_sense_stops_at_the_last_sam
     q[B.Q_DRAIN] = 1
     d.run(40)
     assert d.room() == 0 and q[B.Q_UNDER] == 0 and q[B.Q_KW] == 16
-    assert B.queue_block(q, 1000) == 16             # measured 40, written 16: the short last block
+    assert B.queue_block(q, 1000, 1000) == 16       # measured 40, written 16: the short last block
+    assert B.queue_block(q, 20, 5) == 16            # all that is left fits: 5, 5, 5 and 1
+    assert B.queue_block(q, 15, 5) == 15            # it does not: whole blocks first
+    assert B.queue_block(q, 14, 5) == 10
+    q[B.Q_KS] = 15
+    assert B.queue_block(q, 20, 5) == 1             # then the short one
     q[B.Q_KS] = 16
-    assert B.queue_block(q, 1000) == 0
+    assert B.queue_block(q, 1000, 1000) == 0 and B.queue_block(q, 20, 5) == 0
 
 
 def test_ready_waits_for_every_channel_of_a_sample_and_its_latency():
@@ -203,13 +208,17 @@ def test_ready_waits_for_every_channel_of_a_sample_and_its_latency():
     q[B.Q_KW] = 100
     d.conv = 3 * 10 + 2                              # sample 10's last conversion not in yet
     d.room()
-    assert B.queue_block(q, 10) == 0                 # samples 0..8 (latency 1: slot k+1 needed)
-    assert B.queue_block(q, 9) == 9
-    assert B.queue_block(q, 4) == 4
-    assert B.queue_block(q, 1000) == 0               # a whole block or nothing: 100 were written
+    assert B.queue_block(q, 10, 10) == 0             # samples 0..8 (latency 1: slot k+1 needed)
+    assert B.queue_block(q, 9, 9) == 9
+    assert B.queue_block(q, 4, 4) == 4
+    assert B.queue_block(q, 1000, 1000) == 0         # a whole block or nothing: 100 were written
+    assert B.queue_block(q, 20, 5) == 5              # several blocks asked, one whole one ready
+    assert B.queue_block(q, 20, 3) == 9
+    assert B.queue_block(q, 8, 3) == 6               # whole blocks within what was asked
+    assert B.queue_block(q, 2, 3) == 0
     d.conv += 1
     d.room()
-    assert B.queue_block(q, 10) == 10
+    assert B.queue_block(q, 10, 10) == 10 and B.queue_block(q, 40, 5) == 10
 
 
 def test_positions_survive_ring_laps_and_counter_wraps():
@@ -221,10 +230,10 @@ def test_positions_survive_ring_laps_and_counter_wraps():
         assert r >= 0
         k = (k + r) & B.K_MASK
         q[B.Q_KW] = k
-        m = B.queue_block(q, 50)
+        m = B.queue_block(q, 50, 50)
         while m:
             q[B.Q_KS] = (q[B.Q_KS] + m) & B.K_MASK
-            m = B.queue_block(q, 50)
+            m = B.queue_block(q, 50, 50)
         d.run(300)
     assert q[B.Q_UNDER] == 0
     seen = 300 * 19999                              # the last run() came after the last room()
@@ -249,7 +258,8 @@ def test_queue_viper_twins_are_bit_exact():
                 a.q[B.Q_DRAIN] = b.q[B.Q_DRAIN] = 1
             assert a.room(B) == b.room(F), trial
             n = (x >> 4) % 50
-            assert B.queue_block(a.q, n) == F.queue_block(b.q, n), trial
+            blk = 1 + (x >> 9) % 12
+            assert B.queue_block(a.q, n, blk) == F.queue_block(b.q, n, blk), trial
             w = (x >> 12) % 20
             a.q[B.Q_KW] = (a.q[B.Q_KW] + w) & B.K_MASK
             b.q[B.Q_KW] = (b.q[B.Q_KW] + w) & B.K_MASK
@@ -376,6 +386,6 @@ def test_ready_counts_a_single_sample():
     q[B.Q_KW] = 16
     d.conv = 3                                      # sample 0 measured, nothing more
     d.room()
-    assert B.queue_block(q, 1) == 1 and B.queue_block(q, 2) == 0
+    assert B.queue_block(q, 1, 1) == 1 and B.queue_block(q, 2, 2) == 0 and B.queue_block(q, 2, 1) == 1
     q[B.Q_KS] = 1
-    assert B.queue_block(q, 1) == 0
+    assert B.queue_block(q, 1, 1) == 0

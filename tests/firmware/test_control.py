@@ -56,8 +56,9 @@ class Hal:
         end = len(self.written) if n is None else k + n
         self.measured += self.written[k:end]
 
-    def sense(self, sb, ib, vb, db, n):
+    def sense(self, sb, ib, vb, db, n, b):
         self.asks.append(n)
+        assert n % b == 0       # the loop asks for whole blocks
         m = len(self.measured)
         if m > n:
             m = n
@@ -83,11 +84,11 @@ class Sup:
         self.blocks = []
         self.ages = []
 
-        def kernel(st, sb, ib, vb, db, n, age):
+        def kernel(st, sb, ib, vb, db, n, age, j0):
             assert st is self.st
-            blk = [sb[j] for j in range(n)]
-            for j in range(n):
-                assert (ib[j], vb[j], db[j]) == (blk[j] + 1000, blk[j] + 2000, blk[j] + 3000)
+            blk = [sb[j] for j in range(j0, j0 + n)]
+            for j in range(j0, j0 + n):
+                assert (ib[j], vb[j], db[j]) == (sb[j] + 1000, sb[j] + 2000, sb[j] + 3000)
             self.blocks.append(blk)
             self.ages.append(age)
             return self.codes.get(len(self.blocks), 0)
@@ -114,8 +115,9 @@ def test_block_is_1_ms_between_1_and_32_samples():
         assert C.block_for(fs) == b, (fs, C.block_for(fs))
         hal, eng, sup, c = make(fs, 10)
         assert c.block == b
-        assert len(c.sb) == len(c.ib) == len(c.vb) == len(c.db) == b
-        assert len(c.out) == C.BLOCK_MAX == 32
+        assert c.cap == b * C.SENSE_BLOCKS
+        assert len(c.sb) == len(c.ib) == len(c.vb) == len(c.db) == c.cap
+        assert len(c.out) == C.FILL_MAX == 64 and C.BLOCK_MAX == 32
     assert C.END == -1 and C.UNDERRUN == S.UNDERRUN
 
 
@@ -127,33 +129,33 @@ def test_a_new_loop_has_done_nothing():
     assert hal.writes == [] and eng.asks == [] and hal.asks == [] and sup.blocks == []
 
 
-def test_prime_fills_the_whole_lead_in_chunks_of_32():
+def test_prime_fills_the_whole_lead_in_chunks_of_64():
     hal, eng, sup, c = make(5000, 1000, room=100)
     c.prime()
-    assert hal.writes == [32, 32, 32, 4], hal.writes
+    assert hal.writes == [64, 36], hal.writes
     assert hal.written == list(range(1, 101))
     assert c.written == 100 and not c.engine_done and hal.drained == 0
     assert sup.blocks == []                       # priming checks nothing
     # An engine shorter than the lead: prime stops when it has nothing more.
-    hal, eng, sup, c = make(5000, 40, room=100)
+    hal, eng, sup, c = make(5000, 100, room=200)
     c.prime()
-    assert hal.writes == [32, 8] and c.written == 40
-    hal, eng, sup, c = make(5000, 64, room=64)
+    assert hal.writes == [64, 36] and c.written == 100
+    hal, eng, sup, c = make(5000, 128, room=128)
     c.prime()
-    assert hal.writes == [32, 32] and c.written == 64 and eng.asks == [32, 32]
+    assert hal.writes == [64, 64] and c.written == 128 and eng.asks == [64, 64]
     # No room: nothing.
     hal, eng, sup, c = make(5000, 64, room=0)
     c.prime()
     assert hal.writes == [] and eng.asks == [] and c.written == 0
-    for room, chunks in ((31, [31]), (1, [1]), (32, [32]), (33, [32, 1]), (65, [32, 32, 1])):
+    for room, chunks in ((31, [31]), (1, [1]), (64, [64]), (65, [64, 1]), (129, [64, 64, 1])):
         hal, eng, sup, c = make(5000, 1000, room=room)
         c.prime()
         assert hal.writes == chunks and eng.asks == chunks, (room, hal.writes)
         assert c.written == room and hal.written == list(range(1, room + 1))
 
 
-def test_step_writes_what_the_queue_offers_up_to_32():
-    for room, want in ((1, 1), (5, 5), (31, 31), (32, 32), (33, 32), (500, 32)):
+def test_step_writes_what_the_queue_offers_up_to_64():
+    for room, want in ((1, 1), (5, 5), (63, 63), (64, 64), (65, 64), (500, 64)):
         hal, eng, sup, c = make(5000, 10000, room=room)
         assert c.step(0) == 0
         assert hal.writes == [want] and eng.asks == [want], (room, hal.writes)
@@ -195,27 +197,33 @@ def test_every_written_sample_is_checked_in_order_in_blocks():
         assert sup.ages == sorted(sup.ages) and sup.ages[-1] > sup.ages[0]    # each step's own age
 
 
-def test_sense_is_asked_for_blocks_until_one_comes_back_short():
+def test_sense_is_asked_for_several_blocks_until_fewer_come_back():
     hal, eng, sup, c = make(5000, 100000, room=0)
     hal.written = list(range(1, 24))
-    hal.measure()                       # 23 measured: blocks of 5, 5, 5, 5 then 3
+    hal.measure()                       # 23 measured: 20 in one call (4 blocks), then 3
     assert c.step(42) == 0
     assert sup.blocks == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15], [16, 17, 18, 19, 20],
                           [21, 22, 23]]
-    assert hal.asks == [5, 5, 5, 5, 5]
+    assert hal.asks == [20, 20]
     assert sup.ages == [42] * 5
     assert c.checked == 23 and c.last_m == 3
-    # Exactly whole blocks: one more ask finds nothing.
+    # Fewer than asked (two blocks): checked in blocks, no second ask.
     hal.written += list(range(24, 34))
     hal.measure()
     hal.asks = []
     assert c.step(43) == 0
     assert sup.blocks[5:] == [[24, 25, 26, 27, 28], [29, 30, 31, 32, 33]]
-    assert hal.asks == [5, 5, 5] and c.last_m == 5 and c.checked == 33
-    # Nothing measured: one ask, no check.
+    assert hal.asks == [20] and c.last_m == 5 and c.checked == 33
+    # Exactly what was asked: one more ask, which finds nothing.
+    hal.written += list(range(34, 54))
+    hal.measure()
     hal.asks = []
     assert c.step(44) == 0
-    assert hal.asks == [5] and len(sup.blocks) == 7
+    assert hal.asks == [20, 20] and len(sup.blocks) == 11 and c.checked == 53
+    # Nothing measured: one ask, no check.
+    hal.asks = []
+    assert c.step(45) == 0
+    assert hal.asks == [20] and len(sup.blocks) == 11
 
 
 def test_a_fault_returns_at_once_with_its_block():
@@ -247,17 +255,18 @@ def test_end_only_once_every_sample_is_checked():
     hal.measure()
     assert c.step(0) == C.END and c.checked == 12
     assert c.step(0) == C.END and hal.drained == 1     # the engine is asked no more
-    assert eng.asks == [32, 32]
+    assert eng.asks == [64, 64]
 
 
-def test_tap_sees_every_checked_block():
+def test_tap_sees_every_checked_sample():
     hal, eng, sup, c = make(5000, 100000, room=0)
     seen = []
     c.tap = lambda buf, n: seen.append([buf[j] for j in range(n)])
     hal.written = list(range(1, 13))
     hal.measure()
     assert c.step(0) == 0
-    assert seen == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12]] == sup.blocks
+    assert seen == [list(range(1, 13))]                # one sense call, one tap
+    assert sup.blocks == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12]]
     hal, eng, sup, c = make(5000, 100000, room=0, codes={1: S.SHORT})
     c.tap = lambda buf, n: seen.append(n)
     seen = []

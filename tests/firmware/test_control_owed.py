@@ -1,7 +1,7 @@
 """tes.control against a queue that offers nothing until a chunk is free and then all of it
 (hal.blocks.queue_room, the rp2 driver): the loop writes the whole offer over consecutive
-passes, BLOCK_MAX at a time and without sleeping between them, never more than offered, so
-the queue refills to its full lead. Before this rule the loop wrote one BLOCK_MAX per offer
+passes, FILL_MAX at a time and without sleeping between them, never more than offered, so
+the queue refills to its full lead. Before this rule the loop wrote one FILL_MAX per offer
 and the queue hovered a chunk below full: at 20 kS/s a quarter of the lead was lost margin.
 Plain asserts: runs under the unix port (tools/mptest.py) and CPython (pytest)."""
 from tes import control as C
@@ -48,7 +48,7 @@ class ChunkQueue:
         assert self.kw + n <= self.consumed + self.lead, "wrote past the lead"
         self.kw += n
 
-    def sense(self, sb, ib, vb, db, n):
+    def sense(self, sb, ib, vb, db, n, b):
         return 0
 
     def drain(self):
@@ -66,7 +66,7 @@ class Sup:
     st = None
 
     @staticmethod
-    def kernel(st, sb, ib, vb, db, n, age):
+    def kernel(st, sb, ib, vb, db, n, age, j0):
         return 0
 
 
@@ -76,8 +76,8 @@ def test_a_chunk_is_written_over_consecutive_passes_without_sleeping():
     q.consumed = 232                            # a chunk is free
     for _ in range(20):
         c.step(0)
-    assert q.kw == 928 + 232                    # all of it, in 8 passes
-    assert q.offers[0] == 232 and q.offers[1:8] == [0] * 7
+    assert q.kw == 928 + 232                    # all of it, in 4 passes (64, 64, 64, 40)
+    assert q.offers[0] == 232 and q.offers[1:4] == [0] * 3
     assert c.owed == 0 and q.sleeps == 0
 
 
@@ -97,16 +97,16 @@ def test_the_loop_keeps_up_at_20_ksps_and_refills_to_full():
 
 
 def test_without_the_owed_rule_the_queue_stays_a_chunk_below_full():
-    # The old loop on the same queue: one BLOCK_MAX per offer, a sleep when offered nothing.
+    # The old loop on the same queue: one FILL_MAX per offer, a sleep when offered nothing.
     q = ChunkQueue(lead=928, chunk=232, per_pass=14)
     fullest = 0
     for k in range(5000):
         r = q.room()
         assert r >= 0
         if r > 0:
-            q.write(None, min(r, C.BLOCK_MAX))
+            q.write(None, min(r, C.FILL_MAX))
         else:
             q.wait(1)
         if k > 100:
             fullest = max(fullest, q.kw - q.consumed)
-    assert fullest <= 928 - 232 + C.BLOCK_MAX     # never refilled: the test above would fail
+    assert fullest <= 928 - 232 + C.FILL_MAX      # never refilled: the test above would fail

@@ -82,9 +82,9 @@ def test_a_deadline_half_the_clock_ahead_is_still_ahead():
 
 def test_run_does_not_sleep_while_it_writes():
     hal, eng, sup, c = make(5000, 100000)
-    clk = Clock(hal, 0, lead=100)                  # room for 100: 32, 32, 32, 4 before a sleep
+    clk = Clock(hal, 0, lead=200)                  # room for 200: 64, 64, 64, 8 before a sleep
     assert c.run(0, 1, clk.ticks, clk.wait) == 0
-    assert hal.writes[:4] == [32, 32, 32, 4] and clk.waits == [1]
+    assert hal.writes[:4] == [64, 64, 64, 8] and clk.waits == [1]
     assert c.busy                                   # the last pass wrote the 5 measured ones back
 
 
@@ -135,7 +135,7 @@ class ChunkHal:
             self.written.append(buf[j])
         self.free -= n
 
-    def sense(self, sb, ib, vb, db, n):
+    def sense(self, sb, ib, vb, db, n, b):
         m = 0
         while m < n and self.measured:
             x = self.measured.pop(0)
@@ -156,36 +156,36 @@ def chunky(total, free):
 
 
 def test_what_the_queue_offered_is_written_over_the_next_passes():
-    # A chunk of 64 offered once: 32 now, the other 32 in the next pass, though room()
+    # A chunk of 128 offered once: 64 now, the other 64 in the next pass, though room()
     # offers nothing then (the rest of the chunk is still free).
-    hal, eng, sup, c = chunky(100000, 64)
-    assert c.step(0) == 0 and hal.writes == [32] and c.busy
-    assert c.step(0) == 0 and hal.writes == [32, 32] and c.busy
-    assert c.step(0) == 0 and hal.writes == [32, 32] and not c.busy       # nothing owed now
-    assert hal.written == list(range(1, 65)) and hal.free == 0
-    # 100 free: 32, 32, 32, 4 over four passes; room grows meanwhile: it is taken as offered.
-    hal, eng, sup, c = chunky(100000, 100)
+    hal, eng, sup, c = chunky(100000, 128)
+    assert c.step(0) == 0 and hal.writes == [64] and c.busy
+    assert c.step(0) == 0 and hal.writes == [64, 64] and c.busy
+    assert c.step(0) == 0 and hal.writes == [64, 64] and not c.busy       # nothing owed now
+    assert hal.written == list(range(1, 129)) and hal.free == 0
+    # 200 free: 64, 64, 64, 8 over four passes; room grows meanwhile: it is taken as offered.
+    hal, eng, sup, c = chunky(100000, 200)
     assert c.step(0) == 0 and c.step(0) == 0
-    hal.free += 70                              # 36 + 70 = 106 free now, all offered
+    hal.free += 140                             # 72 + 140 = 212 free now, all offered
     assert c.step(0) == 0 and c.step(0) == 0 and c.step(0) == 0 and c.step(0) == 0
-    assert hal.writes == [32, 32, 32, 32, 32, 10], hal.writes
-    assert c.step(0) == 0 and hal.writes[-1] == 10 and not c.busy
-    assert c.written == 170 == len(hal.written)
+    assert hal.writes == [64, 64, 64, 64, 64, 20], hal.writes
+    assert c.step(0) == 0 and hal.writes[-1] == 20 and not c.busy
+    assert c.written == 340 == len(hal.written)
 
 
 def test_nothing_is_owed_past_the_end_of_the_session():
-    hal, eng, sup, c = chunky(40, 128)
-    assert c.step(0) == 0 and hal.writes == [32]
-    assert c.step(0) == 0 and hal.writes == [32, 8] and not c.engine_done
+    hal, eng, sup, c = chunky(80, 256)
+    assert c.step(0) == 0 and hal.writes == [64]
+    assert c.step(0) == 0 and hal.writes == [64, 16] and not c.engine_done
     assert c.step(0) == 0 and c.engine_done and hal.drained == 1
-    assert c.step(0) == 0 and hal.drained == 1 and eng.asks == [32, 32, 32]
-    hal.measured = list(range(1, 41))
-    assert c.step(0) == C.END and c.checked == 40
+    assert c.step(0) == 0 and hal.drained == 1 and eng.asks == [64, 64, 64]
+    hal.measured = list(range(1, 81))
+    assert c.step(0) == C.END and c.checked == 80
 
 
 def test_run_keeps_what_it_owes_across_calls():
-    hal, eng, sup, c = chunky(100000, 96)
-    assert c.run(0, None, None, None) == 0 and hal.writes == [32]
-    assert c.run(0, None, None, None) == 0 and hal.writes == [32, 32]
-    assert c.run(0, None, None, None) == 0 and hal.writes == [32, 32, 32]
-    assert c.run(0, None, None, None) == 0 and hal.writes == [32, 32, 32]
+    hal, eng, sup, c = chunky(100000, 192)
+    assert c.run(0, None, None, None) == 0 and hal.writes == [64]
+    assert c.run(0, None, None, None) == 0 and hal.writes == [64, 64]
+    assert c.run(0, None, None, None) == 0 and hal.writes == [64, 64, 64]
+    assert c.run(0, None, None, None) == 0 and hal.writes == [64, 64, 64]

@@ -28,7 +28,7 @@ def sim_board(**model):
 
 def sense_block(h, out):
     """hal.sense of the block just written -> out[I_MEAN..DAC_BACK] (allocation-free)."""
-    n = h.sense(_SB, _IB, _VB, _DB, 256)
+    n = h.sense(_SB, _IB, _VB, _DB, 256, 1)
     if n == 0:
         return
     isum = vsum = moves = vpk = 0
@@ -146,7 +146,7 @@ def test_virtual_clock():
     for _ in range(3000):
         h.write(buf, 7)
         assert h.room() == 0                    # one 1 ms block (3 samples) is queued
-        h.sense(_SB, _IB, _VB, _DB, 256)
+        h.sense(_SB, _IB, _VB, _DB, 256, 1)
         assert h.room() == 3
     assert h.ticks_ms() == 7000 and h.now_us() == 7000000
     h.wait(5)
@@ -160,9 +160,9 @@ def test_room_and_sense_queue():
     h.write(buf, 3)
     h.write(buf, 2)
     assert h.room() == 0
-    assert h.sense(_SB, _IB, _VB, _DB, 2) == 2 and list(_SB[:2]) == [100, 200]
-    assert h.sense(_SB, _IB, _VB, _DB, 8) == 3 and list(_SB[:3]) == [300, 100, 200]
-    assert h.sense(_SB, _IB, _VB, _DB, 8) == 0 and h.room() == 1
+    assert h.sense(_SB, _IB, _VB, _DB, 2, 1) == 2 and list(_SB[:2]) == [100, 200]
+    assert h.sense(_SB, _IB, _VB, _DB, 8, 1) == 3 and list(_SB[:3]) == [300, 100, 200]
+    assert h.sense(_SB, _IB, _VB, _DB, 8, 1) == 0 and h.room() == 1
 
 
 def test_realtime_paces_writes():
@@ -173,7 +173,7 @@ def test_realtime_paces_writes():
     t0 = time.ticks_ms() if MP else time.monotonic() * 1000
     for _ in range(8):
         h.write(buf, 10)
-        h.sense(_SB, _IB, _VB, _DB, 256)
+        h.sense(_SB, _IB, _VB, _DB, 256, 1)
     t1 = time.ticks_ms() if MP else time.monotonic() * 1000
     assert t1 - t0 >= 65, t1 - t0
 

@@ -343,9 +343,9 @@ def test_period_figures_over_whole_cycles():
         assert abs(v_rms - 4243) <= 3 and abs(v_pk - 6000) <= 2 and abs(z - 6000) <= 12, p
         assert abs(ph - (-3999)) <= 30, p        # V lags I by 0.698 rad: -40 degrees
         assert s.period() is p                   # the same window: computed once
-        # A 20 ms window at the same time is a fifth of a cycle: its RMS is a phase's.
+        # A 20 ms window at the same time is a fifth of a cycle: its mean is a phase's.
         w = s.window()
-        assert w is not None and abs(w[4] - 707) > 50, w
+        assert w is not None and abs(w[3]) > 50, w
     each(t)
 
 
@@ -408,15 +408,12 @@ def test_telemetry_window_figures():
         for k in range(100):
             s = 1000 if k & 1 else -1000
             f.block([(s, s, 5 * s)])
-        n, set_mean, set_rms, meas_mean, meas_rms, meas_peak, v_mean, v_rms, v_peak, z = f.s.window()
+        n, set_mean, set_peak, meas_mean, meas_peak, v_mean, v_peak = f.s.window()
         assert n == 100 and set_mean == 0 and meas_mean == 0 and v_mean == 0
-        assert set_rms == 1000 and meas_rms == 1000 and meas_peak == 1000
-        assert abs(v_rms - 5000) <= 16 and v_peak == 5000
-        assert abs(z - 5000) <= 16
+        assert set_peak == 1000 and meas_peak == 1000 and v_peak == 5000
         assert f.s.window() is None                  # cleared
-        f.block([(50, 50, 250)])
-        w = f.s.window()
-        assert w[0] == 1 and w[9] is None            # under 100 uA: no impedance figure
+        f.block([(50, 49, -250)])
+        assert f.s.window() == (1, 50, 50, 49, 49, -250, 250)
     each(t)
 
 
@@ -449,17 +446,16 @@ def test_check_allocates_nothing():
 # ---- the telemetry window, figure by figure ---------------------------------------------------
 
 class WindowModel:
-    """The telemetry window as documented (supervisor.py, window()): sums of set, i, v, of
-    set*set >> 6, i*i >> 6, v*v >> 10 and the peaks of |.| over the samples since the last
-    read; when a block starts on a window of W_MAX samples or more, every sum and the count
-    are halved (>> 1) first. Figures: means rounded toward zero, rms = isqrt of the mean
-    square (back in its scale), z = v_rms * 1000 // i_rms from Z_MIN_uA on."""
+    """The telemetry window as documented (supervisor.py, window()): sums of set, i and v
+    and the peaks of |.| over the samples since the last read; when a block starts on a
+    window of W_MAX samples or more, every sum and the count are halved (>> 1) first.
+    Figures: means rounded toward zero, and the peaks."""
 
     def __init__(self):
         self.clear()
 
     def clear(self):
-        self.n = self.s = self.i = self.v = self.ss = self.ii = self.vv = 0
+        self.n = self.s = self.i = self.v = 0
         self.spk = self.ipk = self.vpk = 0
 
     def block(self, samples):
@@ -468,18 +464,12 @@ class WindowModel:
             self.s >>= 1
             self.i >>= 1
             self.v >>= 1
-            self.ss >>= 1
-            self.ii >>= 1
-            self.vv >>= 1
         for t in samples:
             s, i, v = t[0], t[1], t[2]
             self.n += 1
             self.s += s
             self.i += i
             self.v += v
-            self.ss += (s * s) >> 6
-            self.ii += (i * i) >> 6
-            self.vv += (v * v) >> 10
             self.spk = max(self.spk, abs(s))
             self.ipk = max(self.ipk, abs(i))
             self.vpk = max(self.vpk, abs(v))
@@ -492,10 +482,7 @@ class WindowModel:
         def mean(a):
             q = abs(a) // n
             return q if a >= 0 else -q
-        i_rms = S.isqrt((self.ii // n) << 6)
-        v_rms = S.isqrt((self.vv // n) << 10)
-        out = (n, mean(self.s), S.isqrt((self.ss // n) << 6), mean(self.i), i_rms, self.ipk, mean(self.v),
-               v_rms, self.vpk, v_rms * 1000 // i_rms if i_rms >= 100 else None)
+        out = (n, mean(self.s), self.spk, mean(self.i), self.ipk, mean(self.v), self.vpk)
         self.clear()
         return out
 
@@ -515,19 +502,19 @@ def test_window_figures_are_exact():
             assert feed_both(f, m, [(s, s + (k % 5) - 2, 4 * s + 7 * (k % 4)), (s, s + 1, 4 * s - 3)]) == S.OK
         w = f.s.window()
         assert w == m.window(), (w, m.window())
-        assert w[0] == 74 and w[9] is not None and 3990 <= w[9] <= 4020, w     # ~4 kOhm
+        assert w[0] == 74 and w[2] == 1237 and w[4] == 1239, w
         # Tiny readings: every square sum is 0, every peak 1, one-sample blocks.
         for k in range(12):
             e = 1 if k & 1 else -1
             assert feed_both(f, m, [(0, e, -e)]) == S.OK
         w = f.s.window()
-        assert w == (12, 0, 0, 0, 0, 1, 0, 0, 1, None), w
+        assert w == (12, 0, 0, 0, 1, 0, 1), w
         m.clear()
         # A window of zero current: no peak, no rms, no impedance.
         f2 = Feed(sup(fast, noisy=False))
         for _k in range(5):
             assert f2.block([(0, 0, 0)]) == S.OK
-        assert f2.s.window() == (5, 0, 0, 0, 0, 0, 0, 0, 0, None)
+        assert f2.s.window() == (5, 0, 0, 0, 0, 0, 0)
         assert f2.s.window() is None
     each(t)
 
@@ -540,24 +527,7 @@ def test_window_means_round_toward_zero():
             a, b = pair
             assert f.block([(a, a, a), (b, b, b)]) == S.OK
             w = f.s.window()
-            assert (w[1], w[3], w[6]) == (want, want, want), (pair, w)
-    each(t)
-
-
-def test_window_rms_and_impedance_at_the_current_floor():
-    def t(fast):
-        # i_rms 100 (101 uA in the i*i >> 6 scale) gives an impedance; 99 (100 uA) does not.
-        for i, rms in ((101, 100), (100, 99), (-101, 100), (-100, 99)):
-            f = Feed(sup(fast, noisy=False))
-            m = WindowModel()
-            for _k in range(10):
-                assert feed_both(f, m, [(i, i, 20 * i)]) == S.OK
-            w = f.s.window()
-            assert w == m.window(), (i, w)
-            assert w[4] == rms, (i, w)
-            assert (w[9] is None) == (rms < 100), (i, w)
-            if rms >= 100:
-                assert w[9] == 20190, (i, w)         # 2019 mV rms / 100 uA rms
+            assert (w[1], w[3], w[5]) == (want, want, want), (pair, w)
     each(t)
 
 
