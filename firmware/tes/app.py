@@ -203,7 +203,12 @@ class App:
     def tick(self, s):
         hal = self.hal
         now = hal.ticks_ms()
-        self.next_tick = ticks_add(now, LINK_POLL_MS)
+        due = self.next_tick
+        # Ticks on a grid, so telemetry goes out TELEM_MS apart however late a tick starts
+        # (a pass ends up to PASS_MS late; ticks 20 ms after the previous start gave ~36
+        # frames a second on the chip); a tick a whole period late starts the grid again.
+        nxt = ticks_add(due, LINK_POLL_MS)
+        self.next_tick = nxt if ticks_diff(nxt, now) > 0 else ticks_add(now, LINK_POLL_MS)
         # (Allocation happens only here, the block path being heap-locked: a garbage
         # collection, ~22 ms on an RP2040, falls in a tick, with the output queue >= 3/4
         # of its lead full: hal.rp2 LEAD_MS.)
@@ -219,7 +224,7 @@ class App:
             self.set_state(_LINK_STATE[st])
         if s.kind == CHECK:
             self.check_span(s)
-        elif ticks_diff(now, self.last_telem) >= TELEM_MS:
+        elif ticks_diff(due, self.last_telem) >= TELEM_MS:
             w = s.sup.window()
             if w is not None:
                 p = s.sup.period()
@@ -227,6 +232,7 @@ class App:
                     self.send_telem(w[1], w[3], w[5], None)
                 else:
                     self.send_telem(w[1], w[3], w[5], p[6], p[1], p[2], p[3], p[4], p[7])
+                self.last_telem = due   # the grid's time, not the send's: one frame a tick
         if self.link.pending() >= FLUSH_BYTES or ticks_diff(now, self.link.last_flush) >= FLUSH_MS:
             self.link.flush()
         if s.kind == STIM and ticks_diff(now, s.retained_ms) >= RETAIN_MS:
