@@ -46,7 +46,8 @@ MODULES = {
                                    "tests/firmware/test_soft_stop.py", "tests/firmware/test_supervisor_sim.py",
                                    "tests/host/test_supervisor_props.py", "tests/firmware/test_app_faults.py"],
     # the validator's part of test_protocols only: its previews (~90 s) test the engine
-    "firmware/tes/validate.py": ["tests/firmware/test_validate_bounds.py", "tests/host/test_schema.py",
+    "firmware/tes/validate.py": ["tests/firmware/test_validate_bounds.py", "tests/firmware/test_validate_edges.py",
+                                 "tests/host/test_schema.py",
                                  "tests/host/test_sham_fit.py",
                                  "tests/host/test_protocols.py::test_protocol_validates",
                                  "tests/host/test_validate_cli.py"],
@@ -54,7 +55,7 @@ MODULES = {
                                "tests/host/test_board_props.py", "tests/firmware/test_validate_bounds.py"],
     "firmware/tes/link.py": ["tests/firmware/test_link_bounds.py", "tests/firmware/test_link_contract.py",
                              "tests/firmware/test_link.py", "tests/firmware/test_link_telem.py",
-                             "tests/host/test_link_props.py"],
+                             "tests/firmware/test_link_edges.py", "tests/host/test_link_props.py"],
     "firmware/tes/engine.py": ["tests/firmware/test_engine_ramps.py", "tests/firmware/test_engine_basic.py",
                                "tests/firmware/test_engine_fidelity.py", "tests/firmware/test_soft_stop.py"],
     "firmware/hal/blocks.py": ["tests/firmware/test_blocks.py"],
