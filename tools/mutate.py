@@ -1,6 +1,6 @@
 """Mutation testing of the safety modules: does the suite notice a broken rule?
 
-    python tools/mutate.py [--module NAME]... [--jobs N] [--limit N] [--survivors]
+    python tools/mutate.py [--module NAME]... [--jobs N] [--limit N] [--lines A-B,C] [--survivors]
 
 Each mutant is one small fault put into one module at the source level (line numbers and
 everything else unchanged): an arithmetic, comparison, boolean or bit operator swapped, a
@@ -63,6 +63,7 @@ MODULES = {
                                 "tests/firmware/test_soft_stop.py",
                                 "tests/firmware/test_supervisor_sim.py", "tests/firmware/test_app_faults.py"],
     "host/tesctl/protofile.py": ["tests/host/test_protofile_golden.py", "tests/host/test_protofile_edges.py",
+                                 "tests/host/test_protofile_mutants.py",
                                  "tests/host/test_protocols.py::test_protocol_validates",
                                  "tests/firmware/test_validate_bounds.py", "tests/host/test_validate_cli.py",
                                  "tests/host/test_schema.py", "tests/host/test_hostile_cli.py",
@@ -311,6 +312,15 @@ def run_tests(worker, tests, timeout):
         return "timeout", time.monotonic() - t0, ""
 
 
+def _line_set(spec):
+    """"455-490,29" -> {29, 455, ..., 490}."""
+    out = set()
+    for part in spec.split(","):
+        a, _, b = part.strip().partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--module", action="append", help="only modules whose path contains this")
@@ -319,7 +329,9 @@ def main():
     ap.add_argument("--min", type=float, default=95.0, help="lowest acceptable score per module (percent)")
     ap.add_argument("--survivors", action="store_true", help="print every surviving mutant")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--lines", help="only mutants on these source lines, e.g. 455-490,29 (to re-check survivors)")
     args = ap.parse_args()
+    wanted = _line_set(args.lines) if args.lines else None
 
     modules = [m for m in MODULES if not args.module or any(s in m for s in args.module)]
     equivalent = load_equivalent()
@@ -329,6 +341,8 @@ def main():
         if args.limit and len(ms) > args.limit:
             step = len(ms) / args.limit
             ms = [ms[int(i * step)] for i in range(args.limit)]
+        if wanted is not None:
+            ms = [m for m in ms if m.line in wanted]
         for m in ms:
             if m.key() in equivalent:
                 m.status, m.reason = "equivalent", equivalent[m.key()]
@@ -398,7 +412,7 @@ def main():
         print("%-32s %7d %7d %6d %9d %5.1f%%" % (module, len(ms), killed, eq, len(surv), score))
     (BUILD / "report.json").write_text(json.dumps(report, indent=1))
     unused = set(equivalent) - {m.key() for m in todo}
-    if unused and not args.module and not args.limit:
+    if unused and not args.module and not args.limit and not args.lines:
         print("\n%d entries of %s match no mutant any more:" % (len(unused), EQUIVALENT.name))
         for k in sorted(unused):
             print("  " + " | ".join(k))
