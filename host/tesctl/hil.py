@@ -9,8 +9,8 @@ the pty (raw mode, no output processing, slave kept open so the path survives cl
 tesctl.simpty does), bridges bytes, and passes power cycles, statistics requests and quit.
 
 The harness talks over pipes: serial bytes each way on two inherited descriptors, control
-lines on its stdin (reset, stats, quit) and JSON events on its stdout (ready, usb, reset,
-halt, stats, exit, error); its stderr is its log.
+lines on its stdin (reset, stats, profile, fault KIND, quit) and JSON events on its stdout
+(ready, usb, reset, halt, stats, profile, fault, exit, error); its stderr is its log.
 """
 import contextlib
 import hashlib
@@ -43,6 +43,36 @@ class HilError(Exception):
     def __init__(self, message, code=3):
         super().__init__(message)
         self.code = code
+
+
+# `fault KIND` on the harness's stdin: the load model's faults (lib/analog.mjs, named as
+# firmware/hal/sim.py names them) and `clear`.
+FAULT_KINDS = ("liftoff", "short")
+
+
+def parse_fault(line):
+    """A `fault KIND` control line -> KIND ('liftoff', 'short' or 'clear'); None if the line
+    is not a fault line. Raises HilError (code 2) for a fault line with another kind."""
+    words = line.split()
+    if not words or words[0] != "fault":
+        return None
+    if len(words) != 2 or words[1] not in FAULT_KINDS + ("clear",):
+        raise HilError("fault: expected one of %s" % ", ".join(FAULT_KINDS + ("clear",)), 2)
+    return words[1]
+
+
+def format_fault(ev):
+    """One human line from a fault event (the onset's emulated time in microseconds)."""
+    kind = ev.get("kind")
+    t_us = ev.get("t_us")
+    when = "%.3f us" % t_us if isinstance(t_us, (int, float)) else "?"
+    if kind == "clear":
+        return "hil fault cleared at %s emulated%s" % (when, " (was %s)" % ev["was"] if ev.get("was") else "")
+    state = "output %s" % ("enabled" if ev.get("enabled") else "off")
+    load = ""
+    if isinstance(ev.get("i_uA"), (int, float)) and isinstance(ev.get("v_V"), (int, float)):
+        load = ", load now %.1f uA at %.3f V" % (ev["i_uA"], ev["v_V"])
+    return "hil fault %s at %s emulated (%s%s)" % (kind, when, state, load)
 
 
 UF2_MAGICS = (0x0A324655, 0x9E5D5157, 0x0AB16F30)   # start 0, start 1, end (lib/uf2.mjs parses the rest)
@@ -352,6 +382,12 @@ class HilServer:
         """Power-cycle the emulated board (the pty stays)."""
         self._control("reset")
 
+    def fault(self, kind):
+        """Inject a load fault at the current emulated time: 'liftoff', 'short' or 'clear'."""
+        if kind not in FAULT_KINDS + ("clear",):
+            raise HilError("fault: expected one of %s" % ", ".join(FAULT_KINDS + ("clear",)), 2)
+        self._control("fault " + kind)
+
     def stats(self, timeout=30):
         """Ask for statistics; -> the stats dict (needs the serving thread running)."""
         with self._cond:
@@ -494,7 +530,8 @@ def serve(ready=None, out=None, err=None, **kw):
     """Run an emulated board on a pty until quit, Ctrl-C or SIGTERM (the CLI).
 
     Prints the pty path (or calls ready(path, server)). Lines on stdin: `reset` power-cycles,
-    `stats` prints the statistics, `quit` ends; SIGUSR1 and SIGUSR2 do the first two.
+    `stats` prints the statistics, `fault liftoff|short|clear` changes the load at the
+    current emulated time (a line with the onset's time is printed), `quit` ends; SIGUSR1 and SIGUSR2 do the first two.
     Returns the exit code: 0 after quit or a signal, 3 if the harness died. Raises HilError."""
     import signal
     import sys
@@ -508,6 +545,8 @@ def serve(ready=None, out=None, err=None, **kw):
             out(format_stats(ev["stats"]))
         elif kind == "profile":
             out(format_profile(ev["profile"]))
+        elif kind == "fault":
+            out(format_fault(ev))
         elif kind == "usb":
             err("hil: USB CDC up %.3f s (emulated) after the reset" % ev["after_s"])
     server.on_event = on_event
@@ -532,8 +571,15 @@ def serve(ready=None, out=None, err=None, **kw):
             elif cmd == "quit":
                 server.stop()
                 return
+            elif cmd.split()[:1] == ["fault"]:
+                try:
+                    kind = parse_fault(cmd)
+                except HilError as e:
+                    err("hil: %s" % e)
+                else:
+                    _quietly(lambda k=kind: server.fault(k))
             elif cmd:
-                err("hil: commands are reset, stats, profile (with --profile), quit")
+                err("hil: commands are reset, stats, profile (with --profile), fault liftoff|short|clear, quit")
     threading.Thread(target=commands, name="hil-stdin", daemon=True).start()
     try:
         if ready is not None:

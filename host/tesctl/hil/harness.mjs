@@ -3,12 +3,14 @@
 // with the board's analog stage modelled. Started by host/tesctl/hil.py, which owns the
 // pseudo-terminal. Channels:
 //   --serial-in FD: host -> device bytes (USB CDC OUT)   --serial-out FD: device -> host (CDC IN)
-//   stdin control lines: reset | stats | quit            stdout events, one JSON per line
+//   stdin control lines: reset | stats | profile | fault liftoff|short|clear | quit
+//   stdout events, one JSON per line
 //   stderr log lines. SIGUSR1 power-cycles, SIGUSR2 reports statistics, stdin EOF quits.
 import { writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { FAULT_KINDS } from './lib/analog.mjs';
 import { Profiler } from './lib/profile.mjs';
 import { boardParams, BoardError, readJson } from './lib/board.mjs';
 import { DacLog } from './lib/daclog.mjs';
@@ -158,10 +160,15 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     stats('on request');
   } else if (cmd === 'profile' && runner.profiler) {
     emit({ event: 'profile', profile: runner.profiler.report() });
+  } else if (cmd.startsWith('fault ') || cmd === 'fault') {
+    const kind = cmd.slice(5).trim();
+    if (kind === 'clear') board.fault(null);
+    else if (FAULT_KINDS.includes(kind)) board.fault(kind);
+    else log(`hil: fault ${JSON.stringify(kind)}: expected ${FAULT_KINDS.join(', ')} or clear`);
   } else if (cmd === 'quit') {
     quit('quit');
   } else if (cmd) {
-    log(`hil: unknown command ${JSON.stringify(cmd)} (reset, stats, quit)`);
+    log(`hil: unknown command ${JSON.stringify(cmd)} (reset, stats, profile, fault KIND, quit)`);
   }
 }).on('close', () => quit('stdin closed'));
 

@@ -10,8 +10,15 @@
 // Between two events (a DAC latch, an enable change) the source current is constant, so
 // vc follows an exponential in each regime (linear, saturated) and the crossing between
 // regimes is found in closed form: the integration is exact, whatever the step.
+// Faults (setFault, as firmware/hal/sim.py injects them): "liftoff" (the electrodes come
+// off) puts liftoff_ohm (10 MOhm) in series: the source sits at compliance and ~3 uA flows;
+// the skin capacitor discharges through skin R. "short" (the electrodes touch) puts
+// short_ohm (10 ohm) in series and bridges skin R and C (vc = 0 at once). null clears: the
+// board's series R and skin back (the capacitor starts from what it holds).
 // Not modelled: skin R falling while current flows (Hahn 2013; the sim does it), drift,
 // the pump's finite output impedance, op-amp slew and the snubber, noise sources here.
+
+export const FAULT_KINDS = ['liftoff', 'short'];
 
 export class AnalogStage {
   constructor(p) {
@@ -21,10 +28,15 @@ export class AnalogStage {
     this.limitA = p.hwLimitUa * 1e-6;
     this.comp = p.complianceV;
     this.rs = p.seriesOhm;
+    this.rs0 = p.seriesOhm;
+    this.liftoffOhm = p.liftoffOhm ?? 10e6;
+    this.shortOhm = p.shortOhm ?? 10;
+    this.fault = null; // null, 'liftoff' or 'short'
+    this.bridged = false; // skin R and C shorted: vc = 0
     this.rsk = p.skinOhm;
     this.c = p.skinNf * 1e-9;
-    if (!(this.rs > 0 && this.rsk > 0 && this.c > 0)) {
-      throw new Error('load model: series_ohm, skin_ohm and skin_nF must be positive');
+    if (!(this.rs > 0 && this.rsk > 0 && this.c > 0 && this.liftoffOhm > 0 && this.shortOhm > 0)) {
+      throw new Error('load model: series_ohm, skin_ohm, skin_nF, liftoff_ohm and short_ohm must be positive');
     }
     this.t = 0; // ns of the state below
     this.vc = 0; // skin capacitor, V
@@ -48,6 +60,16 @@ export class AnalogStage {
     this.advance(tNs);
     this.enabled = !!on;
     this._source();
+  }
+
+  /** kind: 'liftoff', 'short' or null (clear), from tNs on. */
+  setFault(tNs, kind) {
+    if (kind !== null && !FAULT_KINDS.includes(kind)) throw new Error(`unknown fault ${JSON.stringify(kind)} (${FAULT_KINDS.join(', ')})`);
+    this.advance(tNs);
+    this.fault = kind;
+    this.bridged = kind === 'short';
+    this.rs = kind === 'liftoff' ? this.liftoffOhm : kind === 'short' ? this.shortOhm : this.rs0;
+    if (this.bridged) this.vc = 0; // the bridge discharges the skin capacitance at once
   }
 
   _source() {
@@ -100,6 +122,14 @@ export class AnalogStage {
     if (dt < -1e-6) throw new Error(`analog model asked to go back in time (${tNs} < ${this.t})`);
     if (dt <= 0) return; // the same instant (float rounding of board time: under 1 us)
     this.t = tNs;
+    if (this.bridged) {
+      // Skin R and C shorted: a resistor Rs alone, the current constant over the step.
+      this.vc = 0;
+      const i = Math.abs(this.current());
+      this.chargeC += i * dt;
+      if (i > this.peakA) this.peakA = i;
+      return;
+    }
     for (let k = 0; k < 4 && dt > 0; k++) {
       const g = this._regime();
       const v0 = this.vc;

@@ -11,6 +11,8 @@ export const MODEL_DEFAULTS = {
   skin_ohm: 8000,
   skin_nF: 2000,
   seed: 1,
+  liftoff_ohm: 10000000, // series R once the electrodes come off (fault liftoff), as the sim
+  short_ohm: 10, // series R once they touch (fault short; skin R and C bridged)
   adc_noise_lsb: null, // null: 2 LSB for the RP2040 ADC, 1 for the ADS1115
   dac_vdd_mV: 3300, // MCP4922 supply: a 2x-gain output clips here
   sense_ref_mV: 1650, // the INA826 REF and the voltage difference amp's reference
@@ -81,6 +83,8 @@ export function boardParams(board, load = {}, overrides = {}) {
       seriesOhm: model.series_ohm,
       skinOhm: model.skin_ohm,
       skinNf: model.skin_nF,
+      liftoffOhm: model.liftoff_ohm,
+      shortOhm: model.short_ohm,
     },
     enablePin: board.enable_pin ?? null,
     sense: {

@@ -234,6 +234,31 @@ export class VirtualBoard {
   }
 
   // ---- the analog side ----------------------------------------------------------------
+  /**
+   * Fault injection at the current emulated time: 'liftoff', 'short' (lib/analog.mjs) or
+   * null (clear). -> the event it reports: {event: 'fault', kind, t_us, ...} (kind 'clear').
+   */
+  fault(kind) {
+    const t = this.now();
+    const was = this.stage.fault;
+    this.stage.setFault(t, kind);
+    const x = this.stage.sample(t);
+    const ev = {
+      event: 'fault',
+      kind: kind ?? 'clear',
+      was: was ?? null,
+      t_us: Math.round(t) / 1e3, // ns resolution
+      t_s: t / 1e9,
+      enabled: this.enabled,
+      series_ohm: this.stage.rs,
+      i_uA: round3(x.i * 1e6),
+      v_V: round3(x.v),
+    };
+    this.log(`hil: fault ${ev.kind} at ${(t / 1e6).toFixed(3)} ms (board time)`);
+    this.onEvent(ev);
+    return ev;
+  }
+
   _dacOut(t) {
     this.stage.setDac(t, this.dac.volts(0), this.dac.volts(1));
     if (this.dacLog) this.dacLog.row(t, this.dac.effectiveCode(0), this.dac.effectiveCode(1), this.enabled);
