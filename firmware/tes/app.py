@@ -328,7 +328,10 @@ class App:
         hal.start_watchdog(WATCHDOG_MS)
         hal.feed()
         hal.start(s.fs)
-        self.next_tick = self.link.last_rx = hal.ticks_ms()
+        now = self.link.last_rx = hal.ticks_ms()
+        # The first tick is due at once and, a whole period "late", starts the 20 ms grid
+        # at its own time: telemetry rows then fall every 20 ms from the first one.
+        self.next_tick = ticks_add(now, -LINK_POLL_MS)
         self.raw_index = 0
         self.raw_n = 0
         self.session = s
