@@ -37,8 +37,9 @@ class Hal:
 
     def room(self):
         """How many samples write() should take now (0: none yet; -1: the output has run
-        dry since start(), see underruns()). A driver may hold back until a worthwhile
-        chunk is free. Called first in every step: a driver reads its hardware positions
+        dry since start(), see underruns(); -1 - code: the driver's fast trip found a hard
+        fault, code, and already zeroed the output, see arm_trip()). A driver may hold back
+        until a worthwhile chunk is free. Called first in every step: a driver reads its hardware positions
         here, once, and write()/sense() use them."""
         raise NotImplementedError
 
@@ -54,6 +55,13 @@ class Hal:
         whole blocks of b (the last one may be short); the caller checks them in blocks of
         b whatever comes."""
         raise NotImplementedError
+
+    def arm_trip(self, iover_uA, vcomp_mV):
+        """The supervisor's per-sample HARD limits for this session (called before start()):
+        a driver that can (hal.rp2) checks every sense sample against them between the
+        block loop's passes, in an interrupt, and zeroes the output at once on one:
+        |i| > iover_uA is overcurrent; |v| >= vcomp_mV is open-circuit where |v| > 1000 |i|
+        of that sample, else compliance. It never trips on other drivers (the default)."""
 
     def drain(self):
         """Nothing more will be written this session: the output running on past the last

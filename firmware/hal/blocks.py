@@ -73,7 +73,20 @@ Q_MASKO = const(13)   # output ring bytes - 1
 Q_MASKA = const(14)   # ADC ring bytes - 1
 Q_NCH = const(15)     # conversions per sample
 Q_AWRAP = const(16)   # NCH * 2**22
-Q_LEN = const(17)
+Q_TRIP = const(17)    # the fast trip's code once it tripped (0: none; hal.rp2 zeroed the output)
+Q_TALAST = const(18)  # the trip's own view of the ADC DMA: write address last seen
+Q_TAPOS = const(19)   #   conversions written, mod Q_AWRAP
+Q_TK = const(20)      #   next sample it scans
+Q_TCAP = const(21)    # most samples one scan judges (the newest, when more are pending)
+Q_TIOVER = const(22)  # overcurrent above (uA): tes.supervisor's st[T_IOVER]
+Q_TVCOMP = const(23)  # compliance at or above (mV): st[T_VCOMP]
+Q_LEN = const(24)
+
+# codes of trip_scan: tes.supervisor's (hal does not import tes; tests/firmware/test_blocks.py
+# checks they are the same)
+TRIP_OPEN = const(1)      # OPEN_CIRCUIT
+TRIP_OVER = const(3)      # OVERCURRENT
+TRIP_COMP = const(7)      # COMPLIANCE
 
 
 def diff(a, b):
@@ -83,12 +96,14 @@ def diff(a, b):
 
 def queue_room(q, d_addr, a_addr):
     """Advance the positions from the DMA address registers (read by the caller, at least
-    once a ring lap) and return how many samples to write now: 0 under a chunk, -1 once
+    once a ring lap) and return how many samples to write now: 0 under a chunk (or
+    stopped), -1 - code once the fast trip stopped the output (trip_scan), -1 once
     an underrun was counted (samples the DMA took before they were written: zero current
     went out). After drain(), the DMA running past the last sample is the end: nothing is
     counted and the write position stays, so sense stops at the last sample written."""
     if q[Q_RUN] == 0:
-        return 0
+        t = q[Q_TRIP]
+        return -1 - t if t else 0       # stopped; by the fast trip: -1 - its code
     step = (d_addr - q[Q_DLAST]) & q[Q_MASKO]
     q[Q_DLAST] = d_addr
     w = q[Q_W]
@@ -214,3 +229,59 @@ def get_sense(adc, sring, sb, ib, vb, db, n, k0, cfg):
         code = (adc[(a + cd) & ma] * kd + hd) >> sd
         p = (code - z) * su       # hal.calib.code_to_ua: toward zero
         db[j] = p // sc if p >= 0 else -((-p) // sc)
+
+
+def trip_scan(adc, q, a_addr, cfg):
+    """The fast trip (hal.rp2 runs it from a hard timer interrupt): the supervisor's
+    per-sample HARD rules on the conversions the ADC DMA wrote since the last scan (a_addr:
+    its write address now), with the sense path's scaling (cfg: get_sense's). At most
+    q[Q_TCAP] samples a scan, the newest if more are pending (its cost stays bounded).
+    Per sample, first match wins: |i| > q[Q_TIOVER] -> TRIP_OVER; |v| >= q[Q_TVCOMP] ->
+    TRIP_OPEN if |v| > 1000 * |i| of that same sample (V/I > 1 MOhm), else TRIP_COMP.
+    -> the code or 0. Keeps its own positions (Q_TALAST, Q_TAPOS, Q_TK): it may interrupt
+    queue_room, whose Q_ALAST/Q_APOS it must not touch."""
+    step = (a_addr - q[Q_TALAST]) & q[Q_MASKA]
+    q[Q_TALAST] = a_addr
+    p = q[Q_TAPOS] + (step >> 1)
+    if p >= q[Q_AWRAP]:
+        p -= q[Q_AWRAP]
+    q[Q_TAPOS] = p
+    nch = q[Q_NCH]
+    k = q[Q_TK]
+    n = diff(p // nch - q[Q_LAT], k)
+    if n <= 0:
+        return 0
+    cap = q[Q_TCAP]
+    if n > cap:
+        k = (k + n - cap) & K_MASK              # the newest cap samples
+        n = cap
+    q[Q_TK] = (k + n) & K_MASK
+    iover = q[Q_TIOVER]
+    vcomp = q[Q_TVCOMP]
+    mid = cfg[G_MID]
+    ki = cfg[G_KI]
+    si = cfg[G_SI]
+    hi = 1 << (si - 1)
+    kv = cfg[G_KV]
+    sv = cfg[G_SV]
+    hv = 1 << (sv - 1)
+    ci = cfg[G_CI] + nch * cfg[G_LI]
+    cv = cfg[G_CV] + nch * cfg[G_LV]
+    ma = cfg[G_MASKA]
+    a = nch * k
+    end = a + nch * n
+    while a < end:
+        i = ((adc[(a + ci) & ma] - mid) * ki + hi) >> si
+        v = ((adc[(a + cv) & ma] - mid) * kv + hv) >> sv
+        if i < 0:
+            i = -i
+        if v < 0:
+            v = -v
+        if i > iover:
+            return TRIP_OVER
+        if v >= vcomp:
+            if v > 1000 * i:
+                return TRIP_OPEN
+            return TRIP_COMP
+        a += nch
+    return 0

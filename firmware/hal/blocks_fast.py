@@ -1,5 +1,5 @@
-"""Viper twin of hal.blocks (put_words, get_sense, queue_room, queue_block): the same arithmetic, statement for
-statement, on machine words; bit-exact to the plain code (tests/firmware/test_blocks.py).
+"""Viper twin of hal.blocks (put_words, get_sense, queue_room, queue_block, trip_scan): the same
+arithmetic, statement for statement, on machine words; bit-exact to the plain code (tests/firmware/test_blocks.py).
 Signed words are read as (w ^ 2**31) - 2**31 (ptr32 zero-extends on a 64-bit build; the
 identity on a 32-bit board). Imported only where the viper emitter exists."""
 import micropython
@@ -147,12 +147,25 @@ _Q_MASKO = const(13)
 _Q_MASKA = const(14)
 _Q_NCH = const(15)
 _Q_AWRAP = const(16)
+_Q_TRIP = const(17)
+_Q_TALAST = const(18)
+_Q_TAPOS = const(19)
+_Q_TK = const(20)
+_Q_TCAP = const(21)
+_Q_TIOVER = const(22)
+_Q_TVCOMP = const(23)
+_TRIP_OPEN = const(1)
+_TRIP_OVER = const(3)
+_TRIP_COMP = const(7)
 
 
 @micropython.viper
 def queue_room(q_obj, d_addr: int, a_addr: int) -> int:
     q = ptr32(q_obj)
     if q[_Q_RUN] == 0:
+        t = int(q[_Q_TRIP])
+        if t:
+            return -1 - t
         return 0
     step = (d_addr - int(q[_Q_DLAST])) & int(q[_Q_MASKO])
     q[_Q_DLAST] = d_addr
@@ -198,3 +211,56 @@ def queue_block(q_obj, n: int, b: int) -> int:
     if m < b:
         return 0
     return (m // b) * b
+
+
+@micropython.viper
+def trip_scan(adc_obj, q_obj, a_addr: int, cfg_obj) -> int:
+    adc = ptr16(adc_obj)
+    q = ptr32(q_obj)
+    cfg = ptr32(cfg_obj)
+    step = (a_addr - int(q[_Q_TALAST])) & int(q[_Q_MASKA])
+    q[_Q_TALAST] = a_addr
+    p = int(q[_Q_TAPOS]) + (step >> 1)
+    if p >= int(q[_Q_AWRAP]):
+        p -= int(q[_Q_AWRAP])
+    q[_Q_TAPOS] = p
+    nch = int(q[_Q_NCH])
+    k = int(q[_Q_TK])
+    n = ((p // nch - int(q[_Q_LAT]) - k + _K_HALF) & _K_MASK) - _K_HALF
+    if n <= 0:
+        return 0
+    cap = int(q[_Q_TCAP])
+    if n > cap:
+        k = (k + n - cap) & _K_MASK
+        n = cap
+    q[_Q_TK] = (k + n) & _K_MASK
+    sg = int(1) << 31
+    iover = (int(q[_Q_TIOVER]) ^ sg) - sg
+    vcomp = (int(q[_Q_TVCOMP]) ^ sg) - sg
+    mid = int(cfg[_G_MID])
+    ki = int(cfg[_G_KI])
+    si = int(cfg[_G_SI])
+    hi = int(1) << (si - 1)
+    kv = int(cfg[_G_KV])
+    sv = int(cfg[_G_SV])
+    hv = int(1) << (sv - 1)
+    ci = int(cfg[_G_CI]) + nch * int(cfg[_G_LI])
+    cv = int(cfg[_G_CV]) + nch * int(cfg[_G_LV])
+    ma = int(cfg[_G_MASKA])
+    a = nch * k
+    end = a + nch * n
+    while a < end:
+        i = ((int(adc[(a + ci) & ma]) - mid) * ki + hi) >> si
+        v = ((int(adc[(a + cv) & ma]) - mid) * kv + hv) >> sv
+        if i < 0:
+            i = 0 - i
+        if v < 0:
+            v = 0 - v
+        if i > iover:
+            return _TRIP_OVER
+        if v >= vcomp:
+            if v > 1000 * i:
+                return _TRIP_OPEN
+            return _TRIP_COMP
+        a += nch
+    return 0

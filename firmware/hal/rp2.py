@@ -45,10 +45,14 @@ from hal import blocks_fast as _kern      # the rings are byte buffers: the vipe
 
 _qroom = _kern.queue_room
 _qblock = _kern.queue_block
-_Q_KW = const(5)            # hal.blocks.Q_KW, Q_KS, Q_UNDER (const: no lookup in the block path)
+_tscan = _kern.trip_scan
+_Q_RUN = const(0)           # hal.blocks.Q_RUN, Q_KW, Q_KS, Q_UNDER, Q_TRIP (const: no lookup in the block path)
+_Q_KW = const(5)
 _Q_KS = const(6)
 _Q_UNDER = const(9)
-assert _Q_KW == blocks.Q_KW and _Q_KS == blocks.Q_KS and _Q_UNDER == blocks.Q_UNDER
+_Q_TRIP = const(17)
+assert _Q_RUN == blocks.Q_RUN and _Q_KW == blocks.Q_KW and _Q_KS == blocks.Q_KS and _Q_UNDER == blocks.Q_UNDER
+assert _Q_TRIP == blocks.Q_TRIP
 
 STORAGE = "/data"
 LEAD_MS = const(100)        # the output queue runs this far ahead of the DAC, at most what
@@ -65,6 +69,8 @@ ADC_BITS = const(13)        # ADC ring: 2**13 bytes = 4096 conversions (68 ms at
                             # sensing may lag by a tick with a garbage collection (~25 ms)
 K_MASK = const(0x3FFFFF)    # sample counters wrap at 2**22 (a multiple of every ring length)
 _FIXED_CYCLES = const(48)   # PIO cycles of one word's program outside the delay loop
+TRIP_HZ = const(2000)       # the fast trip's rate: every 0.5 ms (a hard timer interrupt; Rp2Hal._trip_irq)
+TRIP_BLOCKS = const(2)      # samples one trip scan judges at most: this many 1 ms blocks (the newest)
 
 _DMA_BASE = const(0x50000000)
 _TIMERAWL = const(0x40054028)
@@ -234,6 +240,11 @@ class Rp2Hal(Hal):
         self._abort_dz = (1 << _chan(self._d)) | (1 << _chan(self._z))
         self._wdt = None
         self.fs = 0
+        # The fast trip: a hard timer interrupt runs hal.blocks.trip_scan on the newest ADC
+        # conversions. Made and bound here: a bound method made in the interrupt allocates
+        # (the heap is locked there), and so would a Timer.
+        self._tim = machine.Timer(-1)       # (-1: rp2's only kind, on the SDK's alarm pool; not started)
+        self._trip_cb = self._trip_irq
         q = self._q
         q[blocks.Q_W] = self.words
         q[blocks.Q_MASKO] = (1 << OUT_BITS) - 1
@@ -294,10 +305,13 @@ class Rp2Hal(Hal):
         _wr(_ADC_FCS, 1 | 8 | (1 << 24) | (3 << 10))     # FIFO on, DREQ on, threshold 1, clear flags
         _wr(_ADC_DIV, adiv)
         q = self._q
-        for i in (blocks.Q_DPOS, blocks.Q_APOS, blocks.Q_UNDER, blocks.Q_DRAIN, blocks.Q_RUN):
+        for i in (blocks.Q_DPOS, blocks.Q_APOS, blocks.Q_UNDER, blocks.Q_DRAIN, blocks.Q_RUN,
+                  blocks.Q_TRIP, blocks.Q_TAPOS, blocks.Q_TK):
             q[i] = 0
         q[blocks.Q_DLAST] = out_addr
-        q[blocks.Q_ALAST] = uctypes.addressof(self._adc)
+        q[blocks.Q_ALAST] = q[blocks.Q_TALAST] = uctypes.addressof(self._adc)
+        b = fs // 1000                      # tes.control.block_for(fs): 1 ms, 1..32 samples
+        q[blocks.Q_TCAP] = TRIP_BLOCKS * (32 if b > 32 else b if b > 0 else 1)
         lead = LEAD_MS * fs // 1000
         cap = ((1 << OUT_BITS) // 2 - 3 * CHUNK) // self.words     # ring less the chunks D and Z hold
         if lead > cap:
@@ -322,6 +336,27 @@ class Rp2Hal(Hal):
         if gap < 2 * CHUNK // self.words:
             gap = 2 * CHUNK // self.words
         q[blocks.Q_KW] = q[blocks.Q_KS] = (q[blocks.Q_DPOS] // self.words + gap) & K_MASK
+        if q[blocks.Q_TVCOMP] > 0:          # armed (arm_trip): from now to stop() or zero()
+            self._tim.init(mode=machine.Timer.PERIODIC, freq=TRIP_HZ, callback=self._trip_cb, hard=True)
+
+    def arm_trip(self, iover_uA, vcomp_mV):
+        q = self._q
+        q[blocks.Q_TIOVER] = iover_uA
+        q[blocks.Q_TVCOMP] = vcomp_mV
+
+    @micropython.native
+    def _trip_irq(self, _t):
+        # Hard interrupt, heap locked: nothing here allocates (bound and computed in
+        # __init__; the scan is viper on preallocated arrays). On a hard fault in the
+        # newest samples, the output goes to zero as zero() does it, and room() reports
+        # the code to the block loop (-1 - code), which writes nothing more.
+        q = self._q
+        if q[_Q_RUN] == 0:
+            return
+        c = _tscan(self._adc, q, _M32[self._r_s], self._get)
+        if c:
+            q[_Q_TRIP] = c
+            self._cut()
 
     def _fill_zero(self):
         zw = self._zero_word
@@ -364,6 +399,7 @@ class Rp2Hal(Hal):
         return self._q[blocks.Q_UNDER]
 
     def stop(self):
+        self._tim.deinit()
         if self._q[blocks.Q_RUN]:
             _wr(_CHAN_ABORT, self._abort_dz | (1 << _chan(self._s)))
             self._q[blocks.Q_RUN] = 0
@@ -375,11 +411,17 @@ class Rp2Hal(Hal):
 
     @micropython.native
     def zero(self):
+        self._cut()
+        self._tim.deinit()                  # the fast trip, until the next start()
+
+    @micropython.native
+    def _cut(self):
         # Relay first (the subject is disconnected at once), then the DAC to zero current:
-        # stop the ring, let the PIO shift out the zero word(s) on its own.
+        # stop the ring, let the PIO shift out the zero word(s) on its own. (Also from the
+        # fast trip's interrupt: nothing here allocates.)
         self._en.value(0)
         _wr(_CHAN_ABORT, self._abort_dz)
-        self._q[blocks.Q_RUN] = 0
+        self._q[_Q_RUN] = 0
         _flush_tx(self._r_shift)            # drop the queued samples, then zero
         self._sm.put(self._zero_word, 16)
         if self.words == 2:

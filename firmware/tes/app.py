@@ -327,6 +327,8 @@ class App:
             hal.retain(s.sid, 0, 0)
         hal.start_watchdog(WATCHDOG_MS)
         hal.feed()
+        st = s.sup.st               # the supervisor's per-sample HARD limits, for a HAL's fast trip
+        hal.arm_trip(st[S.T_IOVER], st[S.T_VCOMP])
         hal.start(s.fs)
         now = self.link.last_rx = hal.ticks_ms()
         # The first tick is due at once and, a whole period "late", starts the 20 ms grid

@@ -119,7 +119,9 @@ class Control:
             busy = False
             r = room()              # (a board reads its DMA positions here, once a pass)
             if r < 0:
-                code = UNDERRUN
+                # -1: the output ran dry; -1 - code: the HAL's fast trip (hal.rp2) found a
+                # hard fault and already put the output to zero. Nothing more is written.
+                code = UNDERRUN if r == -1 else -1 - r
                 break
             # A board offers nothing until a chunk is free, then all of it; a pass writes
             # FILL_MAX at most, so what the queue offered and was not written yet is owed

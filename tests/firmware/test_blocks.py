@@ -389,3 +389,250 @@ def test_ready_counts_a_single_sample():
     assert B.queue_block(q, 1, 1) == 1 and B.queue_block(q, 2, 2) == 0 and B.queue_block(q, 2, 1) == 1
     q[B.Q_KS] = 1
     assert B.queue_block(q, 1, 1) == 0
+
+
+# ---- the fast trip (hal.rp2 runs trip_scan from a hard timer interrupt) ------------------------
+
+def trip_dma(lat=0, cap=10, iover=1000, vcomp=1500):
+    """A FakeDma whose queue state also holds the trip's: its own ADC view at the ring's
+    start, cap samples a scan, the supervisor's limits."""
+    d = FakeDma(lat=lat)
+    q = d.q
+    q[B.Q_TALAST] = ADC_BASE
+    q[B.Q_TCAP], q[B.Q_TIOVER], q[B.Q_TVCOMP] = cap, iover, vcomp
+    return d
+
+
+def ident_cfg(lat=(0, 0, 0)):
+    """Sense scaling where uA and mV are the ADC code less 2048, on the 2048-halfword ring."""
+    cfg = array("i", [0] * B.G_LEN)
+    cfg[B.G_MID] = 2048
+    cfg[B.G_KI], cfg[B.G_SI], cfg[B.G_KV], cfg[B.G_SV], cfg[B.G_KD], cfg[B.G_SD] = 2, 1, 2, 1, 2, 1
+    cfg[B.G_CI], cfg[B.G_CV], cfg[B.G_CD], cfg[B.G_NCH] = 0, 1, 2, 3
+    cfg[B.G_LI], cfg[B.G_LV], cfg[B.G_LD] = lat
+    cfg[B.G_MASKA] = 2047
+    return cfg
+
+
+def ring(fill=0):
+    return array("H", [2048 + fill] * 2048)
+
+
+def put_iv(adc, k, i, v, ci=0, cv=1):
+    """Sample k's current and voltage (identity scaling), in the slots its channels use."""
+    adc[(3 * k + ci) & 2047] = 2048 + i
+    adc[(3 * k + cv) & 2047] = 2048 + v
+
+
+def tscan(d, adc, cfg, kern=B):
+    return kern.trip_scan(adc, d.q, ADC_BASE + (2 * d.conv) % 4096, cfg)
+
+
+def kernels():
+    """The plain trip_scan and, where the viper emitter exists, its twin: each must pass."""
+    return (B,) if F is None else (B, F)
+
+
+def test_trip_codes_are_the_supervisors():
+    from tes import supervisor as S
+    assert (B.TRIP_OPEN, B.TRIP_OVER, B.TRIP_COMP) == (S.OPEN_CIRCUIT, S.OVERCURRENT, S.COMPLIANCE)
+    assert B.Q_LEN == 24 and B.Q_TRIP == B.Q_AWRAP + 1
+
+
+def _one(kern, i, v, iover=1000, vcomp=1500):
+    d = trip_dma(iover=iover, vcomp=vcomp)
+    adc = ring()
+    put_iv(adc, 0, i, v)
+    d.conv = 3
+    return tscan(d, adc, ident_cfg(), kern)
+
+
+def test_trip_rules_at_their_exact_boundaries_on_both_polarities():
+    for kern in kernels():
+        for si in (1, -1):
+            for sv in (1, -1):
+                # overcurrent: |i| above the limit, not at it
+                assert _one(kern, si * 1000, 0) == 0
+                assert _one(kern, si * 1001, 0) == B.TRIP_OVER
+                assert _one(kern, si * 1001, sv * 2000) == B.TRIP_OVER        # it comes first
+                # compliance: |v| at the threshold, not under it
+                assert _one(kern, si * 2, sv * 1499) == 0
+                assert _one(kern, si * 2, sv * 1500) == B.TRIP_COMP
+                # open-circuit where |v| > 1000 |i| of the sample, compliance where equal
+                assert _one(kern, si * 1, sv * 1000, vcomp=1000) == B.TRIP_COMP
+                assert _one(kern, si * 1, sv * 1001, vcomp=1000) == B.TRIP_OPEN
+                assert _one(kern, si * 1, sv * 1001, vcomp=1002) == 0
+                assert _one(kern, 0, sv * 1500) == B.TRIP_OPEN
+                assert _one(kern, si * 1500, sv * 1500, iover=1499) == B.TRIP_OVER
+                assert _one(kern, si * 1499, sv * 1500, iover=1499) == B.TRIP_COMP
+
+
+def test_a_liftoff_inside_a_block_is_named_open_circuit_sample_by_sample():
+    # 2 mA at 1 V, then the contact goes: 1 uA at the rail. A block's peaks (2 mA, 2 V)
+    # say compliance; each sample after the onset says open circuit.
+    for kern in kernels():
+        d = trip_dma(iover=2040, vcomp=1900, cap=5)
+        adc = ring()
+        for k in range(5):
+            put_iv(adc, k, 2000 if k < 3 else 1, 1000 if k < 3 else 2000)
+        d.conv = 15
+        assert tscan(d, adc, ident_cfg(), kern) == B.TRIP_OPEN
+    # The same on the reference board's own scaling: 2 mA into 5 kOhm, then 30 V at ~3 uA.
+    sc = calib.sense_scales(PICO)
+    cfg = sense_cfg(PICO, lat=(0, 0, 0), mask_a=2047)
+    for kern in kernels():
+        d = trip_dma(iover=4100, vcomp=29100, cap=5)
+        adc = ring()
+        for k in range(5):
+            i_code = sc["mid"] + (744 if k < 2 else 1)          # ~2000 uA, then ~2.7 uA
+            v_code = sc["mid"] + (621 if k < 2 else 1862)        # ~10 V, then ~30 V
+            adc[3 * k], adc[3 * k + 1] = i_code, v_code
+        d.conv = 15
+        assert tscan(d, adc, cfg, kern) == B.TRIP_OPEN
+
+
+def test_trip_scales_a_sample_as_the_sense_path_does():
+    # At each rule's boundary on the reference board's scaling (rounded, both polarities):
+    # what get_sense makes of the same conversions decides, not the raw code.
+    cfg = sense_cfg(PICO, lat=(0, 0, 0), mask_a=2047)
+    mid = calib.sense_scales(PICO)["mid"]
+    sb, ib, vb, db = (array("i", [0]) for _ in range(4))
+    for kern in kernels():
+        for di, dv in ((1500, 0), (-1500, 0), (1, 1800), (-1, -1800), (7, 1800), (0, -1807), (3, 1801)):
+            adc = ring()
+            adc[0], adc[1] = mid + di, mid + dv
+            B.get_sense(adc, array("i", [0] * 128), sb, ib, vb, db, 1, 0, cfg)
+            i, v = abs(ib[0]), abs(vb[0])
+            for iover, vcomp, want in ((i, 30000, 0), (i - 1, 30000, B.TRIP_OVER),
+                                       (30000, v + 1, 0), (30000, v, B.TRIP_OPEN if v > 1000 * i else B.TRIP_COMP)):
+                d = trip_dma(iover=iover, vcomp=vcomp)
+                d.conv = 3
+                assert tscan(d, adc, cfg, kern) == want, (kern, di, dv, iover, vcomp)
+
+
+def test_trip_scans_only_the_samples_measured_since_its_last_scan():
+    for kern in kernels():
+        d = trip_dma()
+        q = d.q
+        adc = ring(2000)                     # a fault everywhere the scan must not look
+        for k in range(5):
+            put_iv(adc, k, 10, 10)
+        d.conv = 15
+        assert tscan(d, adc, ident_cfg(), kern) == 0
+        assert q[B.Q_TK] == 5 and q[B.Q_TAPOS] == 15 and q[B.Q_TALAST] == ADC_BASE + 30
+        put_iv(adc, 2, 2000, 2000)           # already scanned: not again
+        assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 5
+        put_iv(adc, 5, 10, 10)
+        d.conv = 17                          # sample 5's current and voltage, not its readback
+        assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 5 and q[B.Q_TAPOS] == 17
+        d.conv = 18
+        assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 6
+        d.conv = 21                          # sample 6: still the fault in the ring's fill
+        assert tscan(d, adc, ident_cfg(), kern) == B.TRIP_OVER and q[B.Q_TK] == 7
+
+
+def test_trip_waits_for_the_latency_of_the_slowest_channel():
+    for kern in kernels():
+        d = trip_dma(lat=1)
+        adc = ring()
+        cfg = ident_cfg(lat=(1, 0, 1))       # the current of sample k is in slot k + 1
+        adc[3 * 4] = 2048 + 1500             # sample 3's current
+        d.conv = 12                          # slots 0..3 in: samples 0..2 ready
+        assert tscan(d, adc, cfg, kern) == 0 and d.q[B.Q_TK] == 3
+        d.conv = 15
+        assert tscan(d, adc, cfg, kern) == B.TRIP_OVER and d.q[B.Q_TK] == 4
+
+
+def test_trip_judges_at_most_cap_samples_the_newest():
+    for kern in kernels():
+        for pending, fault, want in ((10, 0, B.TRIP_OVER), (11, 0, 0), (11, 1, B.TRIP_OVER),
+                                     (25, 14, 0), (25, 15, B.TRIP_OVER), (25, 24, B.TRIP_OVER)):
+            d = trip_dma(cap=10)
+            adc = ring()
+            put_iv(adc, fault, 1500, 0)
+            d.conv = 3 * pending
+            assert tscan(d, adc, ident_cfg(), kern) == want, (kern, pending, fault)
+            assert d.q[B.Q_TK] == pending
+
+
+def test_trip_positions_survive_ring_laps_and_counter_wraps():
+    for kern in kernels():
+        d = trip_dma(cap=40)
+        q = d.q
+        k0 = (1 << 22) - 6                   # 6 samples before the counters wrap
+        d.conv = 3 * k0
+        q[B.Q_TK], q[B.Q_TAPOS], q[B.Q_TALAST] = k0, 3 * k0, ADC_BASE + (2 * d.conv) % 4096
+        adc = ring()
+        for lap in range(3):                 # 2048 halfwords a lap: 682.7 samples
+            d.conv += 3 * 300
+            assert tscan(d, adc, ident_cfg(), kern) == 0, lap
+        assert q[B.Q_TK] == 894 and q[B.Q_TAPOS] == 3 * 894
+        put_iv(adc, 894 + 7, 0, 1600)
+        d.conv += 3 * 8
+        assert tscan(d, adc, ident_cfg(), kern) == B.TRIP_OPEN and q[B.Q_TK] == 902
+
+
+def test_trip_viper_twin_is_bit_exact():
+    if F is None:
+        return      # CPython, or a port without viper (the 32-bit WebAssembly one)
+    x = 4242
+    cfgs = (sense_cfg(PICO, lat=(0, 0, 0), mask_a=2047), sense_cfg(PICO, lat=(1, 0, 2), mask_a=2047),
+            ident_cfg(), ident_cfg(lat=(0, 1, 0)))
+    for trial in range(300):
+        cfg = cfgs[trial % 4]
+        lat = max(cfg[B.G_LI], cfg[B.G_LV], cfg[B.G_LD])
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        a, b = trip_dma(lat=lat, cap=1 + x % 40), trip_dma(lat=lat, cap=1 + x % 40)
+        start = (x >> 6) % (1 << 22)         # random counter position, wraps included
+        for d in (a, b):
+            d.conv = 3 * start
+            d.q[B.Q_TK], d.q[B.Q_TAPOS] = start, 3 * start
+            d.q[B.Q_TALAST] = ADC_BASE + (2 * d.conv) % 4096
+            d.q[B.Q_TIOVER] = 1000 + (x >> 3) % 5000
+            d.q[B.Q_TVCOMP] = 500 + (x >> 5) % 32000
+        adc = array("H", [0] * 2048)
+        for _ in range(8):
+            for j in range(2048):
+                x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+                adc[j] = (x >> 9) & 0xFFF
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            step = (x >> 7) % 60
+            a.conv += step
+            b.conv += step
+            assert tscan(a, adc, cfg, B) == tscan(b, adc, cfg, F), trial
+            assert list(a.q) == list(b.q), trial
+
+
+def test_trip_allocates_nothing():
+    try:
+        import micropython
+    except ImportError:
+        return      # CPython
+    if not hasattr(micropython, "heap_lock"):
+        return
+    adc = ring()
+    put_iv(adc, 30, 0, 1600)
+    for kern in kernels():
+        d = trip_dma(cap=40)
+        cfg = ident_cfg()
+        d.conv = 3 * 31
+        micropython.heap_lock()
+        try:
+            r = tscan(d, adc, cfg, kern)
+        finally:
+            micropython.heap_unlock()
+        assert r == B.TRIP_OPEN
+
+
+def test_room_reports_a_trip_as_minus_one_minus_its_code():
+    for kern in kernels():
+        for code in (B.TRIP_OPEN, B.TRIP_OVER, B.TRIP_COMP):
+            d = FakeDma()
+            d.q[B.Q_KW] = 16
+            d.q[B.Q_TRIP] = code
+            d.q[B.Q_RUN] = 0                 # the trip stopped the output
+            d.run(100)
+            assert d.room(kern) == -1 - code and d.q[B.Q_UNDER] == 0 and d.q[B.Q_DPOS] == 0
+        d = FakeDma()
+        d.q[B.Q_TRIP] = B.TRIP_OVER          # a trip, but the output runs: the queue as ever
+        assert d.room(kern) == 16

@@ -287,3 +287,23 @@ def test_with_the_real_supervisor_a_hard_fault_stops_the_loop():
     hal.measure()
     assert c.step(0) == S.DAC_STUCK
     assert sup.code == S.DAC_STUCK and c.checked == 5
+
+
+def test_a_fast_trip_is_the_fault_and_nothing_is_written_or_checked_after_it():
+    # A board's fast trip (hal.rp2) zeroed the output: room() says -1 - code. The loop
+    # returns that code at once, before it writes or senses anything more.
+    for code in (S.OPEN_CIRCUIT, S.SHORT, S.OVERCURRENT, S.COMPLIANCE, S.DAC_STUCK):
+        hal, eng, sup, c = make(5000, 100000, room=20)
+        assert c.step(0) == 0 and c.written == 20
+        hal.measure()
+        hal.r = -1 - code
+        assert c.step(0) == code, code
+        assert hal.writes == [20] and c.written == 20 and eng.asks == [20]
+        assert sup.blocks == [] and hal.asks == [20]    # the first pass's sense call only
+        assert c.checked == 0 and not c.busy
+        assert c.step(0) == code and c.written == 20    # and again while the HAL says so
+    # -1 stays the underrun, -2 is a trip named open-circuit.
+    hal, eng, sup, c = make(5000, 100000, room=-1)
+    assert c.step(0) == C.UNDERRUN
+    hal, eng, sup, c = make(5000, 100000, room=-2)
+    assert c.step(0) == S.OPEN_CIRCUIT

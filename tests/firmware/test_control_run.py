@@ -189,3 +189,15 @@ def test_run_keeps_what_it_owes_across_calls():
     assert c.run(0, None, None, None) == 0 and hal.writes == [64, 64]
     assert c.run(0, None, None, None) == 0 and hal.writes == [64, 64, 64]
     assert c.run(0, None, None, None) == 0 and hal.writes == [64, 64, 64]
+
+
+def test_run_returns_a_fast_trip_at_the_next_pass_and_writes_nothing_after_it():
+    hal, eng, sup, c = make(5000, 100000)
+    clk = Clock(hal, 0)
+    assert c.run(0, 5, clk.ticks, clk.wait) == 0
+    n = c.written
+    waits = len(clk.waits)
+    hal.r = -1 - S.COMPLIANCE                     # the trip fired while the loop slept
+    hal.measure()
+    assert c.run(0, 10, clk.ticks, clk.wait) == S.COMPLIANCE
+    assert c.written == n and len(hal.written) == n and clk.t == 5 and len(clk.waits) == waits
