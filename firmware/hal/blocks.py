@@ -231,15 +231,48 @@ def get_sense(adc, sring, sb, ib, vb, db, n, k0, cfg):
         db[j] = p // sc if p >= 0 else -((-p) // sc)
 
 
-def trip_scan(adc, q, a_addr, cfg):
-    """The fast trip (hal.rp2 runs it from a hard timer interrupt): the supervisor's
-    per-sample HARD rules on the conversions the ADC DMA wrote since the last scan (a_addr:
-    its write address now), with the sense path's scaling (cfg: get_sense's). At most
+def _no_cut():
+    pass
+
+
+_t_q = [0] * Q_LEN          # trip_scan's arrays (trip_bind); before it, a stopped queue: no scan
+_t_adc = _t_cfg = _t_reg = _t_q
+_t_cut = _no_cut
+
+
+def trip_bind(adc, q, cfg, reg, cut):
+    """What trip_scan works on: the ADC ring, the queue state, get_sense's cfg, reg (reg[0]:
+    the ADC DMA's write address now; on a board a view of that register) and cut(), which
+    zeroes the output. Bound once: the timer hands its callback nothing but itself, and a
+    call with more arguments costs ~1,000 cycles more on an RP2040."""
+    global _t_adc, _t_q, _t_cfg, _t_reg, _t_cut
+    _t_adc = adc
+    _t_q = q
+    _t_cfg = cfg
+    _t_reg = reg
+    _t_cut = cut
+
+
+def trip_scan(_timer):
+    """The fast trip (hal.rp2: the callback of a hard timer interrupt, on what trip_bind
+    bound): the supervisor's per-sample HARD rules on the conversions the ADC DMA wrote
+    since the last scan, with the sense path's scaling (get_sense's cfg). At most
     q[Q_TCAP] samples a scan, the newest if more are pending (its cost stays bounded).
     Per sample, first match wins: |i| > q[Q_TIOVER] -> TRIP_OVER; |v| >= q[Q_TVCOMP] ->
-    TRIP_OPEN if |v| > 1000 * |i| of that same sample (V/I > 1 MOhm), else TRIP_COMP.
-    -> the code or 0. Keeps its own positions (Q_TALAST, Q_TAPOS, Q_TK): it may interrupt
+    TRIP_OPEN if |v| > 1000 * |i| (V/I > 1 MOhm), else TRIP_COMP, with |i| the smaller of
+    the sample's and the next one's: a sample's current is converted before its voltage,
+    so a liftoff between the two paired the 30 V after it with the 2 mA before it (a
+    third of the onsets: named compliance on the virtual RP2040). So a sample is judged
+    once the next one is measured too (one sample later).
+    On one: q[Q_TRIP] = code, cut(). -> the code or 0; nothing while the output is stopped
+    (q[Q_RUN] == 0). Keeps its own positions (Q_TALAST, Q_TAPOS, Q_TK): it may interrupt
     queue_room, whose Q_ALAST/Q_APOS it must not touch."""
+    q = _t_q
+    if q[Q_RUN] == 0:
+        return 0
+    adc = _t_adc
+    cfg = _t_cfg
+    a_addr = _t_reg[0]
     step = (a_addr - q[Q_TALAST]) & q[Q_MASKA]
     q[Q_TALAST] = a_addr
     p = q[Q_TAPOS] + (step >> 1)
@@ -248,7 +281,7 @@ def trip_scan(adc, q, a_addr, cfg):
     q[Q_TAPOS] = p
     nch = q[Q_NCH]
     k = q[Q_TK]
-    n = diff(p // nch - q[Q_LAT], k)
+    n = diff(p // nch - q[Q_LAT] - 1, k)      # samples whose next one is measured too
     if n <= 0:
         return 0
     cap = q[Q_TCAP]
@@ -270,6 +303,7 @@ def trip_scan(adc, q, a_addr, cfg):
     ma = cfg[G_MASKA]
     a = nch * k
     end = a + nch * n
+    code = 0
     while a < end:
         i = ((adc[(a + ci) & ma] - mid) * ki + hi) >> si
         v = ((adc[(a + cv) & ma] - mid) * kv + hv) >> sv
@@ -278,10 +312,18 @@ def trip_scan(adc, q, a_addr, cfg):
         if v < 0:
             v = -v
         if i > iover:
-            return TRIP_OVER
+            code = TRIP_OVER
+            break
         if v >= vcomp:
-            if v > 1000 * i:
-                return TRIP_OPEN
-            return TRIP_COMP
+            j = ((adc[(a + nch + ci) & ma] - mid) * ki + hi) >> si     # the next sample's current
+            if j < 0:
+                j = -j
+            if j < i:
+                i = j
+            code = TRIP_OPEN if v > 1000 * i else TRIP_COMP
+            break
         a += nch
-    return 0
+    if code:
+        q[Q_TRIP] = code
+        _t_cut()
+    return code

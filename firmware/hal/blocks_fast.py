@@ -213,11 +213,26 @@ def queue_block(q_obj, n: int, b: int) -> int:
     return (m // b) * b
 
 
+_t_adc = _t_q = _t_cfg = _t_reg = _t_cut = None
+
+
+def trip_bind(adc, q, cfg, reg, cut):
+    global _t_adc, _t_q, _t_cfg, _t_reg, _t_cut
+    _t_adc = adc
+    _t_q = q
+    _t_cfg = cfg
+    _t_reg = reg
+    _t_cut = cut
+
+
 @micropython.viper
-def trip_scan(adc_obj, q_obj, a_addr: int, cfg_obj) -> int:
-    adc = ptr16(adc_obj)
-    q = ptr32(q_obj)
-    cfg = ptr32(cfg_obj)
+def trip_scan(_timer) -> int:
+    q = ptr32(_t_q)
+    if q[_Q_RUN] == 0:
+        return 0
+    adc = ptr16(_t_adc)
+    cfg = ptr32(_t_cfg)
+    a_addr = int(ptr32(_t_reg)[0])
     step = (a_addr - int(q[_Q_TALAST])) & int(q[_Q_MASKA])
     q[_Q_TALAST] = a_addr
     p = int(q[_Q_TAPOS]) + (step >> 1)
@@ -226,7 +241,7 @@ def trip_scan(adc_obj, q_obj, a_addr: int, cfg_obj) -> int:
     q[_Q_TAPOS] = p
     nch = int(q[_Q_NCH])
     k = int(q[_Q_TK])
-    n = ((p // nch - int(q[_Q_LAT]) - k + _K_HALF) & _K_MASK) - _K_HALF
+    n = ((p // nch - int(q[_Q_LAT]) - 1 - k + _K_HALF) & _K_MASK) - _K_HALF
     if n <= 0:
         return 0
     cap = int(q[_Q_TCAP])
@@ -249,6 +264,7 @@ def trip_scan(adc_obj, q_obj, a_addr: int, cfg_obj) -> int:
     ma = int(cfg[_G_MASKA])
     a = nch * k
     end = a + nch * n
+    code = 0
     while a < end:
         i = ((int(adc[(a + ci) & ma]) - mid) * ki + hi) >> si
         v = ((int(adc[(a + cv) & ma]) - mid) * kv + hv) >> sv
@@ -257,10 +273,21 @@ def trip_scan(adc_obj, q_obj, a_addr: int, cfg_obj) -> int:
         if v < 0:
             v = 0 - v
         if i > iover:
-            return _TRIP_OVER
+            code = _TRIP_OVER
+            break
         if v >= vcomp:
+            j = ((int(adc[(a + nch + ci) & ma]) - mid) * ki + hi) >> si
+            if j < 0:
+                j = 0 - j
+            if j < i:
+                i = j
             if v > 1000 * i:
-                return _TRIP_OPEN
-            return _TRIP_COMP
+                code = _TRIP_OPEN
+            else:
+                code = _TRIP_COMP
+            break
         a += nch
-    return 0
+    if code:
+        q[_Q_TRIP] = code
+        _t_cut()
+    return code

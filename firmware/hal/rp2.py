@@ -45,14 +45,11 @@ from hal import blocks_fast as _kern      # the rings are byte buffers: the vipe
 
 _qroom = _kern.queue_room
 _qblock = _kern.queue_block
-_tscan = _kern.trip_scan
-_Q_RUN = const(0)           # hal.blocks.Q_RUN, Q_KW, Q_KS, Q_UNDER, Q_TRIP (const: no lookup in the block path)
+_Q_RUN = const(0)           # hal.blocks.Q_RUN, Q_KW, Q_KS, Q_UNDER (const: no lookup in the block path)
 _Q_KW = const(5)
 _Q_KS = const(6)
 _Q_UNDER = const(9)
-_Q_TRIP = const(17)
 assert _Q_RUN == blocks.Q_RUN and _Q_KW == blocks.Q_KW and _Q_KS == blocks.Q_KS and _Q_UNDER == blocks.Q_UNDER
-assert _Q_TRIP == blocks.Q_TRIP
 
 STORAGE = "/data"
 LEAD_MS = const(100)        # the output queue runs this far ahead of the DAC, at most what
@@ -69,7 +66,9 @@ ADC_BITS = const(13)        # ADC ring: 2**13 bytes = 4096 conversions (68 ms at
                             # sensing may lag by a tick with a garbage collection (~25 ms)
 K_MASK = const(0x3FFFFF)    # sample counters wrap at 2**22 (a multiple of every ring length)
 _FIXED_CYCLES = const(48)   # PIO cycles of one word's program outside the delay loop
-TRIP_HZ = const(2000)       # the fast trip's rate: every 0.5 ms (a hard timer interrupt; Rp2Hal._trip_irq)
+TRIP_HZ = const(1000)       # the fast trip's rate: every 1 ms (a hard timer interrupt: hal.blocks.trip_scan).
+                            # Each costs ~50 us of the chip's CPU (the interrupt's dispatch, a call): at
+                            # 2000 a bound-method callback took tACS 5 kS/s from 68.9 to 58.1 % idle
 TRIP_BLOCKS = const(2)      # samples one trip scan judges at most: this many 1 ms blocks (the newest)
 
 _DMA_BASE = const(0x50000000)
@@ -240,11 +239,13 @@ class Rp2Hal(Hal):
         self._abort_dz = (1 << _chan(self._d)) | (1 << _chan(self._z))
         self._wdt = None
         self.fs = 0
-        # The fast trip: a hard timer interrupt runs hal.blocks.trip_scan on the newest ADC
-        # conversions. Made and bound here: a bound method made in the interrupt allocates
-        # (the heap is locked there), and so would a Timer.
+        # The fast trip: a hard timer interrupt runs hal.blocks.trip_scan (viper) on the
+        # newest ADC conversions, the timer calling it directly (no method, no lookups: on
+        # a trip it calls _cut). Made and bound here: a bound method made in the interrupt
+        # allocates (the heap is locked there), and so would a Timer.
         self._tim = machine.Timer(-1)       # (-1: rp2's only kind, on the SDK's alarm pool; not started)
-        self._trip_cb = self._trip_irq
+        self._cut_cb = self._cut
+        _kern.trip_bind(self._adc, self._q, self._get, uctypes.bytearray_at(self._r_s, 4), self._cut_cb)
         q = self._q
         q[blocks.Q_W] = self.words
         q[blocks.Q_MASKO] = (1 << OUT_BITS) - 1
@@ -337,26 +338,13 @@ class Rp2Hal(Hal):
             gap = 2 * CHUNK // self.words
         q[blocks.Q_KW] = q[blocks.Q_KS] = (q[blocks.Q_DPOS] // self.words + gap) & K_MASK
         if q[blocks.Q_TVCOMP] > 0:          # armed (arm_trip): from now to stop() or zero()
-            self._tim.init(mode=machine.Timer.PERIODIC, freq=TRIP_HZ, callback=self._trip_cb, hard=True)
+            self._tim.init(mode=machine.Timer.PERIODIC, freq=TRIP_HZ, hard=True,
+                           callback=_kern.trip_scan)  # pyright: ignore[reportArgumentType]  (its int is ignored)
 
     def arm_trip(self, iover_uA, vcomp_mV):
         q = self._q
         q[blocks.Q_TIOVER] = iover_uA
         q[blocks.Q_TVCOMP] = vcomp_mV
-
-    @micropython.native
-    def _trip_irq(self, _t):
-        # Hard interrupt, heap locked: nothing here allocates (bound and computed in
-        # __init__; the scan is viper on preallocated arrays). On a hard fault in the
-        # newest samples, the output goes to zero as zero() does it, and room() reports
-        # the code to the block loop (-1 - code), which writes nothing more.
-        q = self._q
-        if q[_Q_RUN] == 0:
-            return
-        c = _tscan(self._adc, q, _M32[self._r_s], self._get)
-        if c:
-            q[_Q_TRIP] = c
-            self._cut()
 
     def _fill_zero(self):
         zw = self._zero_word
@@ -417,8 +405,9 @@ class Rp2Hal(Hal):
     @micropython.native
     def _cut(self):
         # Relay first (the subject is disconnected at once), then the DAC to zero current:
-        # stop the ring, let the PIO shift out the zero word(s) on its own. (Also from the
-        # fast trip's interrupt: nothing here allocates.)
+        # stop the ring, let the PIO shift out the zero word(s) on its own. Also the fast
+        # trip's, from its hard interrupt (heap locked): nothing here allocates. room() then
+        # reports the trip's code to the block loop (-1 - code), which writes nothing more.
         self._en.value(0)
         _wr(_CHAN_ABORT, self._abort_dz)
         self._q[_Q_RUN] = 0

@@ -424,8 +424,12 @@ def put_iv(adc, k, i, v, ci=0, cv=1):
     adc[(3 * k + cv) & 2047] = 2048 + v
 
 
-def tscan(d, adc, cfg, kern=B):
-    return kern.trip_scan(adc, d.q, ADC_BASE + (2 * d.conv) % 4096, cfg)
+def tscan(d, adc, cfg, kern=B, cut=None):
+    """One scan as the timer makes it: bound to d's queue state, the ADC DMA's write
+    address where d's conversions put it (reg[0], as a board's register view has it)."""
+    reg = array("i", [ADC_BASE + (2 * d.conv) % 4096])
+    kern.trip_bind(adc, d.q, cfg, reg, cut if cut is not None else [].clear)
+    return kern.trip_scan(None)
 
 
 def kernels():
@@ -439,12 +443,16 @@ def test_trip_codes_are_the_supervisors():
     assert B.Q_LEN == 24 and B.Q_TRIP == B.Q_AWRAP + 1
 
 
-def _one(kern, i, v, iover=1000, vcomp=1500):
+def _one(kern, i, v, iover=1000, vcomp=1500, inext=None):
+    """Sample 0 alone judged (sample 1, current inext or i, is measured too)."""
     d = trip_dma(iover=iover, vcomp=vcomp)
     adc = ring()
     put_iv(adc, 0, i, v)
-    d.conv = 3
-    return tscan(d, adc, ident_cfg(), kern)
+    put_iv(adc, 1, i if inext is None else inext, 0)
+    d.conv = 6
+    r = tscan(d, adc, ident_cfg(), kern)
+    assert d.q[B.Q_TK] == 1
+    return r
 
 
 def test_trip_rules_at_their_exact_boundaries_on_both_polarities():
@@ -463,31 +471,45 @@ def test_trip_rules_at_their_exact_boundaries_on_both_polarities():
                 assert _one(kern, si * 1, sv * 1001, vcomp=1000) == B.TRIP_OPEN
                 assert _one(kern, si * 1, sv * 1001, vcomp=1002) == 0
                 assert _one(kern, 0, sv * 1500) == B.TRIP_OPEN
+                assert _one(kern, 0, sv * 1, vcomp=1) == B.TRIP_OPEN            # |v| of -1 is 1
+                assert _one(kern, si * 1, 0, iover=0) == B.TRIP_OVER            # |i| of -1 is 1
                 assert _one(kern, si * 1500, sv * 1500, iover=1499) == B.TRIP_OVER
                 assert _one(kern, si * 1499, sv * 1500, iover=1499) == B.TRIP_COMP
+                # the smaller current of the sample and the next one decides
+                assert _one(kern, si * 1, sv * 1000, vcomp=1000, inext=si * 2) == B.TRIP_COMP
+                assert _one(kern, si * 2, sv * 1000, vcomp=1000, inext=si * 1) == B.TRIP_COMP
+                assert _one(kern, si * 2, sv * 1001, vcomp=1000, inext=si * 1) == B.TRIP_OPEN
+                assert _one(kern, si * 1, sv * 1001, vcomp=1000, inext=si * 2) == B.TRIP_OPEN
+                assert _one(kern, si * 2, sv * 2000, vcomp=2000, inext=-si * 2) == B.TRIP_COMP
+                assert _one(kern, si * 2, sv * 2000, vcomp=2000, inext=-si * 1) == B.TRIP_OPEN
+                assert _one(kern, si * 1000, sv * 1500, inext=0) == B.TRIP_OPEN
+                assert _one(kern, si * 1001, sv * 1500, inext=0) == B.TRIP_OVER
 
 
 def test_a_liftoff_inside_a_block_is_named_open_circuit_sample_by_sample():
     # 2 mA at 1 V, then the contact goes: 1 uA at the rail. A block's peaks (2 mA, 2 V)
-    # say compliance; each sample after the onset says open circuit.
+    # say compliance; each sample after the onset says open circuit, the one whose current
+    # was converted before the onset and its voltage after it too.
     for kern in kernels():
-        d = trip_dma(iover=2040, vcomp=1900, cap=5)
-        adc = ring()
-        for k in range(5):
-            put_iv(adc, k, 2000 if k < 3 else 1, 1000 if k < 3 else 2000)
-        d.conv = 15
-        assert tscan(d, adc, ident_cfg(), kern) == B.TRIP_OPEN
+        for mixed in (False, True):
+            d = trip_dma(iover=2040, vcomp=1900, cap=5)
+            adc = ring()
+            for k in range(5):
+                put_iv(adc, k, 2000 if k < 3 or (mixed and k == 3) else 1, 1000 if k < 3 else 2000)
+            d.conv = 15
+            assert tscan(d, adc, ident_cfg(), kern) == B.TRIP_OPEN, mixed
+            assert d.q[B.Q_TK] == 4
     # The same on the reference board's own scaling: 2 mA into 5 kOhm, then 30 V at ~3 uA.
     sc = calib.sense_scales(PICO)
     cfg = sense_cfg(PICO, lat=(0, 0, 0), mask_a=2047)
     for kern in kernels():
         d = trip_dma(iover=4100, vcomp=29100, cap=5)
         adc = ring()
-        for k in range(5):
+        for k in range(6):
             i_code = sc["mid"] + (744 if k < 2 else 1)          # ~2000 uA, then ~2.7 uA
             v_code = sc["mid"] + (621 if k < 2 else 1862)        # ~10 V, then ~30 V
             adc[3 * k], adc[3 * k + 1] = i_code, v_code
-        d.conv = 15
+        d.conv = 18
         assert tscan(d, adc, cfg, kern) == B.TRIP_OPEN
 
 
@@ -500,34 +522,38 @@ def test_trip_scales_a_sample_as_the_sense_path_does():
     for kern in kernels():
         for di, dv in ((1500, 0), (-1500, 0), (1, 1800), (-1, -1800), (7, 1800), (0, -1807), (3, 1801)):
             adc = ring()
-            adc[0], adc[1] = mid + di, mid + dv
+            adc[0], adc[1], adc[3] = mid + di, mid + dv, mid + di
             B.get_sense(adc, array("i", [0] * 128), sb, ib, vb, db, 1, 0, cfg)
             i, v = abs(ib[0]), abs(vb[0])
             for iover, vcomp, want in ((i, 30000, 0), (i - 1, 30000, B.TRIP_OVER),
                                        (30000, v + 1, 0), (30000, v, B.TRIP_OPEN if v > 1000 * i else B.TRIP_COMP)):
                 d = trip_dma(iover=iover, vcomp=vcomp)
-                d.conv = 3
+                d.conv = 6
                 assert tscan(d, adc, cfg, kern) == want, (kern, di, dv, iover, vcomp)
 
 
 def test_trip_scans_only_the_samples_measured_since_its_last_scan():
+    # A sample is judged once it and the next one are measured, every channel.
     for kern in kernels():
         d = trip_dma()
         q = d.q
         adc = ring(2000)                     # a fault everywhere the scan must not look
-        for k in range(5):
+        for k in range(6):
             put_iv(adc, k, 10, 10)
         d.conv = 15
         assert tscan(d, adc, ident_cfg(), kern) == 0
-        assert q[B.Q_TK] == 5 and q[B.Q_TAPOS] == 15 and q[B.Q_TALAST] == ADC_BASE + 30
+        assert q[B.Q_TK] == 4 and q[B.Q_TAPOS] == 15 and q[B.Q_TALAST] == ADC_BASE + 30
         put_iv(adc, 2, 2000, 2000)           # already scanned: not again
-        assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 5
-        put_iv(adc, 5, 10, 10)
+        assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 4
         d.conv = 17                          # sample 5's current and voltage, not its readback
-        assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 5 and q[B.Q_TAPOS] == 17
+        assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 4 and q[B.Q_TAPOS] == 17
         d.conv = 18
+        assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 5
+        d.conv = 20                          # sample 6 (the ring's fill: a fault) not complete
+        assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 5
+        d.conv = 21                          # it is: sample 5 is judged, not sample 6 yet
         assert tscan(d, adc, ident_cfg(), kern) == 0 and q[B.Q_TK] == 6
-        d.conv = 21                          # sample 6: still the fault in the ring's fill
+        d.conv = 24
         assert tscan(d, adc, ident_cfg(), kern) == B.TRIP_OVER and q[B.Q_TK] == 7
 
 
@@ -537,22 +563,24 @@ def test_trip_waits_for_the_latency_of_the_slowest_channel():
         adc = ring()
         cfg = ident_cfg(lat=(1, 0, 1))       # the current of sample k is in slot k + 1
         adc[3 * 4] = 2048 + 1500             # sample 3's current
-        d.conv = 12                          # slots 0..3 in: samples 0..2 ready
-        assert tscan(d, adc, cfg, kern) == 0 and d.q[B.Q_TK] == 3
+        d.conv = 12                          # slots 0..3 in: samples 0..1 judged (2 needs 3's slot 4)
+        assert tscan(d, adc, cfg, kern) == 0 and d.q[B.Q_TK] == 2
         d.conv = 15
+        assert tscan(d, adc, cfg, kern) == 0 and d.q[B.Q_TK] == 3
+        d.conv = 18
         assert tscan(d, adc, cfg, kern) == B.TRIP_OVER and d.q[B.Q_TK] == 4
 
 
 def test_trip_judges_at_most_cap_samples_the_newest():
     for kern in kernels():
-        for pending, fault, want in ((10, 0, B.TRIP_OVER), (11, 0, 0), (11, 1, B.TRIP_OVER),
-                                     (25, 14, 0), (25, 15, B.TRIP_OVER), (25, 24, B.TRIP_OVER)):
+        for ready, fault, want in ((10, 0, B.TRIP_OVER), (11, 0, 0), (11, 1, B.TRIP_OVER), (10, 10, 0),
+                                   (25, 14, 0), (25, 15, B.TRIP_OVER), (25, 24, B.TRIP_OVER)):
             d = trip_dma(cap=10)
             adc = ring()
             put_iv(adc, fault, 1500, 0)
-            d.conv = 3 * pending
-            assert tscan(d, adc, ident_cfg(), kern) == want, (kern, pending, fault)
-            assert d.q[B.Q_TK] == pending
+            d.conv = 3 * (ready + 1)         # and the next one measured
+            assert tscan(d, adc, ident_cfg(), kern) == want, (kern, ready, fault)
+            assert d.q[B.Q_TK] == ready
 
 
 def test_trip_positions_survive_ring_laps_and_counter_wraps():
@@ -563,13 +591,51 @@ def test_trip_positions_survive_ring_laps_and_counter_wraps():
         d.conv = 3 * k0
         q[B.Q_TK], q[B.Q_TAPOS], q[B.Q_TALAST] = k0, 3 * k0, ADC_BASE + (2 * d.conv) % 4096
         adc = ring()
+        d.conv += 18                         # exactly to the wrap: the count goes back to 0
+        assert tscan(d, adc, ident_cfg(), kern) == 0
+        assert q[B.Q_TAPOS] == 0 and q[B.Q_TK] == (1 << 22) - 1
+        d.conv -= 18
+        q[B.Q_TK], q[B.Q_TAPOS], q[B.Q_TALAST] = k0, 3 * k0, ADC_BASE + (2 * d.conv) % 4096
         for lap in range(3):                 # 2048 halfwords a lap: 682.7 samples
             d.conv += 3 * 300
             assert tscan(d, adc, ident_cfg(), kern) == 0, lap
-        assert q[B.Q_TK] == 894 and q[B.Q_TAPOS] == 3 * 894
-        put_iv(adc, 894 + 7, 0, 1600)
+        assert q[B.Q_TK] == 893 and q[B.Q_TAPOS] == 3 * 894
+        put_iv(adc, 900, 0, 1600)
         d.conv += 3 * 8
-        assert tscan(d, adc, ident_cfg(), kern) == B.TRIP_OPEN and q[B.Q_TK] == 902
+        assert tscan(d, adc, ident_cfg(), kern) == B.TRIP_OPEN and q[B.Q_TK] == 901
+
+
+def test_a_trip_keeps_its_code_and_cuts_the_output_once():
+    for kern in kernels():
+        d = trip_dma()
+        adc = ring()
+        put_iv(adc, 3, 0, 1600)
+        cuts = [1]
+        d.conv = 9
+        assert tscan(d, adc, ident_cfg(), kern, cuts.clear) == 0
+        assert cuts == [1] and d.q[B.Q_TRIP] == 0            # nothing yet: no cut
+        d.conv = 15
+        assert tscan(d, adc, ident_cfg(), kern, cuts.clear) == B.TRIP_OPEN
+        assert cuts == [] and d.q[B.Q_TRIP] == B.TRIP_OPEN
+        # Stopped (the cut stops the queue): a scan does nothing, however much came in.
+        d.q[B.Q_RUN] = 0
+        put_iv(adc, 6, 1500, 0)
+        cuts.append(1)
+        saved = list(d.q)
+        d.conv = 30
+        assert tscan(d, adc, ident_cfg(), kern, cuts.clear) == 0
+        assert list(d.q) == saved and cuts == [1]
+
+
+def test_an_unbound_trip_scans_nothing():
+    import hal.blocks
+    saved = (B._t_adc, B._t_q, B._t_cfg, B._t_reg, B._t_cut)
+    try:
+        hal.blocks._t_q = [0] * B.Q_LEN
+        hal.blocks._t_cut = B._no_cut
+        assert B.trip_scan(None) == 0 and B._no_cut() is None
+    finally:
+        B.trip_bind(*saved)
 
 
 def test_trip_viper_twin_is_bit_exact():
@@ -599,8 +665,10 @@ def test_trip_viper_twin_is_bit_exact():
             step = (x >> 7) % 60
             a.conv += step
             b.conv += step
-            assert tscan(a, adc, cfg, B) == tscan(b, adc, cfg, F), trial
-            assert list(a.q) == list(b.q), trial
+            ca, cb = [1], [1]
+            assert tscan(a, adc, cfg, B, ca.clear) == tscan(b, adc, cfg, F, cb.clear), trial
+            assert list(a.q) == list(b.q) and ca == cb, trial
+            a.q[B.Q_TRIP] = b.q[B.Q_TRIP] = 0
 
 
 def test_trip_allocates_nothing():
@@ -615,13 +683,16 @@ def test_trip_allocates_nothing():
     for kern in kernels():
         d = trip_dma(cap=40)
         cfg = ident_cfg()
-        d.conv = 3 * 31
+        d.conv = 3 * 32
+        cuts = iter(range(5))           # cut() takes the next: allocation-free
+        kern.trip_bind(adc, d.q, cfg, array("i", [ADC_BASE + 2 * d.conv]), cuts.__next__)
+        scan = kern.trip_scan
         micropython.heap_lock()
         try:
-            r = tscan(d, adc, cfg, kern)
+            r = scan(None)
         finally:
             micropython.heap_unlock()
-        assert r == B.TRIP_OPEN
+        assert r == B.TRIP_OPEN and next(cuts) == 1
 
 
 def test_room_reports_a_trip_as_minus_one_minus_its_code():
