@@ -23,9 +23,10 @@ class DeviceError(LinkError):
 
 
 class Frame:
-    __slots__ = ("type", "seq", "payload", "obj")
+    __slots__ = ("type", "seq", "payload", "obj", "rx_s")
 
-    def __init__(self, typ, seq, payload):
+    def __init__(self, typ, seq, payload, rx_s=None):
+        self.rx_s = rx_s              # time.time() when the host read it (tesctl.clock)
         self.type = typ
         self.seq = seq
         self.payload = payload
@@ -64,6 +65,7 @@ class Device:
         frames = []
         if not data:
             return frames
+        rx_s = time.time()
         for item in self.dec.feed(data):
             if item[0] == L.BAD:
                 self.bad += 1
@@ -74,7 +76,7 @@ class Device:
                 if gap > 1:
                     self.lost += gap - 1
             self.rx_seq = seq
-            f = Frame(typ, seq, payload)
+            f = Frame(typ, seq, payload, rx_s)
             if f.type == L.EVENT and f.obj.get("ev") == "boot":
                 self.rx_seq = None   # a reboot restarts the device's numbering
             frames.append(f)

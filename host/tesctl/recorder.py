@@ -10,6 +10,7 @@ import time
 from array import array
 from datetime import datetime, timezone
 
+from tesctl.clock import Clock
 from tesctl.errors import TesctlError
 
 EVENTS_HEADER = "onset\tduration\ttrial_type\n"
@@ -30,6 +31,16 @@ CONTACT_WARNING = "warning:contact-drying"
 
 def now_iso():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def lsl_local_clock():
+    """pylsl.local_clock if pylsl imports (it ships liblsl; the clock needs no stream), else
+    None: the clock mapping then records null for LSL (docs/records.md, "Clock")."""
+    from tesctl import lsl
+    try:
+        return lsl._pylsl().local_clock
+    except lsl.LslError:
+        return None
 
 
 def write_json_atomic(path, obj):
@@ -125,6 +136,11 @@ class Recorder:
         self._last_json = 0.0
         self.t0_ms = None
         self.contact = ContactWatch()
+        # Device ms -> host wall clock and LSL clock, from every telemetry frame's arrival
+        # (tesctl.clock); session.json "clock" has its summary.
+        self._lsl_clock = lsl_local_clock()
+        self.clock = Clock(lsl_clock="pylsl.local_clock" if self._lsl_clock else None)
+        self.meta["clock"] = None
         self.on_warning = None        # called with (t_ms, text) when a warning goes into events.tsv
         if memory_only:
             return
@@ -165,6 +181,7 @@ class Recorder:
     # ---- recording ------------------------------------------------------------------
     def save(self):
         self._last_json = time.monotonic()
+        self._clock_meta()
         if self.memory_only:
             return
         self._guard(write_json_atomic, self.json_path, self.meta)
@@ -177,9 +194,23 @@ class Recorder:
             self.meta.update({"device_t0_ms": t_ms, "t0_at": now_iso()})
         return (t_ms - self.t0_ms) / 1000.0
 
-    def telemetry(self, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, stats=None):
+    def observe_clock(self, t_ms, rx_s=None):
+        """A telemetry frame stamped t_ms on the device, read by the host at rx_s
+        (time.time(); None: now). Its LSL time is rx_s on LSL's clock, read now."""
+        now = time.time()
+        rx = now if rx_s is None else rx_s
+        lsl = None if self._lsl_clock is None else self._lsl_clock() - (now - rx)
+        self.clock.observe(t_ms, rx, lsl)
+
+    def _clock_meta(self):
+        if self.clock.ready():
+            self.meta["clock"] = self.clock.summary()
+
+    def telemetry(self, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, stats=None, rx_s=None):
         """One row. stats: tes.link.unpack_telem_stats of the frame (set_rms_uA, meas_rms_uA,
-        meas_peak_uA, v_rms_mV, z_phase_cdeg), or None: those cells stay empty."""
+        meas_peak_uA, v_rms_mV, z_phase_cdeg), or None: those cells stay empty. rx_s: when
+        the host read the frame (time.time()), for the clock mapping; None: now."""
+        self.observe_clock(t_ms, rx_s)
         if stats is None:
             tail = ",,,,"
         else:
@@ -285,6 +316,7 @@ class Recorder:
         self.meta.update({"outcome": outcome, "reason": reason, "delivered_charge_uC": charge_uC,
                           "stim_duration_s": round(stim_ms / 1000.0, 3), "complete": True,
                           "ended_at": now_iso(), "lost_frames": lost})
+        self._clock_meta()
         self.close()
 
     def close(self):

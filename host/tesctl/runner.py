@@ -174,15 +174,16 @@ class Run:
             # no room for them either), so a blinded record keeps its link-1 columns.
             stats = None if self.blind else L.unpack_telem_stats(f.payload)
             self.last_tel_t = t_ms
+            rx_s = getattr(f, "rx_s", None)     # when the host read it: the clock mapping (tesctl.clock)
             name = L.STATE_NAMES[state] if state < len(L.STATE_NAMES) else str(state)
             if self.blind and self.hold_until is not None:
                 # A blinded stop: the display runs on the clock the hold reads (the same in
                 # every arm); the device's idle frames after its end are not the session's.
                 if self.result is None:
-                    self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats)
+                    self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats, rx_s=rx_s)
                     self._seal_snapshot()
                 return
-            self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats)
+            self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats, rx_s=rx_s)
             if self.blind:
                 self._seal_snapshot()
             if self.display:
