@@ -818,3 +818,107 @@ def test_impedance_arithmetic_at_the_2_to_20_boundary():
             assert 1000 * z // zi == want
             assert f.s.impedance_ohm() == want, (last_i, f.s.impedance_ohm())
     each(t)
+
+
+def test_sign_hold_counts_from_the_first_sample_of_a_sign_even_1_uA():
+    # The short rule's sign hold (SIGN_HOLD_MS = 1000 samples at 1 kS/s) starts at the
+    # first sample that has the sign: a +1 uA sample counts like any other.
+    def t(fast):
+        # (a sample before the run, one inside it) -> the two short blocks' codes
+        for first, inner, want in ((1, 1000, [S.OK, S.SHORT]), (0, 1000, [S.OK, S.OK]),
+                                   (1000, 1, [S.OK, S.SHORT])):
+            for sgn in (1, -1):
+                f = Feed(sup(fast))
+                assert f.block([(first * sgn, first * sgn, 5 * first * sgn)]) == S.OK
+                assert f.block([(inner * sgn, inner * sgn, 5 * inner * sgn)]) == S.OK
+                assert f.run(997, 1000 * sgn, 1000 * sgn, 5000 * sgn) == S.OK
+                got = [f.block([(1000 * sgn, 1000 * sgn, 99 * sgn)]) for _ in range(2)]
+                assert got == want, (first, inner, sgn, got)
+    each(t)
+
+
+def test_two_word_sums_carry_at_exactly_2_to_24():
+    # Every low word of the whole-period sums stays in [0, 2**24): a sum that lands on
+    # exactly 2**24 carries into its high word (value kept, low word 0).
+    pairs = ((S.P_SL, S.P_SH), (S.P_IL, S.P_IH), (S.P_VL, S.P_VH), (S.P_PL, S.P_PH), (S.P_QL, S.P_QH),
+             (S.P_DL, S.P_DH))
+    blk = [(100 * k, 100 * k + 3, 700 * k + 1) for k in range(1, 11)]     # rising: every sum grows
+
+    def t(fast):
+        probe = Feed(sup(fast, period=1000))
+        assert probe.block(blk) == S.OK
+        grow = [probe.s.st[lo] for lo, hi in pairs]
+        assert all(0 < g < S.P_LO for g in grow), grow
+        f = Feed(sup(fast, period=1000))
+        for (lo, hi), g in zip(pairs, grow):
+            f.s.st[lo] = S.P_LO - g          # this block brings it to exactly 2**24
+            f.s.st[hi] = 5
+        assert f.block(blk) == S.OK
+        assert [(f.s.st[lo], f.s.st[hi]) for lo, hi in pairs] == [(0, 6)] * len(pairs)
+        f = Feed(sup(fast, period=1000))
+        for (lo, _hi), g in zip(pairs, grow):
+            f.s.st[lo] = S.P_LO - g - 1      # one short of it: no carry
+        assert f.block(blk) == S.OK
+        assert [(f.s.st[lo], f.s.st[hi]) for lo, hi in pairs] == [(S.P_LO - 1, 0)] * len(pairs)
+        # The cross sums (V x I, V x dI) fall with a falling current into a voltage of the
+        # other sign: a low word that lands on exactly -1 borrows from its high word.
+        down = [(-100 * k, -100 * k - 3, 700 * k + 1) for k in range(1, 11)]
+        cross = ((S.P_PL, S.P_PH), (S.P_QL, S.P_QH))
+        probe = Feed(sup(fast, period=1000))
+        assert probe.block(down) == S.OK
+        fall = [probe.s.st[lo] + probe.s.st[hi] * S.P_LO for lo, hi in cross]     # (borrowed from 0)
+        assert all(-S.P_LO < g < 0 for g in fall), fall
+        for extra, want in ((1, (S.P_LO - 1, 4)), (0, (0, 5))):
+            f = Feed(sup(fast, period=1000))
+            for (lo, hi), g in zip(cross, fall):
+                f.s.st[lo] = -g - extra      # this block brings it to exactly -1 (or 0)
+                f.s.st[hi] = 5
+            assert f.block(down) == S.OK
+            assert [(f.s.st[lo], f.s.st[hi]) for lo, hi in cross] == [want] * 2, extra
+    each(t)
+
+
+def test_duration_budget_is_exact_in_samples_for_any_ms():
+    # stim_budget_ms -> samples of non-zero set current: ms * fs // 1000, whole seconds and
+    # their remainder alike; the budget stops on the sample that reaches it.
+    def t(fast):
+        for fs, ms in ((5000, 1000), (5000, 1500), (1000, 2999), (2000, 1001)):
+            want = ms * fs // 1000
+            f = Feed(sup(fast, fs=fs, stim_budget_ms=ms))
+            codes = [f.noisy(100, 100, 500) for _ in range(want)]
+            assert codes[-1] == S.DURATION_BUDGET, (fs, ms, codes[-3:])
+            assert S.DURATION_BUDGET not in codes[:-1], (fs, ms, codes.index(S.DURATION_BUDGET))
+    each(t)
+
+
+def test_lock_in_phase_only_for_a_sine_like_crest_factor_and_enough_current():
+    # The phase is reported when i_rms >= Z_MIN_uA and 1.35 <= peak / RMS <= 1.48 (a sine's
+    # 1.414, with room for rounding): sines clipped flat or with one spike per half cycle,
+    # each bound met exactly and missed by the least step the figures allow.
+    cases = (  # amplitude, clip, spike, (relation the figures must meet), phase reported
+        (1000, 0, 1046, lambda r, p: 147 * r < 100 * p <= 148 * r, True),
+        (918, 0, 961, lambda r, p: 100 * p == 148 * r, True),
+        (1000, 0, 1047, lambda r, p: 148 * r < 100 * p <= 149 * r, False),
+        (923, 863, 0, lambda r, p: 100 * p == 135 * r, True),
+        (900, 841, 0, lambda r, p: 135 * r < 100 * p < 136 * r, True),
+        (900, 829, 0, lambda r, p: 134 * r <= 100 * p < 135 * r, False),
+        (142, 0, 0, lambda r, p: r == S.Z_MIN_uA, True),
+        (141, 0, 0, lambda r, p: r == S.Z_MIN_uA - 1, False),
+    )
+
+    def t(fast):
+        from math import pi, sin
+        for amp, clip, spike, figures, phase in cases:
+            s = sup(fast, period=100, z_max=20000)
+            f = Feed(s)
+            for k in range(250):
+                a = int(round(amp * sin(2 * pi * k / 100)))
+                if clip:
+                    a = max(-clip, min(clip, a))
+                if spike and k % 50 == 25:
+                    a = spike if a > 0 else -spike
+                assert f.block([(a, a + (k % 3) - 1, 3 * a + (k % 3))]) == S.OK, k
+            n, set_rms, i_rms, i_pk, v_rms, v_pk, z, ph = s.period()
+            assert figures(i_rms, i_pk), (amp, clip, spike, i_rms, i_pk)
+            assert (ph is not None) == phase, (amp, clip, spike, ph)
+    each(t)
