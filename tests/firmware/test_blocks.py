@@ -16,6 +16,7 @@ except (ImportError, SyntaxError, NameError):     # CPython or a port without vi
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 PICO = board.load(_HERE + "/../../boards/pico-mcp4922.json")
+UNBOUND = (B._t_adc, B._t_q, B._t_cfg, B._t_reg, B._t_cut)     # as hal.blocks starts, before any trip_bind
 
 
 def put_cfg(b, w=1, mask_w=255, mask_s=127):
@@ -427,7 +428,7 @@ def put_iv(adc, k, i, v, ci=0, cv=1):
 def tscan(d, adc, cfg, kern=B, cut=None):
     """One scan as the timer makes it: bound to d's queue state, the ADC DMA's write
     address where d's conversions put it (reg[0], as a board's register view has it)."""
-    reg = array("i", [ADC_BASE + (2 * d.conv) % 4096])
+    reg = array("i", [ADC_BASE + (2 * d.conv) % 4096, 0x1FFE])    # (the word after: not it)
     kern.trip_bind(adc, d.q, cfg, reg, cut if cut is not None else [].clear)
     return kern.trip_scan(None)
 
@@ -628,12 +629,14 @@ def test_a_trip_keeps_its_code_and_cuts_the_output_once():
 
 
 def test_an_unbound_trip_scans_nothing():
-    import hal.blocks
+    # Before trip_bind, hal.blocks holds a stopped queue state: a scan neither looks nor
+    # changes anything.
     saved = (B._t_adc, B._t_q, B._t_cfg, B._t_reg, B._t_cut)
     try:
-        hal.blocks._t_q = [0] * B.Q_LEN
-        hal.blocks._t_cut = B._no_cut
-        assert B.trip_scan(None) == 0 and B._no_cut() is None
+        B.trip_bind(*UNBOUND)
+        assert UNBOUND[4] is B._no_cut and B._no_cut() is None
+        assert B.trip_scan(None) == 0
+        assert list(UNBOUND[1]) == [0] * B.Q_LEN
     finally:
         B.trip_bind(*saved)
 
