@@ -80,7 +80,12 @@ Q_TK = const(20)      #   next sample it scans
 Q_TCAP = const(21)    # most samples one scan judges (the newest, when more are pending)
 Q_TIOVER = const(22)  # overcurrent above (uA): tes.supervisor's st[T_IOVER]
 Q_TVCOMP = const(23)  # compliance at or above (mV): st[T_VCOMP]
-Q_LEN = const(24)
+Q_TILO = const(24)    # ADC codes of the current within the limit: Q_TILO..Q_TIHI (trip_limits)
+Q_TIHI = const(25)
+Q_TVLO = const(26)    # ADC codes of the voltage under compliance: Q_TVLO..Q_TVHI
+Q_TVHI = const(27)
+Q_LEN = const(28)
+TRIP_CODES = const(4096)  # the sense ADC's codes (12 bits)
 
 # codes of trip_scan: tes.supervisor's (hal does not import tes; tests/firmware/test_blocks.py
 # checks they are the same)
@@ -253,12 +258,43 @@ def trip_bind(adc, q, cfg, reg, cut):
     _t_cut = cut
 
 
+def _lowest(mid, k, s, bound):
+    """The smallest ADC code whose value ((code - mid) * k + half) >> s is >= bound
+    (TRIP_CODES if none): the value never falls as the code rises (k > 0)."""
+    lo = 0
+    hi = TRIP_CODES
+    h = 1 << (s - 1)
+    while lo < hi:
+        m = (lo + hi) >> 1
+        if ((m - mid) * k + h) >> s >= bound:
+            hi = m
+        else:
+            lo = m + 1
+    return lo
+
+
+def trip_limits(q, cfg):
+    """The trip's limits (Q_TIOVER, Q_TVCOMP) as intervals of raw ADC codes, once a
+    session (not in the interrupt): a current code outside Q_TILO..Q_TIHI scales to
+    |i| > Q_TIOVER, a voltage code outside Q_TVLO..Q_TVHI to |v| >= Q_TVCOMP, exactly, for
+    every code of the ADC. So trip_scan compares codes and scales only on a hit (scaling
+    every sample cost the chip ~3 % of its CPU at 5 kS/s)."""
+    mid = cfg[G_MID]
+    iover = q[Q_TIOVER]
+    vcomp = q[Q_TVCOMP]
+    q[Q_TILO] = _lowest(mid, cfg[G_KI], cfg[G_SI], -iover)              # i >= -iover
+    q[Q_TIHI] = _lowest(mid, cfg[G_KI], cfg[G_SI], iover + 1) - 1       # i <= iover
+    q[Q_TVLO] = _lowest(mid, cfg[G_KV], cfg[G_SV], 1 - vcomp)           # v > -vcomp
+    q[Q_TVHI] = _lowest(mid, cfg[G_KV], cfg[G_SV], vcomp) - 1           # v < vcomp
+
+
 def trip_scan(_timer):
     """The fast trip (hal.rp2: the callback of a hard timer interrupt, on what trip_bind
     bound): the supervisor's per-sample HARD rules on the conversions the ADC DMA wrote
     since the last scan, with the sense path's scaling (get_sense's cfg). At most
     q[Q_TCAP] samples a scan, the newest if more are pending (its cost stays bounded).
-    Per sample, first match wins: |i| > q[Q_TIOVER] -> TRIP_OVER; |v| >= q[Q_TVCOMP] ->
+    Per sample, first match wins (on the raw codes against trip_limits' intervals, which
+    is the same): |i| > q[Q_TIOVER] -> TRIP_OVER; |v| >= q[Q_TVCOMP] ->
     TRIP_OPEN if |v| > 1000 * |i| (V/I > 1 MOhm), else TRIP_COMP, with |i| the smaller of
     the sample's and the next one's: a sample's current is converted before its voltage,
     so a liftoff between the two paired the 30 V after it with the 2 mA before it (a
@@ -289,8 +325,10 @@ def trip_scan(_timer):
         k = (k + n - cap) & K_MASK              # the newest cap samples
         n = cap
     q[Q_TK] = (k + n) & K_MASK
-    iover = q[Q_TIOVER]
-    vcomp = q[Q_TVCOMP]
+    ilo = q[Q_TILO]
+    ihi = q[Q_TIHI]
+    vlo = q[Q_TVLO]
+    vhi = q[Q_TVHI]
     mid = cfg[G_MID]
     ki = cfg[G_KI]
     si = cfg[G_SI]
@@ -305,16 +343,18 @@ def trip_scan(_timer):
     end = a + nch * n
     code = 0
     while a < end:
-        i = ((adc[(a + ci) & ma] - mid) * ki + hi) >> si
-        v = ((adc[(a + cv) & ma] - mid) * kv + hv) >> sv
-        if i < 0:
-            i = -i
-        if v < 0:
-            v = -v
-        if i > iover:
+        c = adc[(a + ci) & ma]
+        if c < ilo or c > ihi:
             code = TRIP_OVER
             break
-        if v >= vcomp:
+        c = adc[(a + cv) & ma]
+        if c < vlo or c > vhi:
+            v = ((c - mid) * kv + hv) >> sv
+            if v < 0:
+                v = -v
+            i = ((adc[(a + ci) & ma] - mid) * ki + hi) >> si
+            if i < 0:
+                i = -i
             j = ((adc[(a + nch + ci) & ma] - mid) * ki + hi) >> si     # the next sample's current
             if j < 0:
                 j = -j

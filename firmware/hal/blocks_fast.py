@@ -154,6 +154,10 @@ _Q_TK = const(20)
 _Q_TCAP = const(21)
 _Q_TIOVER = const(22)
 _Q_TVCOMP = const(23)
+_Q_TILO = const(24)
+_Q_TIHI = const(25)
+_Q_TVLO = const(26)
+_Q_TVHI = const(27)
 _TRIP_OPEN = const(1)
 _TRIP_OVER = const(3)
 _TRIP_COMP = const(7)
@@ -250,8 +254,10 @@ def trip_scan(_timer) -> int:
         n = cap
     q[_Q_TK] = (k + n) & _K_MASK
     sg = int(1) << 31
-    iover = (int(q[_Q_TIOVER]) ^ sg) - sg
-    vcomp = (int(q[_Q_TVCOMP]) ^ sg) - sg
+    ilo = (int(q[_Q_TILO]) ^ sg) - sg
+    ihi = (int(q[_Q_TIHI]) ^ sg) - sg
+    vlo = (int(q[_Q_TVLO]) ^ sg) - sg
+    vhi = (int(q[_Q_TVHI]) ^ sg) - sg
     mid = int(cfg[_G_MID])
     ki = int(cfg[_G_KI])
     si = int(cfg[_G_SI])
@@ -266,16 +272,18 @@ def trip_scan(_timer) -> int:
     end = a + nch * n
     code = 0
     while a < end:
-        i = ((int(adc[(a + ci) & ma]) - mid) * ki + hi) >> si
-        v = ((int(adc[(a + cv) & ma]) - mid) * kv + hv) >> sv
-        if i < 0:
-            i = 0 - i
-        if v < 0:
-            v = 0 - v
-        if i > iover:
+        c = int(adc[(a + ci) & ma])
+        if c < ilo or c > ihi:
             code = _TRIP_OVER
             break
-        if v >= vcomp:
+        c = int(adc[(a + cv) & ma])
+        if c < vlo or c > vhi:
+            v = ((c - mid) * kv + hv) >> sv
+            if v < 0:
+                v = 0 - v
+            i = ((int(adc[(a + ci) & ma]) - mid) * ki + hi) >> si
+            if i < 0:
+                i = 0 - i
             j = ((int(adc[(a + nch + ci) & ma]) - mid) * ki + hi) >> si
             if j < 0:
                 j = 0 - j

@@ -345,6 +345,7 @@ class Rp2Hal(Hal):
         q = self._q
         q[blocks.Q_TIOVER] = iover_uA
         q[blocks.Q_TVCOMP] = vcomp_mV
+        blocks.trip_limits(q, self._get)    # as raw ADC code intervals: the scan compares codes
 
     def _fill_zero(self):
         zw = self._zero_word

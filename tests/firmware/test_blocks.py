@@ -429,6 +429,7 @@ def tscan(d, adc, cfg, kern=B, cut=None):
     """One scan as the timer makes it: bound to d's queue state, the ADC DMA's write
     address where d's conversions put it (reg[0], as a board's register view has it)."""
     reg = array("i", [ADC_BASE + (2 * d.conv) % 4096, 0x1FFE])    # (the word after: not it)
+    B.trip_limits(d.q, cfg)                 # as hal.rp2.arm_trip does (plain: once a session)
     kern.trip_bind(adc, d.q, cfg, reg, cut if cut is not None else [].clear)
     return kern.trip_scan(None)
 
@@ -441,7 +442,30 @@ def kernels():
 def test_trip_codes_are_the_supervisors():
     from tes import supervisor as S
     assert (B.TRIP_OPEN, B.TRIP_OVER, B.TRIP_COMP) == (S.OPEN_CIRCUIT, S.OVERCURRENT, S.COMPLIANCE)
-    assert B.Q_LEN == 24 and B.Q_TRIP == B.Q_AWRAP + 1
+    assert B.Q_LEN == 28 and B.Q_TRIP == B.Q_AWRAP + 1 and B.TRIP_CODES == 4096
+
+
+def _scaled(c, k, s, mid=2048):
+    return ((c - mid) * k + (1 << (s - 1))) >> s
+
+
+def test_trip_limits_are_the_scaled_rules_for_every_code():
+    # Every ADC code: outside the current interval exactly where |i| > iover, outside the
+    # voltage interval exactly where |v| >= vcomp, on both scalings and at limits on, off
+    # and between the codes' values (and limits no code reaches, or every code does).
+    sc = calib.sense_scales(PICO)
+    for cfg in (ident_cfg(), sense_cfg(PICO, lat=(0, 0, 0), mask_a=2047)):
+        mid, ki, si, kv, sv = cfg[B.G_MID], cfg[B.G_KI], cfg[B.G_SI], cfg[B.G_KV], cfg[B.G_SV]
+        for iover, vcomp in ((1000, 1500), (2047, 2048), (0, 1), (4100, 29100), (5378, 30000), (5379, 33000),
+                             (3, 16), (-1, 0), (100000, 100000), (1, 17), (2, 8)):
+            q = array("i", [0] * B.Q_LEN)
+            q[B.Q_TIOVER], q[B.Q_TVCOMP] = iover, vcomp
+            B.trip_limits(q, cfg)
+            for c in range(4096):
+                i, v = _scaled(c, ki, si, mid), _scaled(c, kv, sv, mid)
+                assert (c < q[B.Q_TILO] or c > q[B.Q_TIHI]) == (abs(i) > iover), (cfg[B.G_KI], iover, c)
+                assert (c < q[B.Q_TVLO] or c > q[B.Q_TVHI]) == (abs(v) >= vcomp), (cfg[B.G_KV], vcomp, c)
+    assert sc["ki"] == 176000                   # (the reference board's scaling was among them)
 
 
 def _one(kern, i, v, iover=1000, vcomp=1500, inext=None):
@@ -686,6 +710,7 @@ def test_trip_allocates_nothing():
     for kern in kernels():
         d = trip_dma(cap=40)
         cfg = ident_cfg()
+        B.trip_limits(d.q, cfg)
         d.conv = 3 * 32
         cuts = iter(range(5))           # cut() takes the next: allocation-free
         kern.trip_bind(adc, d.q, cfg, array("i", [ADC_BASE + 2 * d.conv]), cuts.__next__)
