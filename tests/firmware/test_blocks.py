@@ -557,6 +557,36 @@ def test_trip_scales_a_sample_as_the_sense_path_does():
                 assert tscan(d, adc, cfg, kern) == want, (kern, di, dv, iover, vcomp)
 
 
+def test_trip_names_at_compliance_by_the_sense_paths_values():
+    # Open-circuit vs compliance compares the values get_sense makes of the codes (rounded
+    # as it rounds them), around |v| = 1000 |i| on the reference board's scaling.
+    cfg = sense_cfg(PICO, lat=(0, 0, 0), mask_a=2047)
+    mid = calib.sense_scales(PICO)["mid"]
+    sb, ib, vb, db = (array("i", [0] * 2) for _ in range(4))
+    for kern in kernels():
+        for di in range(0, 13):
+            for dv in range(1, 2048, 5):
+                for sign in (1, -1):
+                    adc = ring()
+                    adc[0], adc[1], adc[3] = mid + sign * di, mid + sign * dv, mid + sign * di
+                    B.get_sense(adc, array("i", [0] * 128), sb, ib, vb, db, 2, 0, cfg)
+                    i, v = abs(ib[0]), abs(vb[0])
+                    want = B.TRIP_OPEN if v > 1000 * i else B.TRIP_COMP
+                    d = trip_dma(iover=30000, vcomp=1)
+                    d.conv = 6
+                    assert tscan(d, adc, cfg, kern) == want, (kern, di, dv, sign)
+    # The voltage's rounding at the boundary: mid 0, uA = code, mV = (code + 2) >> 2.
+    cfg = ident_cfg()
+    cfg[B.G_MID], cfg[B.G_KV], cfg[B.G_SV] = 0, 1, 2
+    for kern in kernels():
+        for vcode, want in ((4002, B.TRIP_OPEN), (4001, B.TRIP_COMP), (3998, B.TRIP_COMP)):
+            adc = array("H", [0] * 2048)
+            adc[0], adc[1], adc[3] = 1, vcode, 1       # 1 uA; 1001, 1000, 1000 mV
+            d = trip_dma(iover=30000, vcomp=1)
+            d.conv = 6
+            assert tscan(d, adc, cfg, kern) == want, (kern, vcode)
+
+
 def test_trip_scans_only_the_samples_measured_since_its_last_scan():
     # A sample is judged once it and the next one are measured, every channel.
     for kern in kernels():
