@@ -921,4 +921,46 @@ def test_lock_in_phase_only_for_a_sine_like_crest_factor_and_enough_current():
             n, set_rms, i_rms, i_pk, v_rms, v_pk, z, ph = s.period()
             assert figures(i_rms, i_pk), (amp, clip, spike, i_rms, i_pk)
             assert (ph is not None) == phase, (amp, clip, spike, ph)
+            assert (z is not None) == (i_rms >= S.Z_MIN_uA), (i_rms, z)     # 100 uA RMS: an impedance
+    each(t)
+
+
+def test_open_circuit_at_compliance_is_exactly_over_one_megaohm():
+    # At compliance, V/I > 1 MOhm is open-circuit and V/I = 1 MOhm (current flows) is
+    # compliance: |v| against 1000 |i| at the tie and one step past it, both polarities.
+    def t(fast):
+        for sgn in (1, -1):
+            for v, i, want in ((30000, 30, S.COMPLIANCE), (30030, 30, S.OPEN_CIRCUIT), (30001, 30, S.OPEN_CIRCUIT),
+                               (30029, 30, S.OPEN_CIRCUIT), (30000, 31, S.COMPLIANCE)):
+                f = Feed(sup(fast))
+                got = f.block([(30 * sgn, i * sgn, v * sgn)])
+                assert got == want, (v, i, sgn, got)
+    each(t)
+
+
+def test_impedance_high_needs_two_windows_in_a_row():
+    # A window under the limit between two over it starts the count again: no soft stop.
+    def t(fast):
+        f = Feed(sup(fast, z_max=20000))          # 100 ms windows at 1 kS/s
+        codes = [f.noisy(1000, 1000, 20001) for _ in range(100)]
+        codes += [f.noisy(1000, 1000, 19000) for _ in range(100)]
+        codes += [f.noisy(1000, 1000, 20001) for _ in range(100)]
+        assert codes == [S.OK] * 300, codes.index(S.IMPEDANCE_HIGH)
+        assert [f.noisy(1000, 1000, 20001) for _ in range(100)][-1] == S.IMPEDANCE_HIGH
+    each(t)
+
+
+def test_stim_ms_is_exact_for_any_sample_count():
+    # Stimulation time in ms, floored: samples of non-zero set * 1000 // fs, without
+    # leaving small ints (whole seconds and their remainder apart).
+    def t(fast):
+        for fs, n in ((5000, 9999), (5000, 7501), (1000, 1234), (20000, 19999)):
+            s = sup(fast, fs=fs)
+            f = Feed(s)
+            k = 0
+            while k < n:
+                m = min(20, n - k)
+                f.block([(100, 100 + (j & 1), 500 - (j & 1)) for j in range(m)])
+                k += m
+            assert s.stim_ms == n * 1000 // fs, (fs, n, s.stim_ms)
     each(t)
