@@ -9,7 +9,7 @@ A * envelope(k) * waveform(k). Runs under the unix port (tools/mptest.py) and CP
 import math
 from array import array
 
-from tes.engine import Engine, build_phases, RAMP_UP, PLATEAU, RAMP_DOWN, PAUSE, SHAM_OFF
+from tes.engine import Engine, build_phases, RAMP_UP, PLATEAU, RAMP_DOWN, PAUSE, SHAM_OFF, DONE
 
 BLOCK = 97        # a block size that divides nothing: phases end mid-block
 
@@ -207,3 +207,84 @@ def test_block_size_never_changes_a_sample():
     a = generate(p, 1)
     for block in (5, 64, 1000, 4099):
         assert generate(p, block) == a, block
+
+
+# ---- ramps and soft stops in exact integers -----------------------------------------------------
+# A DC segment's sample is the envelope e (Q15) applied to full scale:
+# ((A * e) >> 15) * 32768 + 16384 >> 15. A linear ramp of n samples has e = k * top // n at its
+# k-th sample (the Bresenham step of tes.kernels.env_ramp, exact), counting down from top
+# for a ramp down.
+
+def dc_sample(amp, e):
+    return (((amp * e) >> 15) * 32768 + 16384) >> 15
+
+
+def run_until(eng, k, block=BLOCK):
+    """The first k samples, then stop filling."""
+    out = []
+    buf = array("i", [0] * block)
+    while len(out) < k:
+        n = eng.fill(buf, min(block, k - len(out)))
+        assert n
+        out.extend(buf[j] for j in range(n))
+    return out
+
+
+def test_linear_ramps_are_exact_in_integers():
+    fs = 5000
+    p = proto([stim(amplitude_uA=3000, duration_ms=600, ramp_up_ms=247, ramp_down_ms=131)], fs=fs)
+    xs = list(generate(p))
+    up, down = 247 * fs // 1000, 131 * fs // 1000
+    flat = len(xs) - up - down
+    for k in range(up):
+        assert xs[k] == dc_sample(3000, k * 32768 // up), k
+    assert xs[up:up + flat] == [3000] * flat
+    for k in range(down):
+        assert xs[up + flat + k] == dc_sample(3000, 32768 - k * 32768 // down), k
+
+
+def test_soft_stop_is_a_linear_ramp_from_the_level_of_the_moment_exactly():
+    # From the plateau, from a linear ramp up and from a cosine one: the stop's ramp starts
+    # at the envelope of the moment (its first sample is the level before the stop), falls
+    # linearly in exact steps and ends at zero; the engine says ramp-down, then done.
+    fs = 5000
+    ms = 57
+    n = ms * fs // 1000
+    for shape, at in (("linear", 3000), ("linear", 700), ("cosine", 700), ("cosine", 1601)):
+        eng = Engine(proto([stim(amplitude_uA=2500, duration_ms=800, ramp_up_ms=400, ramp_down_ms=400,
+                                 ramp_shape=shape)], fs=fs))
+        run_until(eng, at)
+        e0 = eng.envelope()
+        assert 0 < e0 <= 32768
+        eng.soft_stop(ms)
+        assert eng.state == RAMP_DOWN
+        rest = generate_rest(eng)
+        assert len(rest) == n, (shape, at, len(rest))
+        want = [dc_sample(2500, e0 - k * e0 // n) for k in range(n)]
+        assert rest == want, (shape, at, [k for k in range(n) if rest[k] != want[k]][:5])
+        assert eng.state == DONE
+
+
+def test_a_second_soft_stop_never_raises_the_current():
+    fs = 5000
+    eng = Engine(proto([stim(amplitude_uA=2000, duration_ms=800, ramp_up_ms=200, ramp_down_ms=200)], fs=fs))
+    before = run_until(eng, 2500)              # on the plateau
+    eng.soft_stop(100)                          # 500 samples
+    first = run_until(eng, 200)
+    e_mid = eng.envelope()
+    assert e_mid < 32768 and eng.state == RAMP_DOWN
+    eng.soft_stop(100)                          # a second stop, from where the first one is
+    second = generate_rest(eng)
+    xs = before[-1:] + first + second
+    assert all(b <= a for a, b in zip(xs, xs[1:])), "the current rose"
+    assert second[0] == dc_sample(2000, e_mid) and second[-1] < 10 and eng.state == DONE
+
+
+def generate_rest(eng, block=BLOCK):
+    out = []
+    buf = array("i", [0] * block)
+    while True:
+        m = eng.fill(buf, block)
+        if not m:
+            return out
+        out.extend(buf[j] for j in range(m))
