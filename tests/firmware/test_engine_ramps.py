@@ -248,9 +248,11 @@ def test_soft_stop_is_a_linear_ramp_from_the_level_of_the_moment_exactly():
     # at the envelope of the moment (its first sample is the level before the stop), falls
     # linearly in exact steps and ends at zero; the engine says ramp-down, then done.
     fs = 5000
-    ms = 57
-    n = ms * fs // 1000
-    for shape, at in (("linear", 3000), ("linear", 700), ("cosine", 700), ("cosine", 1601)):
+    # (83 ms from the plateau at 2500 uA: a ramp whose one sample where the Bresenham
+    # fraction carries shows in the output)
+    for shape, at, ms in (("linear", 3000, 57), ("linear", 3000, 83), ("linear", 700, 57), ("cosine", 700, 57),
+                          ("cosine", 1601, 57)):
+        n = ms * fs // 1000
         eng = Engine(proto([stim(amplitude_uA=2500, duration_ms=800, ramp_up_ms=400, ramp_down_ms=400,
                                  ramp_shape=shape)], fs=fs))
         run_until(eng, at)
