@@ -180,10 +180,10 @@ class Run:
                 # A blinded stop: the display runs on the clock the hold reads (the same in
                 # every arm); the device's idle frames after its end are not the session's.
                 if self.result is None:
-                    self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats, rx_s=rx_s)
+                    self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats, rx_s)
                     self._seal_snapshot()
                 return
-            self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats, rx_s=rx_s)
+            self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats, rx_s)
             if self.blind:
                 self._seal_snapshot()
             if self.display:
