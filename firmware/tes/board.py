@@ -20,6 +20,11 @@ COMPLIANCE_CEILING_V = 60
 CAL_TOLERANCE_PCT = 10
 
 MCUS = ("rp2", "esp32", "sim")
+# Where the return electrode of a montage connects: "ground", the common node the board's
+# current sources push against (so Kirchhoff holds in the circuit). "driven" (the return
+# driven by a source of its own with the negated sum) is how a board would add one more
+# electrode per source; it is not implemented, so a board file may not declare it yet.
+RETURNS = ("ground",)
 DAC_BITS = {"mcp4922": 12}
 ADC_KINDS = ("rp2040", "esp32")
 ADC_CHANNELS = ("current_channel", "voltage_channel", "readback_channel")
@@ -165,6 +170,9 @@ def check(board):
     _int(board, "max_sample_rate_hz", "", problems, 1)
     if "pace_hz" in board:
         _int(board, "pace_hz", "", problems, 1)
+    # current_sources (1 when absent) is checked by board_limits below, with the limits.
+    if board.get("return", "ground") not in RETURNS:
+        problems.append("return: must be one of %s (the return electrode's connection)" % ", ".join(RETURNS))
 
     cal = board.get("calibration")
     if cal is None:

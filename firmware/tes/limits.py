@@ -15,6 +15,7 @@ CEILING = {
     "min_ramp_ms": 100,              # no current step without a ramp (Starstim: 100 ms)
     "max_impedance_ohm": 50000,      # highest impedance lockout a protocol may set
     "max_segments": 32,
+    "max_sources": 8,                # independent current sources: a montage has at most this + 1 electrodes
 }
 
 # Current density above which validation warns (0.06 mA/cm^2, Neuroelectrics guideline).
@@ -24,8 +25,9 @@ _FLOORS = ("min_sample_rate_hz", "min_ramp_ms")
 
 
 def board_limits(board):
-    """Return (limits, problems): CEILING narrowed by board["limits"] and the board's
-    hardware current limit. A board value that would widen the ceiling is a problem."""
+    """Return (limits, problems): CEILING narrowed by board["limits"], the board's
+    hardware current limit and its current sources (`current_sources`, 1 when a board
+    does not give it: max_sources). A board value that would widen the ceiling is a problem."""
     limits = dict(CEILING)
     problems = []
     given = board.get("limits", {}) if board else {}
@@ -58,6 +60,15 @@ def board_limits(board):
                             % (rate, CEILING["max_sample_rate_hz"]))
         elif rate < limits["max_sample_rate_hz"]:
             limits["max_sample_rate_hz"] = rate
+    # No board at all (host validation without --board) keeps the ceiling; a board file
+    # without the key has one source (every board file written before it stays valid).
+    sources = board.get("current_sources", 1) if board is not None else CEILING["max_sources"]
+    if type(sources) is not int or sources <= 0:
+        problems.append("current_sources: must be a positive integer")
+    elif sources > CEILING["max_sources"]:
+        problems.append("current_sources = %d: above the compiled-in ceiling %d" % (sources, CEILING["max_sources"]))
+    elif sources < limits["max_sources"]:
+        limits["max_sources"] = sources
     pace = board.get("pace_hz") if board else None
     if pace is not None:
         if type(pace) is not int or pace <= 0:

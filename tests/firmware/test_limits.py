@@ -18,6 +18,7 @@ def test_ceiling_is_the_documented_one():
         "min_ramp_ms": 100,                  # no step without a ramp
         "max_impedance_ohm": 50000,
         "max_segments": 32,
+        "max_sources": 8,                    # independent current sources (issue 12)
     }
     assert DENSITY_WARN_uA_PER_CM2 == 60     # 0.06 mA/cm^2
 
@@ -28,7 +29,25 @@ def test_no_board_is_the_ceiling_and_a_copy():
     lim["max_current_uA"] = 1
     assert CEILING["max_current_uA"] == 4000    # callers cannot widen the ceiling by mutation
     lim, problems = board_limits({})
-    assert lim == CEILING and problems == []
+    # a board file without current_sources has one source; the rest is the ceiling
+    assert lim["max_sources"] == 1 and problems == []
+    lim["max_sources"] = CEILING["max_sources"]
+    assert lim == CEILING
+
+
+def test_current_sources_narrow_max_sources():
+    for n in (1, 2, 7, 8):
+        lim, problems = board_limits({"current_sources": n})
+        assert problems == [] and lim["max_sources"] == n, (n, problems)
+    lim, problems = board_limits({"current_sources": 9})
+    assert problems == ["current_sources = 9: above the compiled-in ceiling 8"] and lim["max_sources"] == 8
+    for bad in (0, -1, True, 2.0, "2", None):
+        lim, problems = board_limits({"current_sources": bad})
+        assert problems == ["current_sources: must be a positive integer"], (bad, problems)
+    lim, problems = board_limits({"current_sources": 8, "limits": {"max_sources": 3}})
+    assert problems == [] and lim["max_sources"] == 3        # the board's limits narrow it further
+    lim, problems = board_limits({"current_sources": 2, "limits": {"max_sources": 3}})
+    assert problems == [] and lim["max_sources"] == 2
 
 
 def test_board_limit_narrows_at_or_under_the_ceiling():
