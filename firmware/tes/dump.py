@@ -3,6 +3,10 @@
 Reads a canonical protocol (JSON) on stdin, writes every sample as int32 little-endian
 on stdout. Errors go to stderr (the unix port would print a traceback to stdout,
 which is the data channel here).
+
+Two-electrode form: the samples, one after the other. Multi-electrode form (montage
+electrodes): per block, n (int32), then the n samples of each of the engine's C + 1
+outputs in turn (the driven electrodes in montage order, then the return).
 """
 import json
 import sys
@@ -13,12 +17,31 @@ from tes.engine import Engine
 BLOCK = 1024
 
 
+def _multi(engine, out):
+    width = engine.channels + 1
+    bufs = [array("i", [0] * BLOCK) for _ in range(width)]
+    views = [memoryview(b) for b in bufs]
+    head = array("i", [0])
+    while True:
+        n = engine.fill_all(bufs, BLOCK)
+        if not n:
+            break
+        head[0] = n
+        out.write(head)
+        for k in range(width):
+            out.write(bytes(views[k][:n]) if n < BLOCK else bufs[k])
+
+
 def main():
     try:
         proto = json.loads(sys.stdin.buffer.read())
         engine = Engine(proto)
-        buf = array("i", [0] * BLOCK)
         out = sys.stdout.buffer
+        if "electrodes" in proto["montage"]:
+            _multi(engine, out)
+            out.flush()
+            return
+        buf = array("i", [0] * BLOCK)
         view = memoryview(buf)
         while True:
             n = engine.fill(buf, BLOCK)

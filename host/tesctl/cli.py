@@ -117,13 +117,19 @@ def validate(protocol, board):
     click.echo("  %d segment(s), stimulation %.1f min, peak %d uA, charge <= %.3f C, %d S/s%s"
                % (len(c["segments"]), stim_ms / 60000, peak, charge / 1e6, c["sample_rate_hz"],
                   ", SHAM" if c["sham"] else ""))
+    if protofile.is_multi(c):
+        ret = c["montage"]["return"]
+        click.echo("  electrodes (peak bound, charge bound): %s" % safe_text(", ".join(
+            "%s%s %d uA %.3f C" % (name, " (return)" if name == ret else "", peak, q / 1e6)
+            for name, _, peak, q in V.electrode_bounds(c))))
     click.echo("  sha256 %s" % loaded.sha256())
 
 
 @main.command()
 @click.argument("protocol", type=PROTOCOL)
 @click.option("--board", "-b", default=None, help="Board name or path.")
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="Write every sample: t_s,current_uA.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False),
+              help="Write every sample: t_s,current_uA (multi-electrode: t_s,<E1>_uA,... in montage order).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a PNG of the waveform.")
 @click.option("--engine", type=click.Choice(["cpython", "micropython"]), default="cpython", show_default=True,
               help="micropython runs the firmware engine under the unix port.")
@@ -140,17 +146,29 @@ def preview(protocol, board, csv_out, plot_out, engine):
     loaded, _ = load_valid(protocol, board)
     canon = loaded.canonical
     fs = canon["sample_rate_hz"]
+    multi = protofile.is_multi(canon)
     try:
-        values = enginerun.ENGINES[engine](canon)
+        if multi:     # one column per electrode, montage order; every row sums to 0
+            columns = enginerun.CHANNEL_ENGINES[engine](canon)
+            values = columns[0][1]
+        else:
+            values = enginerun.ENGINES[engine](canon)
     except (RuntimeError, FileNotFoundError) as e:
         fail(str(e), EXIT_DEVICE)
     if csv_out:
-        enginerun.write_csv(csv_out, values, fs)
-        click.echo("wrote %s: %d samples, %.1f s at %d S/s (%s engine)" % (csv_out, len(values), len(values) / fs,
-                                                                          fs, engine))
+        if multi:
+            enginerun.write_csv_multi(csv_out, columns, fs)
+        else:
+            enginerun.write_csv(csv_out, values, fs)
+        click.echo("wrote %s: %d samples%s, %.1f s at %d S/s (%s engine)"
+                   % (csv_out, len(values), " x %d electrodes" % len(columns) if multi else "", len(values) / fs,
+                      fs, engine))
     if plot_out:
-        from tesctl.plots import preview_png
-        preview_png(plot_out, values, fs, canon["name"])
+        from tesctl.plots import preview_png, preview_png_multi
+        if multi:
+            preview_png_multi(plot_out, columns, fs, canon["name"])
+        else:
+            preview_png(plot_out, values, fs, canon["name"])
         click.echo("wrote %s" % plot_out)
 
 
@@ -217,6 +235,9 @@ def run(protocol, port, board, out_dir, study_dir, participant, faults, fast, su
             out_dir = ST.default_session_dir(study_dir, participant)
     else:
         loaded, _ = load_valid(protocol, board)
+    refused = protofile.refuse_multi(loaded.canonical, "run")
+    if refused:
+        fail(refused, EXIT_INPUT)
     # Everything the user gave is checked before any current flows: the session directory
     # is made (new, never an existing record) and found writable now, not after the check.
     out_dir, chosen = reserve_out_dir(out_dir, protocol)
@@ -516,7 +537,7 @@ def iaf(eeg_file, channels, min_channels, base, out, use, as_json):
     doc = None
     if base:
         W.check_out(out)
-        doc, base_loaded = W.read_base(base)
+        doc, base_loaded = W.read_base(base, "iaf")
         if not any(s["kind"] == "stim" and s["waveform"] == "sine" for s in base_loaded.canonical["segments"]):
             fail("--protocol %s: has no sine (tACS) block to set to the alpha frequency" % safe_text(base), EXIT_INPUT)
     I.require()
@@ -600,7 +621,7 @@ def titrate(base, port, out, percent, start_uA, step_uA, max_uA, bout_s, reversa
     _, limits = check_board(board)
     T.check_options(start_uA, step_uA, max_uA, limits["max_current_uA"])
     W.check_out(out)
-    W.read_base(base)
+    W.read_base(base, "titrate")
     sessions_dir, _ = reserve_out_dir(sessions_dir, "titration")
     click.echo("titration: bouts and their records in %s" % safe_text(sessions_dir), err=True)
     stdin = click.get_text_stream("stdin")

@@ -46,6 +46,36 @@ def preview_png(path, values, fs, title):
     plt.close(fig)
 
 
+def preview_png_multi(path, columns, fs, title):
+    """A multi-electrode preview: one row per electrode (montage order; its envelope over
+    the session), then one second of every electrode overlaid. columns: [(name, samples)]."""
+    rows = len(columns) + 1
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 1.6 * rows + 1), sharex=False)
+    peak = max((max(abs(v) for v in values) for _, values in columns if len(values)), default=0) or 1
+    for ax, (name, values) in zip(axes, columns):
+        t, lo, hi = _envelope(values, fs)
+        ax.fill_between(t, lo, hi, step="post", color="tab:blue", linewidth=0.6)
+        ax.set_ylim(-1.1 * peak, 1.1 * peak)
+        ax.set_ylabel("%s (uA)" % name)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(title)
+    axes[-2].set_xlabel("time (s)")
+    # the zoom starts where the electrode with the largest current first reaches its peak
+    values = max(columns, key=lambda c: max((abs(v) for v in c[1]), default=0))[1]
+    start = _zoom_start(values, fs)
+    count = min(len(values) - start, fs)
+    ax = axes[-1]
+    for name, vals in columns:
+        ax.plot([(start + i) / fs for i in range(count)], vals[start:start + count], lw=0.8, label=name)
+    ax.set_xlabel("time (s), zoomed: 1 s from t = %.1f s" % (start / fs))
+    ax.set_ylabel("current (uA)")
+    ax.legend(loc="upper right", fontsize=7, ncol=min(8, len(columns)))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def zoom_panel(ax, t0, fs, samples, tel, peak_uA, rms_uA, what):
     """report.png's zoom: the commanded samples (raw, t0 = session time of the first) as a
     step line against the measured current the telemetry has for the same time: its 20 ms

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -66,6 +67,14 @@ SHAM_FIELDS = {"ramp_up_s": ("ramp_up_ms", "num", 1000), "plateau_s": ("plateau_
 MONTAGE_FIELDS = {"anode": ("anode", "str", None), "cathode": ("cathode", "str", None),
                   "electrode_area_cm2": ("electrode_area_mm2", "num", 100)}
 SAFETY_FIELDS = {"impedance_max_ohm": ("impedance_max_ohm", "int", 1)}
+# The multi-electrode form (docs/montages.md): [montage] return + [montage.electrodes], one
+# electrode per key in montage order; [stimulation.currents] (and a segment's currents) sets
+# each driven electrode's waveform fields over the shared ones. Timing stays shared.
+MULTI_MONTAGE_FIELDS = ("return", "electrodes")
+ELECTRODE_FIELDS = {"area_cm2": ("area_mm2", "num", 100)}
+TIMING_FIELDS = ("duration_s", "ramp_up_s", "ramp_down_s", "ramp_shape")
+CURRENT_FIELDS = {k: v for k, v in STIM_FIELDS.items() if k not in TIMING_FIELDS}
+MAX_ELECTRODE_NAME = 8
 TOP_FIELDS = ("schema", "name", "description", "sample_rate_hz", "montage", "stimulation",
               "segments", "sham", "safety", "provenance")
 # [provenance]: where a personalized protocol's parameters came from (tesctl iaf, tesctl
@@ -84,7 +93,7 @@ PROVENANCE_FIELDS = {
 DEFAULT_SAMPLE_RATE = 5000
 DEFAULT_IMPEDANCE_MAX = 20000
 # Canonical key -> (file key, scale) for reporting limit problems in the file's terms.
-TO_FILE = {c: (f, s) for table in (STIM_FIELDS, SHAM_FIELDS, MONTAGE_FIELDS, SAFETY_FIELDS)
+TO_FILE = {c: (f, s) for table in (STIM_FIELDS, SHAM_FIELDS, MONTAGE_FIELDS, SAFETY_FIELDS, ELECTRODE_FIELDS)
            for f, (c, _, s) in table.items()}
 
 
@@ -307,6 +316,268 @@ def _provenance(doc, problems):
     return out
 
 
+def _entries(segs_in, segments, layout, problems):
+    """The [[segments]] entries: pauses go straight into `segments`; yields (path, table)
+    of each stimulation entry, its canonical index already in `layout`."""
+    if not isinstance(segs_in, list) or not segs_in:
+        problems.append("segments: must be a non-empty array of tables ([[segments]])")
+        segs_in = []
+    for i, s in enumerate(segs_in):
+        path = "segments[%d]." % i
+        if _table(s, path[:-1], problems) is None:
+            continue
+        layout[len(segments)] = path
+        if "pause_s" in s:
+            others = [k for k in s if k != "pause_s"]
+            if others:
+                problems.append("%s%s: a pause segment takes only pause_s" % (path, others[0]))
+            ms = _convert(s["pause_s"], "num", 1000, path + "pause_s", problems)
+            if ms is not None:
+                segments.append({"kind": "pause", "duration_ms": ms})
+            continue
+        yield path, s
+
+
+def _single_segments(doc, base_in, problems):
+    """The anode/cathode form's segments: (canonical segments, layout)."""
+    base = {}
+    if base_in is not None and _table(base_in, "stimulation", problems) is not None:
+        _no_currents(base_in, "stimulation.", problems)
+        base = _fields(_without(base_in, "currents"), STIM_FIELDS, "stimulation.", problems)
+    segments = []
+    layout = {}
+    if "segments" in doc:
+        for path, s in _entries(doc["segments"], segments, layout, problems):
+            fields = dict(base)
+            _no_currents(s, path, problems)
+            fields.update(_fields(_without(s, "currents"), STIM_FIELDS, path, problems))
+            seg = _stim_segment(fields, path, problems, set(base_in if isinstance(base_in, dict) else {}) | set(s))
+            if seg is not None:
+                # Inherited [stimulation] fields are defaults shared by every segment; the
+                # segment's own fields must be ones its waveform uses.
+                _unused(s, seg["waveform"], path, problems)
+                segments.append(seg)
+    elif isinstance(base_in, dict):
+        layout[0] = "stimulation."
+        seg = _stim_segment(base, "stimulation.", problems, set(base_in))
+        if seg is not None:
+            _unused(base_in, seg["waveform"], "stimulation.", problems)
+            segments.append(seg)
+    elif base_in is not None:
+        pass                          # not a table: reported above
+    else:
+        problems.append("stimulation: missing (a [stimulation] table or [[segments]])")
+
+    return segments, layout
+
+
+def _without(table, key):
+    return {k: v for k, v in table.items() if k != key}
+
+
+def _no_currents(table, path, problems):
+    if isinstance(table, dict) and "currents" in table:
+        problems.append("%scurrents: per-electrode currents need the multi-electrode montage "
+                        "([montage.electrodes] and montage.return), not anode/cathode" % path)
+
+
+def _key(name):
+    """An electrode name as it appears in a problem's path: bare, or quoted as TOML would."""
+    bare = bool(name) and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    return name if bare else json.dumps(name)
+
+
+def _name_hint(name, names):
+    """did you mean: the same name in another case first (cz for Cz), else the closest."""
+    same = [n for n in names if n.lower() == name.lower()]
+    return " (did you mean %r?)" % same[0] if same else _did_you_mean(name, names)
+
+
+def _multi_montage(m, problems):
+    """[montage] return + [montage.electrodes] -> the canonical multi-electrode montage."""
+    for key in m:
+        if key in MONTAGE_FIELDS:
+            problems.append("montage.%s: anode/cathode do not mix with montage.return and [montage.electrodes]: "
+                            "name every electrode in [montage.electrodes]" % key)
+        elif key not in MULTI_MONTAGE_FIELDS:
+            problems.append("montage.%s: unknown field%s" % (key, _did_you_mean(key, MULTI_MONTAGE_FIELDS)))
+    electrodes = []
+    els = m.get("electrodes")
+    if els is None:
+        problems.append("montage.electrodes: missing (one key per electrode, in montage order, "
+                        "e.g. C3 = { area_cm2 = 35 })")
+    elif not isinstance(els, dict):
+        problems.append("montage.electrodes = %s: must be a table ([montage.electrodes], one key per electrode)"
+                        % _fmt(els))
+        els = None
+    else:
+        for name, spec in els.items():
+            path = "montage.electrodes." + _key(name)
+            if not 1 <= len(name) <= MAX_ELECTRODE_NAME:
+                problems.append("%s: electrode name of %d characters, must be 1 to %d"
+                                % (path, len(name), MAX_ELECTRODE_NAME))
+            elif name != _key(name):
+                problems.append("%s: electrode name must be letters, digits, - and _ only (it names a CSV "
+                                "column and a record field)" % path)
+            if not isinstance(spec, dict):
+                problems.append("%s = %s: must be a table, e.g. { area_cm2 = 35 } or {}" % (path, _fmt(spec)))
+                continue
+            fields = _fields(spec, ELECTRODE_FIELDS, path + ".", problems)
+            electrodes.append({"name": name, "area_mm2": fields.get("area_cm2", 0)})
+        if len(els) < 2:
+            problems.append("montage.electrodes: %d electrode, a montage needs at least 2 (one of them the return)"
+                            % len(els))
+    ret = m.get("return")
+    names = list(els) if els else []
+    if ret is None:
+        problems.append("montage.return: missing (the electrode whose current is minus the sum of the others%s)"
+                        % (", one of " + ", ".join(names) if names else ""))
+    elif not isinstance(ret, str):
+        problems.append("montage.return = %s: must be a string (the name of an electrode)" % _fmt(ret))
+    elif els is not None and ret not in els:
+        problems.append("montage.return = %s: not an electrode of [montage.electrodes]%s"
+                        % (_fmt(ret), _name_hint(ret, names)))
+    return {"electrodes": electrodes, "return": ret}
+
+
+def _currents(table, path, montage, problems, montage_ok=True):
+    """A stimulation or segment table's `currents`: {electrode: (converted fields, keys given)}."""
+    cur = table.get("currents")
+    if cur is None:
+        return {}
+    if not isinstance(cur, dict):
+        problems.append("%scurrents = %s: must be a table, one key per driven electrode, e.g. "
+                        "P4 = { phase_deg = 180 }" % (path, _fmt(cur)))
+        return {}
+    names = [e["name"] for e in montage["electrodes"]]
+    out = {}
+    for name, spec in cur.items():
+        p = "%scurrents.%s" % (path, _key(name))
+        if not montage_ok:
+            pass                    # the montage's problems come first: no electrode is known
+        elif name == montage["return"]:
+            problems.append("%s: %s is the return electrode: its current is minus the sum of the others, "
+                            "it takes no fields" % (p, name))
+            continue
+        elif name not in names:
+            problems.append("%s: not an electrode of [montage.electrodes]%s" % (p, _name_hint(name, names)))
+            continue
+        if not isinstance(spec, dict):
+            problems.append("%s = %s: must be a table, e.g. { amplitude_uA = -500 }" % (p, _fmt(spec)))
+            out[name] = ({}, set(CURRENT_FIELDS))   # said: no field of it is also "missing"
+            continue
+        for key in spec:
+            if key in TIMING_FIELDS:
+                problems.append("%s.%s: timing is shared by every electrode (one envelope): set it in "
+                                "[stimulation] or in the segment" % (p, key))
+        fields = _fields({k: v for k, v in spec.items() if k not in TIMING_FIELDS}, CURRENT_FIELDS, p + ".", problems)
+        out[name] = (fields, set(spec))
+    return out
+
+
+def _multi_segment(ci, shared, origin, curs, prefix, driven, present, layout, problems):
+    """One canonical multi-electrode stim segment from the shared fields (file key -> value,
+    origin: file key -> the prefix that set it) and the per-electrode tables in `curs`
+    (outermost first: [stimulation.currents], then the segment's own), or None."""
+    if not driven:
+        return None
+    if "duration_s" not in shared:
+        if "duration_s" not in present:
+            problems.append("%sduration_s: missing (shared by every electrode)" % prefix)
+        return None
+    channels, found = [], []
+    for j, name in enumerate(driven):
+        fields, org, given = dict(shared), dict(origin), set(present)
+        cpath = "%scurrents.%s." % (prefix, _key(name))
+        for table, tprefix in curs:
+            if name in table:
+                fields.update(table[name][0])
+                given |= table[name][1]
+                org.update({k: "%scurrents.%s." % (tprefix, _key(name)) for k in table[name][0]})
+        mine = []
+        seg = _stim_segment(fields, cpath, mine, given)
+        found.append((cpath, mine))
+        for key in CURRENT_FIELDS:
+            layout[(ci, j, key)] = org.get(key, cpath)
+        if seg is not None:
+            cur = {"electrode": name}
+            cur.update({STIM_FIELDS[k][0]: seg[STIM_FIELDS[k][0]] for k in CURRENT_FIELDS})
+            if seg["waveform"] == "noise" and "noise_sd_uA" not in fields:
+                cur["noise_sd_uA"] = max(1, abs(cur["amplitude_uA"]) // 3)   # signed amplitude
+            channels.append((cur, seg))
+    # A problem every electrode has (a waveform missing from the shared fields, say) is one
+    # problem of the shared fields, said once.
+    shared_msgs = [{prefix + m[len(c):] for m in mine if m.startswith(c)} for c, mine in found]
+    common = set.intersection(*shared_msgs) if shared_msgs else set()
+    if common:
+        c0, mine0 = found[0]
+        problems.extend(prefix + m[len(c0):] for m in mine0 if m.startswith(c0) and prefix + m[len(c0):] in common)
+    for c, mine in found:
+        problems.extend(m for m in mine if not (m.startswith(c) and prefix + m[len(c):] in common))
+    if len(channels) != len(driven) or not driven:
+        return None
+    seg = channels[0][1]
+    out = {"kind": "stim"}
+    out.update({STIM_FIELDS[k][0]: seg[STIM_FIELDS[k][0]] for k in TIMING_FIELDS})
+    out["currents"] = [cur for cur, _ in channels]
+    return out
+
+
+def _unused_shared(table, waveforms, path, problems):
+    """Shared waveform fields that no electrode's waveform uses: refused, never ignored."""
+    for key in table:
+        if key in CURRENT_FIELDS and waveforms and not any(key in USED[wf] for wf in waveforms):
+            problems.append("%s%s: not used by any electrode's waveform (%s)"
+                            % (path, key, ", ".join(sorted(set(waveforms)))))
+
+
+def _multi_segments(doc, montage, montage_ok, problems):
+    """The multi-electrode form's segments: (canonical segments, layout). layout maps a
+    canonical segment index to its file prefix, as for the anode/cathode form, and
+    (segment index, channel index, file key) to the prefix of the table that set that field.
+    With a montage that has problems, only the fields are checked (no electrode is known)."""
+    driven = [e["name"] for e in montage["electrodes"] if e["name"] != montage["return"]] if montage_ok else []
+    first = len(problems)
+    base_in = doc.get("stimulation")
+    base, base_cur = {}, {}
+    if base_in is not None and _table(base_in, "stimulation", problems) is not None:
+        base = _fields(_without(base_in, "currents"), STIM_FIELDS, "stimulation.", problems)
+        base_cur = _currents(base_in, "stimulation.", montage, problems, montage_ok)
+    base_keys = set(base_in) if isinstance(base_in, dict) else set()
+    segments, layout = [], {}
+
+    def stim(table_in, own, own_cur, path, outer):
+        ci = len(segments)
+        shared = dict(outer)
+        shared.update(own)
+        origin = {k: "stimulation." for k in outer}
+        origin.update({k: path for k in own})
+        curs = [(base_cur, "stimulation.")] + ([(own_cur, path)] if own_cur is not base_cur else [])
+        seg = _multi_segment(ci, shared, origin, curs, path, driven, base_keys | set(table_in), layout, problems)
+        if seg is not None:
+            wfs = [c["waveform"] for c in seg["currents"]]
+            _unused_shared(table_in, wfs, path, problems)
+            for c in seg["currents"]:
+                for table, tprefix in curs:
+                    if c["electrode"] in table:
+                        _unused({k: 1 for k in table[c["electrode"]][1]}, c["waveform"],
+                                "%scurrents.%s." % (tprefix, _key(c["electrode"])), problems)
+            segments.append(seg)
+
+    if "segments" in doc:
+        for path, s in _entries(doc["segments"], segments, layout, problems):
+            own = _fields(_without(s, "currents"), STIM_FIELDS, path, problems)
+            stim(s, own, _currents(s, path, montage, problems, montage_ok), path, base)
+    elif isinstance(base_in, dict):
+        layout[0] = "stimulation."
+        stim(base_in, base, base_cur, "stimulation.", {})
+    elif base_in is None:
+        problems.append("stimulation: missing (a [stimulation] table or [[segments]])")
+    # [stimulation.currents] is inherited by every segment: its problems are said once.
+    problems[first:] = list(dict.fromkeys(problems[first:]))
+    return segments, layout
+
+
 def _parse_doc(doc):
     problems = []
     for key in doc:
@@ -327,54 +598,23 @@ def _parse_doc(doc):
     fs = _convert(fs, "int", 1, "sample_rate_hz", problems)
 
     montage_in = _table(doc.get("montage", {}), "montage", problems) or {}
-    montage = _fields(montage_in, MONTAGE_FIELDS, "montage.", problems)
-    for key in ("anode", "cathode"):
-        if key not in montage_in:
-            problems.append("montage.%s: missing (electrode position, e.g. F3)" % key)
+    multi = any(k in montage_in for k in MULTI_MONTAGE_FIELDS)
+    if multi:
+        before = len(problems)
+        montage = _multi_montage(montage_in, problems)
+        montage_ok = len(problems) == before
+    else:
+        montage = _fields(montage_in, MONTAGE_FIELDS, "montage.", problems)
+        for key in ("anode", "cathode"):
+            if key not in montage_in:
+                problems.append("montage.%s: missing (electrode position, e.g. F3)" % key)
     safety = _fields(_table(doc.get("safety", {}), "safety", problems) or {}, SAFETY_FIELDS, "safety.", problems)
 
     base_in = doc.get("stimulation")
-    base = {}
-    if base_in is not None and _table(base_in, "stimulation", problems) is not None:
-        base = _fields(base_in, STIM_FIELDS, "stimulation.", problems)
-    segments = []
-    layout = {}
-    if "segments" in doc:
-        segs_in = doc["segments"]
-        if not isinstance(segs_in, list) or not segs_in:
-            problems.append("segments: must be a non-empty array of tables ([[segments]])")
-            segs_in = []
-        for i, s in enumerate(segs_in):
-            path = "segments[%d]." % i
-            if _table(s, path[:-1], problems) is None:
-                continue
-            layout[len(segments)] = path
-            if "pause_s" in s:
-                others = [k for k in s if k != "pause_s"]
-                if others:
-                    problems.append("%s%s: a pause segment takes only pause_s" % (path, others[0]))
-                ms = _convert(s["pause_s"], "num", 1000, path + "pause_s", problems)
-                if ms is not None:
-                    segments.append({"kind": "pause", "duration_ms": ms})
-                continue
-            fields = dict(base)
-            fields.update(_fields(s, STIM_FIELDS, path, problems))
-            seg = _stim_segment(fields, path, problems, set(base_in if isinstance(base_in, dict) else {}) | set(s))
-            if seg is not None:
-                # Inherited [stimulation] fields are defaults shared by every segment; the
-                # segment's own fields must be ones its waveform uses.
-                _unused(s, seg["waveform"], path, problems)
-                segments.append(seg)
-    elif isinstance(base_in, dict):
-        layout[0] = "stimulation."
-        seg = _stim_segment(base, "stimulation.", problems, set(base_in))
-        if seg is not None:
-            _unused(base_in, seg["waveform"], "stimulation.", problems)
-            segments.append(seg)
-    elif base_in is not None:
-        pass                          # not a table: reported above
+    if multi:
+        segments, layout = _multi_segments(doc, montage, montage_ok, problems)
     else:
-        problems.append("stimulation: missing (a [stimulation] table or [[segments]])")
+        segments, layout = _single_segments(doc, base_in, problems)
 
     sham = None
     if "sham" in doc and _table(doc["sham"], "sham", problems) is not None:
@@ -395,8 +635,8 @@ def _parse_doc(doc):
         "schema": SCHEMA,
         "name": pname,
         "sample_rate_hz": fs,
-        "montage": {"anode": montage["anode"], "cathode": montage["cathode"],
-                    "electrode_area_mm2": montage.get("electrode_area_cm2", 0)},
+        "montage": montage if multi else {"anode": montage["anode"], "cathode": montage["cathode"],
+                                          "electrode_area_mm2": montage.get("electrode_area_cm2", 0)},
         "segments": segments,
         "sham": sham,
         "safety": {"impedance_max_ohm": safety.get("impedance_max_ohm", DEFAULT_IMPEDANCE_MAX)},
@@ -404,8 +644,43 @@ def _parse_doc(doc):
     return canon, [], layout, provenance
 
 
+_CURRENT_PATH = re.compile(r"segments\[(\d+)\]\.currents\[(\d+)\](?:\.(\w+))?(\[\d+\])?$")
+_ELECTRODE_PATH = re.compile(r"montage\.electrodes\[(\d+)\](?:\.(\w+))?$")
+
+
+def _multi_file_path(cpath, layout, canon):
+    """A multi-electrode path (segments[0].currents[1].amplitude_uA, montage.electrodes[2].area_mm2)
+    -> (file path, scale), or None for any other path."""
+    m = _CURRENT_PATH.match(cpath)
+    if m:
+        i, j, key, index = int(m.group(1)), int(m.group(2)), m.group(3), m.group(4) or ""
+        try:
+            name = _key(canon["segments"][i]["currents"][j]["electrode"])
+        except (IndexError, KeyError, TypeError):
+            return None
+        own = "%scurrents.%s" % (layout.get(i, "segments[%d]." % i), name)
+        if key in (None, "electrode"):
+            return own, None
+        fkey, scale = TO_FILE.get(key, (key, None))
+        return layout.get((i, j, fkey), own + ".") + fkey + index, scale
+    m = _ELECTRODE_PATH.match(cpath)
+    if m:
+        try:
+            path = "montage.electrodes." + _key(canon["montage"]["electrodes"][int(m.group(1))]["name"])
+        except (IndexError, KeyError, TypeError):
+            return None
+        if m.group(2) in (None, "name"):
+            return path, None
+        fkey, scale = TO_FILE.get(m.group(2), (m.group(2), None))
+        return path + "." + fkey, scale
+    return None
+
+
 def _file_path(cpath, layout, canon):
     """Canonical path (segments[0].duration_ms) -> (file path, scale)."""
+    multi = _multi_file_path(cpath, layout, canon)
+    if multi is not None:
+        return multi
     head, _, key = cpath.rpartition(".")
     index = ""
     if key.endswith("]") and "[" in key:
@@ -479,14 +754,66 @@ def host_checks(canon, layout):
         out.append("protocol: its canonical form is %d bytes, the device holds at most %d (shorten name, "
                    "description or montage names, or use fewer segments)" % (size, MAX_CANONICAL_BYTES))
     for i, seg in enumerate(canon["segments"]):
-        if seg["kind"] == "stim" and seg["waveform"] == "noise" and seg["amplitude_uA"] > 0:
-            ratio = noise_sd_ratio(seg, canon["sample_rate_hz"])
-            if ratio < MIN_NOISE_SD_RATIO:
-                out.append("%sband_hz = [%s, %s]: the band carries too little power: the engine's filter "
-                           "delivers %.1f%% of noise_sd_uA at %d S/s (widen the band or move it below Nyquist)"
-                           % (layout.get(i, "segments[%d]." % i), _in_units(seg["band_mHz"][0], 1000),
-                              _in_units(seg["band_mHz"][1], 1000), 100 * ratio, canon["sample_rate_hz"]))
+        if seg["kind"] != "stim":
+            continue
+        prefix = layout.get(i, "segments[%d]." % i)
+        if "currents" in seg:    # multi-electrode: each channel's own band, with its signed amplitude
+            chans = [(dict(c, amplitude_uA=abs(c["amplitude_uA"])),
+                      layout.get((i, j, "band_hz"), "%scurrents.%s." % (prefix, _key(c["electrode"]))))
+                     for j, c in enumerate(seg["currents"])]
+        else:
+            chans = [(seg, prefix)]
+        for ch, where in chans:
+            if ch["waveform"] == "noise" and ch["amplitude_uA"] > 0:
+                ratio = noise_sd_ratio(ch, canon["sample_rate_hz"])
+                if ratio < MIN_NOISE_SD_RATIO:
+                    out.append("%sband_hz = [%s, %s]: the band carries too little power: the engine's filter "
+                               "delivers %.1f%% of noise_sd_uA at %d S/s (widen the band or move it below Nyquist)"
+                               % (where, _in_units(ch["band_mHz"][0], 1000),
+                                  _in_units(ch["band_mHz"][1], 1000), 100 * ratio, canon["sample_rate_hz"]))
     return out
+
+
+def is_multi(canon):
+    """True for the multi-electrode form (montage.electrodes), False for anode/cathode."""
+    return isinstance(canon, dict) and "electrodes" in canon.get("montage", {})
+
+
+def electrode_names(canon):
+    """The montage's electrodes in montage order (anode, cathode for the two-electrode form)."""
+    m = canon["montage"]
+    return [e["name"] for e in m["electrodes"]] if is_multi(canon) else [m["anode"], m["cathode"]]
+
+
+def electrode_peaks(canon):
+    """{electrode: largest peak current (uA) over the stim segments}: a driven electrode's
+    |offset| + |amplitude|, the return's the sum of the others' (its bound). Multi form only."""
+    names = electrode_names(canon)
+    ret = canon["montage"]["return"]
+    peaks = dict.fromkeys(names, 0)
+    for seg in canon["segments"]:
+        if seg["kind"] != "stim":
+            continue
+        total = 0
+        for c in seg["currents"]:
+            p = abs(c["offset_uA"]) + abs(c["amplitude_uA"])
+            peaks[c["electrode"]] = max(peaks[c["electrode"]], p)
+            total += p
+        peaks[ret] = max(peaks[ret], total)
+    return peaks
+
+
+MULTI_ONLY_IN = "tesctl validate and tesctl preview"
+
+
+def refuse_multi(canon, command):
+    """One sentence refusing a multi-electrode protocol in a command that runs only the
+    anode/cathode form today, or None (docs/montages.md lists the commands)."""
+    if not is_multi(canon):
+        return None
+    return ("%s does not take a multi-electrode montage (%s) yet: this version runs those in %s only "
+            "(the device's multi-source output is not built yet; docs/montages.md)"
+            % (command, ", ".join(electrode_names(canon)), MULTI_ONLY_IN))
 
 
 def check_data(data: bytes, limits=None, name="protocol") -> Loaded:
@@ -495,6 +822,8 @@ def check_data(data: bytes, limits=None, name="protocol") -> Loaded:
     warnings = []
     if canon is not None:
         problems = [explain(p, layout, canon) for p in V.check(canon, limits)]
+        if is_multi(canon):   # a shared field's problem is found once per electrode: said once
+            problems = list(dict.fromkeys(problems))
         if not problems:
             problems = host_checks(canon, layout)
         if not problems:

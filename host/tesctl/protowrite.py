@@ -60,11 +60,14 @@ def dumps(doc, header=()):
     return "\n".join(lines) + "\n"
 
 
-def read_base(path):
+def read_base(path, command="this command"):
     """(document, loaded) of a valid base protocol, or InputError listing its problems."""
     loaded = protofile.load(path)
     if not loaded.ok:
         raise InputError("--protocol %s is not a valid protocol: %s" % (safe_text(path), "; ".join(loaded.problems)))
+    refused = protofile.refuse_multi(loaded.canonical, command)
+    if refused:
+        raise InputError("--protocol %s: %s" % (safe_text(path), refused))
     doc = tomllib.loads(protofile.read_protocol(path).decode("utf-8"))
     return doc, loaded
 

@@ -77,6 +77,9 @@ def arm_sources(doc, base_dir, limits):
         loaded = protofile.check_data(data, limits, name)
         if not loaded.ok:
             raise StudyError("arms.%s (%s) is not valid: %s" % (name, safe_text(ref), loaded.problems[0]))
+        refused = protofile.refuse_multi(loaded.canonical, "a study")
+        if refused:
+            raise StudyError("arms.%s (%s): %s" % (name, safe_text(ref), refused))
         out[name] = (data.decode("utf-8"), loaded)
     lengths = {n: total_ms(ld.canonical) for n, (_, ld) in out.items()}
     if len(set(lengths.values())) != 1:

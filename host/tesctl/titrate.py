@@ -130,7 +130,7 @@ def run_bout(doc, n, port, board, sessions_dir, fast, subject, log, warn):
 def titrate(base, out, port, board, sessions_dir, percent, start_uA, step_uA, max_uA, bout_s, reversals, fast,
             subject, ask, log, warn):
     """The whole titration; -> dict summary. ask(n, level) -> True (felt) / False."""
-    doc, base_loaded = W.read_base(base)
+    doc, base_loaded = W.read_base(base, "titrate")
     stims = [s for s in base_loaded.canonical["segments"] if s["kind"] == "stim"]
     if not stims:
         raise InputError("--protocol %s: has no stimulation block" % safe_text(base))

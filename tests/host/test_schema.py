@@ -44,7 +44,13 @@ def test_properties_match_protofile():
     assert set(props) == set(protofile.TOP_FIELDS)
     assert set(SCHEMA["$defs"]["stim"]["properties"]) == set(protofile.STIM_FIELDS)
     assert set(props["sham"]["properties"]) == set(protofile.SHAM_FIELDS) | {"enabled"}
-    assert set(props["montage"]["properties"]) == set(protofile.MONTAGE_FIELDS)
+    assert set(SCHEMA["$defs"]["montage_pair"]["properties"]) == set(protofile.MONTAGE_FIELDS)
+    # the multi-electrode form (docs/montages.md)
+    multi = SCHEMA["$defs"]["montage_multi"]["properties"]
+    assert set(multi) == set(protofile.MULTI_MONTAGE_FIELDS)
+    assert set(multi["electrodes"]["additionalProperties"]["properties"]) == set(protofile.ELECTRODE_FIELDS)
+    assert set(SCHEMA["$defs"]["current"]["properties"]) == set(protofile.CURRENT_FIELDS)
+    assert set(SCHEMA["$defs"]["stim_multi"]["properties"]) == set(protofile.STIM_FIELDS) | {"currents"}
     assert set(props["safety"]["properties"]) == set(protofile.SAFETY_FIELDS)
     assert set(SCHEMA["$defs"]["pause"]["properties"]) == {"pause_s"}
 
