@@ -147,3 +147,24 @@ class Display:
         t.add_row("charge", "%.2f mC" % (q / 1000.0))
         t.add_row("", "Ctrl-C: stop with ramp-down; twice: abort")
         return t
+
+
+class Quiet:
+    """The display of a session run from a script (tesctl.api): it shows nothing; the
+    script has the telemetry and event callbacks, and the record has everything."""
+    note = ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def message(self, text):
+        pass
+
+    def update(self, *args, **kwargs):
+        pass
+
+    def state_change(self, text):
+        pass

@@ -4,6 +4,7 @@ The device owns safety: the host only asks (START, STOP, ABORT) and keeps it com
 heartbeats. Everything the device reports goes to the session directory as it arrives.
 """
 import os
+import queue
 import signal
 import threading
 import time
@@ -162,6 +163,12 @@ class Run:
         self.abort_req_t = None
         self.hold_until = None
         self.dev_now = None
+        # Hooks for scripts (tesctl.api): called in the thread that runs the session.
+        self.show = True              # False: no live panel or progress lines
+        self.telemetry_hook = None    # fn(dict) per telemetry frame (never when blinded)
+        self.event_hook = None        # fn(dict) per device event
+        self.started_hook = None      # fn() once START is acknowledged
+        self.requests = queue.Queue()  # ("mark", text, host_s) from other threads
 
     # ---- frames from the device ---------------------------------------------------------
     def on_frame(self, f):
@@ -193,6 +200,10 @@ class Run:
                                    + (None if stats[4] is None else stats[4] / 100.0,))
             if self.raw:
                 self._watch_raw(t_ms, name)
+            if self.telemetry_hook is not None and not self.blind:
+                self._hook(self.telemetry_hook, {
+                    "t_ms": t_ms, "t_s": self.rec.t_s(t_ms), "state": name, "set_uA": set_uA,
+                    "meas_uA": meas_uA, "v_mV": v_mV, "z_ohm": z, "charge_uC": q})
         elif f.type == L.RAW and self.raw:
             first, _, samples = L.unpack_raw(f.payload)
             if self.last_raw_t == float("inf") and self.rec.t0_ms is not None:
@@ -206,6 +217,8 @@ class Run:
             ev = f.obj
             kind = ev.get("ev")
             t = ev.get("t_ms", 0)
+            if self.event_hook is not None and not self.blind:
+                self._hook(self.event_hook, dict(ev))
             if kind == "state":
                 # events.tsv lists the session's phases; the device's idle states after
                 # the end (loaded, fault) are not phases of it.
@@ -251,6 +264,45 @@ class Run:
                       "for it again; session.json records the interruption and the gap")
             self.last_raw_t = float("inf")
             self.raw_restart = True
+
+    def _hook(self, fn, arg):
+        """A script's callback: its error is the script's, never the session's. Said once,
+        and the callback is dropped (the session goes on, the record is whole)."""
+        try:
+            fn(arg)
+        except Exception as e:
+            self.warn("warning: a script callback failed (%s: %s): it is not called again; the session "
+                      "goes on" % (type(e).__name__, safe_text(e)))
+            if fn is self.telemetry_hook:
+                self.telemetry_hook = None
+            if fn is self.event_hook:
+                self.event_hook = None
+
+    def mark(self, text):
+        """An operator or script marker, from any thread: a row `mark:TEXT` in events.tsv at
+        the device time it was asked (the clock mapping; before it has a frame, the last
+        telemetry time), and an LSL marker. Handled by the session's own thread."""
+        self.requests.put(("mark", text, time.time()))
+
+    def _handle_requests(self):
+        while True:
+            try:
+                kind, text, host_s = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "mark" and self.rec is not None:
+                clock = self.rec.clock
+                t_ms = int(round(clock.host_to_device_ms(host_s))) if clock.ready() else self.last_tel_t
+                self.rec.event(t_ms, "mark:%s" % text)
+                self._marker("mark:%s" % text)
+
+    def request_stop(self):
+        """From any thread: what a first Ctrl-C does (ramp down)."""
+        self.interrupts = max(self.interrupts, 1)
+
+    def request_abort(self):
+        """From any thread: what a second Ctrl-C does (zero now)."""
+        self.interrupts = max(self.interrupts, 2)
 
     def _marker(self, text):
         if self.lsl:
@@ -382,6 +434,8 @@ class Run:
         start = dev.start(self.loaded.sha256())
         self.rec.meta["device_session_id"] = start.get("sid")
         self.rec.save()
+        if self.started_hook is not None:
+            self.started_hook()
         if self.blind:
             # Not in the pending index: it holds the protocol hash, and a later reconcile
             # would write the device journal's record in clear.
@@ -389,10 +443,10 @@ class Run:
             self.brec.save()
         else:
             self._index(reconcile.add, self.out_dir, dev.info.get("unit"), start.get("sid"), self.loaded.sha256())
-        from tesctl.display import Display, waveform_info
+        from tesctl.display import Display, Quiet, waveform_info
         title = self.blind.title() if self.blind else canon["name"]
-        with Display(safe_text(title), total_ms(canon), plain=self.plain, blind=bool(self.blind),
-                     wave=None if self.blind else waveform_info(canon)) as disp:
+        with (Display(safe_text(title), total_ms(canon), plain=self.plain, blind=bool(self.blind),
+                      wave=None if self.blind else waveform_info(canon)) if self.show else Quiet()) as disp:
             self.display = disp
             self._loop(dev)
         return self._finish(dev)
@@ -422,6 +476,7 @@ class Run:
                     if self.blind:
                         self._blind_request("abort")
                     dev.abort()
+            self._handle_requests()
             if self.blind and self.hold_until is not None and time.monotonic() - last_poll >= CLOCK_POLL_S:
                 last_poll = time.monotonic()
                 self._read_clock(dev)
