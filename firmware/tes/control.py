@@ -65,7 +65,11 @@ class Control:
         self._write = hal.write
         self._sense = hal.sense
         self._fill = engine.fill
-        self._check = sup.kernel            # Supervisor.check without its wrapper call
+        # Supervisor.check without its wrapper call: check_run (every block one sense() handed
+        # over, in one call) where the supervisor has it, else check (one call a block).
+        run_k = getattr(sup, "kernel_run", None)
+        self._multi = run_k is not None
+        self._check = run_k if self._multi else sup.kernel
         self._st = sup.st
         self.bound_run = self.run           # for tes.app's tick: binding it there allocates
 
@@ -101,6 +105,7 @@ class Control:
         sense = self._sense
         fill = self._fill
         check = self._check
+        multi = self._multi
         st = self._st
         tap = self.tap
         out = self.out
@@ -142,16 +147,22 @@ class Control:
                     self.hal.drain()
             m = sense(sb, ib, vb, db, cap, b)   # up to SENSE_BLOCKS whole blocks in one call
             while m:
-                j = 0
-                while j < m:        # checked in blocks of b, in place (j0 = j)
-                    k = m - j
-                    if k > b:
-                        k = b
-                    last_m = k      # the block a fault names (tes.app puts it in the fault event)
-                    code = check(st, sb, ib, vb, db, k, host_age_ms, j)
-                    j += k
-                    if code:
-                        break
+                if multi:           # in blocks of b, up to the first fault, in one call
+                    code = check(st, sb, ib, vb, db, m, host_age_ms, 0, b)
+                    j = code >> 5
+                    code &= 31
+                    last_m = j - (j - 1) // b * b   # the last block checked (size)
+                else:
+                    j = 0
+                    while j < m:    # checked in blocks of b, in place (j0 = j)
+                        k = m - j
+                        if k > b:
+                            k = b
+                        last_m = k  # the block a fault names (tes.app puts it in the fault event)
+                        code = check(st, sb, ib, vb, db, k, host_age_ms, j)
+                        j += k
+                        if code:
+                            break
                 checked += j
                 if tap is not None:
                     tap(sb, j)      # what was checked, the faulting block included

@@ -437,6 +437,24 @@ except (ImportError, SyntaxError):              # CPython, or a port without vip
     _fast = None
 
 
+def check_run(st, sb, ib, vb, db, m, host_age_ms, j0, b):
+    """check() over samples j0..j0+m-1 in blocks of b (the last may be short), up to and
+    including the first block with a fault -> (samples checked << 5) | that code (OK = 0:
+    all m checked). The block path's one call for everything one sense() handed over (a
+    viper call with five buffers costs ~3,000 RP2040 cycles: one per block was ~2.5 % of
+    the CPU at 5 kS/s). The same blocks, in the same order, as check() one by one."""
+    j = 0
+    while j < m:
+        n = m - j
+        if b > 0 and n > b:
+            n = b
+        code = check(st, sb, ib, vb, db, n, host_age_ms, j0 + j)
+        j += n
+        if code:
+            return (j << 5) | code
+    return j << 5
+
+
 def isqrt(x):
     """floor(sqrt(x)) for 0 <= x < 2**30, integers only."""
     if x <= 0:
@@ -475,6 +493,7 @@ class Supervisor:
         self.periodic = period_samples > 0
         self.fs = fs
         self.kernel = _fast.check if (fast and _fast is not None) else check
+        self.kernel_run = _fast.check_run if (fast and _fast is not None) else check_run
 
     def check(self, sb, ib, vb, db, n, host_age_ms=0, j0=0):
         return self.kernel(self.st, sb, ib, vb, db, n, host_age_ms, j0)

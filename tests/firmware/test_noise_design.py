@@ -46,3 +46,43 @@ def test_settled_means_the_output_stays_zero():
     assert k > 10                                 # the impulse did ring
     for _ in range(2000):
         assert N.filter_step(probe, 0) == 0
+
+
+def test_the_viper_cascade_is_filter_step_section_by_section():
+    # tes.kernels_fast._cascade (osc_noise's biquads over a piece) against the plain
+    # filter_step, sample by sample: any coefficients (b0 != b2 too), any state, inputs
+    # and outputs that clip, pieces of 1..64, 0..6 sections; the state after every piece.
+    try:
+        from array import array
+        from tes import kernels as K
+        from tes import kernels_fast as KF
+    except (ImportError, SyntaxError, NameError):
+        return              # CPython or a port without viper: the plain kernel is the only one
+    x = 12345
+
+    def rnd(lo, hi):
+        nonlocal x
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        return lo + (x >> 7) % (hi - lo + 1)
+
+    for trial in range(60):
+        nsec = trial % 7
+        plain = [0] * N.NOISE_LEN
+        plain[N.N_NSEC] = nsec
+        for s in range(nsec):
+            p = N.N_SEC + s * N.SEC_LEN
+            for c in range(5):
+                plain[p + c] = rnd(-32768, 32768) if trial % 3 else rnd(-900, 900)
+            for c in range(5, 9):
+                plain[p + c] = rnd(-N.X_LIMIT, N.X_LIMIT)
+            plain[p + 9] = rnd(0, (1 << 14) - 1)
+        st = array("i", [0] * (K.NOISE_BASE + N.NOISE_LEN))
+        for k in range(N.NOISE_LEN):
+            st[K.NOISE_BASE + k] = plain[k]
+        for piece in range(4):
+            c = rnd(1, 64)
+            buf = array("i", [rnd(-N.X_LIMIT, N.X_LIMIT) for _ in range(64)])
+            want = [N.filter_step(plain, buf[k]) for k in range(c)]
+            KF._cascade(0, 0, 0, st, buf, c, nsec)
+            assert list(buf[:c]) == want, (trial, piece)
+            assert list(st[K.NOISE_BASE:]) == plain, (trial, piece)

@@ -112,3 +112,64 @@ def test_the_supervisor_uses_the_fast_kernel_where_it_exists():
     lim = {"max_current_uA": 4000, "max_charge_uC": 7200000, "max_stim_ms": 2400000}
     sup = S.Supervisor(lim, {"impedance_max_ohm": 20000}, 5000)
     assert sup.kernel is (F.check if F is not None else S.check)
+    assert sup.kernel_run is (F.check_run if F is not None else S.check_run)
+
+
+def _blocks_one_by_one(st, sb, ib, vb, db, m, age, j0, b):
+    """What the block path did before check_run: check() per block of b, up to a fault."""
+    j = 0
+    while j < m:
+        n = min(b, m - j)
+        code = S.check(st, sb, ib, vb, db, n, age, j0 + j)
+        j += n
+        if code:
+            return j, code
+    return j, 0
+
+
+def test_check_run_is_check_block_by_block_and_its_twin_bit_exact():
+    for seed in range(1, 25):
+        rng = Lcg(seed * 7919)
+        fs = (1000, 2000, 5000, 10000, 20000, 32000)[seed % 6]
+        b = min(32, fs // 1000)
+        sups = [make(fs, period=rng.next(0, 2) * 100) for _ in range(3)]
+        for s in sups[1:]:
+            for k in range(len(s.st)):
+                s.st[k] = sups[0].st[k]
+        sample = scenario(rng, ("extreme", "still", "sine", "dc")[seed % 4])
+        bufs = [array("i", [0] * 160) for _ in range(4)]
+        t = 0
+        for rnd in range(60):
+            m = rng.next(1, 4 * b + b // 2 + 1)         # up to four blocks and a short one
+            j0 = rng.next(0, 160 - m)
+            for j in range(160):
+                bufs[0][j], bufs[1][j], bufs[2][j], bufs[3][j] = 4999, -5100, 31999, -4999
+            for j in range(m):
+                bufs[0][j0 + j], bufs[1][j0 + j], bufs[2][j0 + j], bufs[3][j0 + j] = sample(t)
+                t += 1
+            age = rng.next(0, 3500)
+            want = _blocks_one_by_one(sups[0].st, *bufs, m, age, j0, b)
+            r = S.check_run(sups[1].st, *bufs, m, age, j0, b)
+            assert (r >> 5, r & 31) == want, (seed, rnd, r, want)
+            assert list(sups[1].st) == list(sups[0].st), (seed, rnd)
+            if F is not None:
+                r = F.check_run(sups[2].st, *bufs, m, age, j0, b)
+                assert (r >> 5, r & 31) == want, (seed, rnd, r, want)
+                assert list(sups[2].st) == list(sups[0].st), (seed, rnd)
+            if rnd % 11 == 0:
+                for s in sups:
+                    s.window()
+
+
+def test_check_run_of_nothing_checks_nothing_and_a_blockless_run_is_one_block():
+    mods = [S] + ([F] if F is not None else [])
+    for mod in mods:
+        sup = make(5000)
+        before = list(sup.st)
+        buf = array("i", [100] * 8)
+        assert mod.check_run(sup.st, buf, buf, buf, buf, 0, 0, 0, 5) == 0
+        assert list(sup.st) == before
+        one = make(5000)
+        want = S.check(one.st, buf, buf, buf, buf, 7, 0, 1)
+        r = mod.check_run(sup.st, buf, buf, buf, buf, 7, 0, 1, 0)      # b = 0: one block of 7
+        assert r == (7 << 5) | want and list(sup.st) == list(one.st)
