@@ -84,7 +84,12 @@ Q_TILO = const(24)    # ADC codes of the current within the limit: Q_TILO..Q_TIH
 Q_TIHI = const(25)
 Q_TVLO = const(26)    # ADC codes of the voltage under compliance: Q_TVLO..Q_TVHI
 Q_TVHI = const(27)
-Q_LEN = const(28)
+Q_TSLO = const(28)    # ADC codes of the current: under Q_TSLO is i <= -TRIP_HOLD_uA, over Q_TSHI i >= it
+Q_TSHI = const(29)
+Q_THOLDN = const(30)  # samples of one sign that arm the short rule (TRIP_HOLD_MS; 0: no short rule)
+Q_THOLD = const(31)   # the trip's run of samples of one sign: +n (positive), -n (negative), <= Q_THOLDN
+Q_TSRUN = const(32)   # short samples in a row (armed)
+Q_LEN = const(33)
 TRIP_CODES = const(4096)  # the sense ADC's codes (12 bits)
 
 # codes of trip_scan: tes.supervisor's (hal does not import tes; tests/firmware/test_blocks.py
@@ -92,6 +97,15 @@ TRIP_CODES = const(4096)  # the sense ADC's codes (12 bits)
 TRIP_OPEN = const(1)      # OPEN_CIRCUIT
 TRIP_OVER = const(3)      # OVERCURRENT
 TRIP_COMP = const(7)      # COMPLIANCE
+TRIP_SHORT = const(2)     # SHORT
+TRIP_HOLD_MS = const(1000)  # SIGN_HOLD_MS: one sign this long and the skin capacitance charges the
+                            # way the current flows, so |v| >= |i| x the series resistance
+TRIP_HOLD_uA = const(300)   # SHORT_MIN_uA: a sample of one sign has at least this |i|
+TRIP_SHORT_uA = const(1000)  # the per-sample short rule needs |i| >= this: at 1 mA 100 ohm is 100 mV,
+                             # ~6 voltage codes (16 mV each on pico-mcp4922) and 2.5 x the
+                             # sense noise the board model has (40 mV RMS); at 300 uA, 30 mV
+                             # is within the noise, and a lower current is the supervisor's
+TRIP_SHORT_RUN = const(2)    # short samples in a row that trip (one noisy sample does not)
 
 
 def diff(a, b):
@@ -286,6 +300,8 @@ def trip_limits(q, cfg):
     q[Q_TIHI] = _lowest(mid, cfg[G_KI], cfg[G_SI], iover + 1) - 1       # i <= iover
     q[Q_TVLO] = _lowest(mid, cfg[G_KV], cfg[G_SV], 1 - vcomp)           # v > -vcomp
     q[Q_TVHI] = _lowest(mid, cfg[G_KV], cfg[G_SV], vcomp) - 1           # v < vcomp
+    q[Q_TSLO] = _lowest(mid, cfg[G_KI], cfg[G_SI], 1 - TRIP_HOLD_uA)    # under: i <= -300
+    q[Q_TSHI] = _lowest(mid, cfg[G_KI], cfg[G_SI], TRIP_HOLD_uA) - 1    # over: i >= 300
 
 
 def trip_scan(_timer):
@@ -300,6 +316,13 @@ def trip_scan(_timer):
     so a liftoff between the two paired the 30 V after it with the 2 mA before it (a
     third of the onsets: named compliance on the virtual RP2040). So a sample is judged
     once the next one is measured too (one sample later).
+    Then the short rule, armed once the measured current has kept one sign at
+    |i| >= TRIP_HOLD_uA for q[Q_THOLDN] samples running (TRIP_HOLD_MS: the skin
+    capacitance has charged the way the current flows, so a load's |v| is at least |i|
+    times its series resistance; on AC or noise the current changes sign first and a
+    voltage zero crossing with current flowing is not a short): |i| >= TRIP_SHORT_uA and
+    |v| * 10 < |i| (V/I < 100 ohm) on TRIP_SHORT_RUN samples in a row -> TRIP_SHORT.
+    Samples skipped (more pending than the cap) disarm it: the run of one sign restarts.
     On one: q[Q_TRIP] = code, cut(). -> the code or 0; nothing while the output is stopped
     (q[Q_RUN] == 0). Keeps its own positions (Q_TALAST, Q_TAPOS, Q_TK): it may interrupt
     queue_room, whose Q_ALAST/Q_APOS it must not touch."""
@@ -320,15 +343,22 @@ def trip_scan(_timer):
     n = diff(p // nch - q[Q_LAT] - 1, k)      # samples whose next one is measured too
     if n <= 0:
         return 0
+    hold = q[Q_THOLD]
+    run = q[Q_TSRUN]
     cap = q[Q_TCAP]
     if n > cap:
         k = (k + n - cap) & K_MASK              # the newest cap samples
         n = cap
+        hold = 0                                # a gap: the run of one sign starts again
+        run = 0
     q[Q_TK] = (k + n) & K_MASK
     ilo = q[Q_TILO]
     ihi = q[Q_TIHI]
     vlo = q[Q_TVLO]
     vhi = q[Q_TVHI]
+    slo = q[Q_TSLO]
+    shi = q[Q_TSHI]
+    holdn = q[Q_THOLDN]
     mid = cfg[G_MID]
     ki = cfg[G_KI]
     si = cfg[G_SI]
@@ -347,12 +377,12 @@ def trip_scan(_timer):
         if c < ilo or c > ihi:
             code = TRIP_OVER
             break
-        c = adc[(a + cv) & ma]
-        if c < vlo or c > vhi:
-            v = ((c - mid) * kv + hv) >> sv
+        w = adc[(a + cv) & ma]
+        if w < vlo or w > vhi:
+            v = ((w - mid) * kv + hv) >> sv
             if v < 0:
                 v = -v
-            i = ((adc[(a + ci) & ma] - mid) * ki + hi) >> si
+            i = ((c - mid) * ki + hi) >> si
             if i < 0:
                 i = -i
             j = ((adc[(a + nch + ci) & ma] - mid) * ki + hi) >> si     # the next sample's current
@@ -362,7 +392,37 @@ def trip_scan(_timer):
                 i = j
             code = TRIP_OPEN if v > 1000 * i else TRIP_COMP
             break
+        if c > shi:                 # i >= TRIP_HOLD_uA
+            if hold < 0:
+                hold = 0
+            if hold < holdn:
+                hold += 1
+        elif c < slo:               # i <= -TRIP_HOLD_uA
+            if hold > 0:
+                hold = 0
+            if hold > -holdn:
+                hold -= 1
+        else:
+            hold = 0
+        if (hold >= holdn or -hold >= holdn) and holdn > 0:
+            i = ((c - mid) * ki + hi) >> si
+            if i < 0:
+                i = -i
+            v = ((w - mid) * kv + hv) >> sv
+            if v < 0:
+                v = -v
+            if i >= TRIP_SHORT_uA and v * 10 < i:
+                run += 1
+                if run >= TRIP_SHORT_RUN:
+                    code = TRIP_SHORT
+                    break
+            else:
+                run = 0
+        else:
+            run = 0
         a += nch
+    q[Q_THOLD] = hold
+    q[Q_TSRUN] = run
     if code:
         q[Q_TRIP] = code
         _t_cut()

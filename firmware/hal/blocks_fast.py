@@ -161,6 +161,14 @@ _Q_TVHI = const(27)
 _TRIP_OPEN = const(1)
 _TRIP_OVER = const(3)
 _TRIP_COMP = const(7)
+_Q_TSLO = const(28)
+_Q_TSHI = const(29)
+_Q_THOLDN = const(30)
+_Q_THOLD = const(31)
+_Q_TSRUN = const(32)
+_TRIP_SHORT = const(2)
+_TRIP_SHORT_uA = const(1000)
+_TRIP_SHORT_RUN = const(2)
 
 
 @micropython.viper
@@ -248,16 +256,23 @@ def trip_scan(_timer) -> int:
     n = ((p // nch - int(q[_Q_LAT]) - 1 - k + _K_HALF) & _K_MASK) - _K_HALF
     if n <= 0:
         return 0
+    sg = int(1) << 31
+    hold = (int(q[_Q_THOLD]) ^ sg) - sg
+    run = int(q[_Q_TSRUN])
     cap = int(q[_Q_TCAP])
     if n > cap:
         k = (k + n - cap) & _K_MASK
         n = cap
+        hold = 0
+        run = 0
     q[_Q_TK] = (k + n) & _K_MASK
-    sg = int(1) << 31
     ilo = (int(q[_Q_TILO]) ^ sg) - sg
     ihi = (int(q[_Q_TIHI]) ^ sg) - sg
     vlo = (int(q[_Q_TVLO]) ^ sg) - sg
     vhi = (int(q[_Q_TVHI]) ^ sg) - sg
+    slo = (int(q[_Q_TSLO]) ^ sg) - sg
+    shi = (int(q[_Q_TSHI]) ^ sg) - sg
+    holdn = int(q[_Q_THOLDN])
     mid = int(cfg[_G_MID])
     ki = int(cfg[_G_KI])
     si = int(cfg[_G_SI])
@@ -276,12 +291,12 @@ def trip_scan(_timer) -> int:
         if c < ilo or c > ihi:
             code = _TRIP_OVER
             break
-        c = int(adc[(a + cv) & ma])
-        if c < vlo or c > vhi:
-            v = ((c - mid) * kv + hv) >> sv
+        w = int(adc[(a + cv) & ma])
+        if w < vlo or w > vhi:
+            v = ((w - mid) * kv + hv) >> sv
             if v < 0:
                 v = 0 - v
-            i = ((int(adc[(a + ci) & ma]) - mid) * ki + hi) >> si
+            i = ((c - mid) * ki + hi) >> si
             if i < 0:
                 i = 0 - i
             j = ((int(adc[(a + nch + ci) & ma]) - mid) * ki + hi) >> si
@@ -294,7 +309,37 @@ def trip_scan(_timer) -> int:
             else:
                 code = _TRIP_COMP
             break
+        if c > shi:
+            if hold < 0:
+                hold = 0
+            if hold < holdn:
+                hold += 1
+        elif c < slo:
+            if hold > 0:
+                hold = 0
+            if hold > 0 - holdn:
+                hold -= 1
+        else:
+            hold = 0
+        if (hold >= holdn or 0 - hold >= holdn) and holdn > 0:
+            i = ((c - mid) * ki + hi) >> si
+            if i < 0:
+                i = 0 - i
+            v = ((w - mid) * kv + hv) >> sv
+            if v < 0:
+                v = 0 - v
+            if i >= _TRIP_SHORT_uA and v * 10 < i:
+                run += 1
+                if run >= _TRIP_SHORT_RUN:
+                    code = _TRIP_SHORT
+                    break
+            else:
+                run = 0
+        else:
+            run = 0
         a += nch
+    q[_Q_THOLD] = hold
+    q[_Q_TSRUN] = run
     if code:
         q[_Q_TRIP] = code
         _t_cut()

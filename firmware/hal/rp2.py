@@ -307,8 +307,9 @@ class Rp2Hal(Hal):
         _wr(_ADC_DIV, adiv)
         q = self._q
         for i in (blocks.Q_DPOS, blocks.Q_APOS, blocks.Q_UNDER, blocks.Q_DRAIN, blocks.Q_RUN,
-                  blocks.Q_TRIP, blocks.Q_TAPOS, blocks.Q_TK):
+                  blocks.Q_TRIP, blocks.Q_TAPOS, blocks.Q_TK, blocks.Q_THOLD, blocks.Q_TSRUN):
             q[i] = 0
+        q[blocks.Q_THOLDN] = blocks.TRIP_HOLD_MS * fs // 1000     # the short rule's arming run
         q[blocks.Q_DLAST] = out_addr
         q[blocks.Q_ALAST] = q[blocks.Q_TALAST] = uctypes.addressof(self._adc)
         b = fs // 1000                      # tes.control.block_for(fs): 1 ms, 1..32 samples

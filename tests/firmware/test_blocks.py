@@ -442,7 +442,10 @@ def kernels():
 def test_trip_codes_are_the_supervisors():
     from tes import supervisor as S
     assert (B.TRIP_OPEN, B.TRIP_OVER, B.TRIP_COMP) == (S.OPEN_CIRCUIT, S.OVERCURRENT, S.COMPLIANCE)
-    assert B.Q_LEN == 28 and B.Q_TRIP == B.Q_AWRAP + 1 and B.TRIP_CODES == 4096
+    assert B.TRIP_SHORT == S.SHORT
+    assert (B.TRIP_HOLD_MS, B.TRIP_HOLD_uA) == (S.SIGN_HOLD_MS, S.SHORT_MIN_uA)
+    assert B.TRIP_SHORT_uA * 1000 // S.SHORT_OHM == 10 * B.TRIP_SHORT_uA    # |v| * 10 < |i| is V/I < SHORT_OHM
+    assert B.Q_LEN == 33 and B.Q_TRIP == B.Q_AWRAP + 1 and B.TRIP_CODES == 4096
 
 
 def _scaled(c, k, s, mid=2048):
@@ -465,6 +468,8 @@ def test_trip_limits_are_the_scaled_rules_for_every_code():
                 i, v = _scaled(c, ki, si, mid), _scaled(c, kv, sv, mid)
                 assert (c < q[B.Q_TILO] or c > q[B.Q_TIHI]) == (abs(i) > iover), (cfg[B.G_KI], iover, c)
                 assert (c < q[B.Q_TVLO] or c > q[B.Q_TVHI]) == (abs(v) >= vcomp), (cfg[B.G_KV], vcomp, c)
+                assert (c > q[B.Q_TSHI]) == (i >= B.TRIP_HOLD_uA), (cfg[B.G_KI], c)
+                assert (c < q[B.Q_TSLO]) == (i <= -B.TRIP_HOLD_uA), (cfg[B.G_KI], c)
     assert sc["ki"] == 176000                   # (the reference board's scaling was among them)
 
 
@@ -509,6 +514,132 @@ def test_trip_rules_at_their_exact_boundaries_on_both_polarities():
                 assert _one(kern, si * 2, sv * 2000, vcomp=2000, inext=-si * 1) == B.TRIP_OPEN
                 assert _one(kern, si * 1000, sv * 1500, inext=0) == B.TRIP_OPEN
                 assert _one(kern, si * 1001, sv * 1500, inext=0) == B.TRIP_OVER
+
+
+def _short_dma(holdn, cap=40, hold=0, run=0, iover=2000):
+    d = trip_dma(iover=iover, vcomp=2010, cap=cap)
+    d.q[B.Q_THOLDN], d.q[B.Q_THOLD], d.q[B.Q_TSRUN] = holdn, hold, run
+    return d
+
+
+def _short_scan(kern, samples, holdn, hold=0, run=0, cfg=None, iover=2000):
+    """samples: (i, v) per sample from sample 0 (identity scaling unless cfg), all judged in
+    one scan (one more sample measured after them). -> (code, samples judged, state)."""
+    d = _short_dma(holdn, hold=hold, run=run, iover=iover)
+    adc = ring()
+    for k, (i, v) in enumerate(samples):
+        put_iv(adc, k, i, v)
+    put_iv(adc, len(samples), samples[-1][0], samples[-1][1])
+    d.conv = 3 * (len(samples) + 1)
+    r = tscan(d, adc, cfg or ident_cfg(), kern)
+    return r, d.q[B.Q_TK], d.q[B.Q_THOLD], d.q[B.Q_TSRUN]
+
+
+def test_trip_short_rule_at_its_exact_boundaries_on_both_polarities():
+    # Armed by holdn samples of one sign at |i| >= 300 uA; then |i| >= 1000 uA and
+    # |v| * 10 < |i| (V/I < 100 ohm) on two samples in a row. Identity scaling: i and v are
+    # the code less 2048.
+    for kern in kernels():
+        for sg in (1, -1):
+            for sv in (1, -1):
+                arm = [(sg * 300, sv * 1000)] * 4           # 4 samples of one sign, a 3.3 kOhm load
+                short = [(sg * 1000, sv * 99)] * 2
+                assert _short_scan(kern, arm + short, 4)[:2] == (B.TRIP_SHORT, 6)
+                assert _short_scan(kern, arm[1:] + short, 4)[0] == B.TRIP_SHORT   # the 1st short sample arms
+                assert _short_scan(kern, arm[2:] + short, 4)[0] == 0              # one sample short of armed
+                assert _short_scan(kern, arm + short[:1], 4)[0] == 0              # one short sample only
+                assert _short_scan(kern, arm + [(sg * 1000, sv * 100)] * 2, 4)[0] == 0    # 100 ohm is not
+                assert _short_scan(kern, arm + [(sg * 999, 0)] * 2, 4)[0] == 0    # under 1 mA: the supervisor's
+                assert _short_scan(kern, arm + [(sg * 1000, 0)] * 2, 4)[0] == B.TRIP_SHORT
+                assert _short_scan(kern, arm + [(sg * 1500, sv * 149)] * 2, 4)[0] == B.TRIP_SHORT
+                assert _short_scan(kern, arm + [(sg * 1500, sv * 150)] * 2, 4)[0] == 0
+                # |i| of 299 is no sign: the run restarts
+                assert _short_scan(kern, arm + [(sg * 299, 500)] + arm[:2] + short, 4)[0] == 0
+                assert _short_scan(kern, arm + [(sg * 299, 500)] + arm[:3] + short, 4)[0] == B.TRIP_SHORT
+                # the other sign restarts it too (AC: the current reverses, the capacitance
+                # still holds the old sign and the voltage crosses zero with current flowing)
+                assert _short_scan(kern, arm + [(-sg * 300, 500)] + arm[:2] + short, 4)[0] == 0
+                assert _short_scan(kern, arm + [(-sg * 1000, 0)] * 2, 4)[0] == 0
+                # a non-short sample between two short ones restarts the run
+                assert _short_scan(kern, arm + short[:1] + [(sg * 1000, sv * 100)] + short[:1], 4)[0] == 0
+                # the rule off (holdn 0): never
+                assert _short_scan(kern, arm + short * 3, 0)[0] == 0
+                # the other rules come first, on the same sample
+                assert _short_scan(kern, arm + [(sg * 1000, 0)] * 2, 4, cfg=None, iover=999)[0] == B.TRIP_OVER
+
+
+def test_trip_short_state_carries_across_scans_and_a_gap_disarms_it():
+    for kern in kernels():
+        # the run of one sign and the short run continue from the last scan
+        r, k, hold, run = _short_scan(kern, [(500, 2000)] * 3, 5)
+        assert (r, k, hold, run) == (0, 3, 3, 0)
+        assert _short_scan(kern, [(500, 2000)] * 2 + [(1000, 0)], 5, hold=3)[2:] == (5, 1)
+        assert _short_scan(kern, [(1000, 0)], 5, hold=5, run=1)[0] == B.TRIP_SHORT
+        assert _short_scan(kern, [(-1000, 0)], 5, hold=-5, run=1)[0] == B.TRIP_SHORT
+        assert _short_scan(kern, [(-1000, 0)], 5, hold=5, run=1)[:4] == (0, 1, -1, 0)
+        assert _short_scan(kern, [(1000, 0)] * 3, 5, hold=-5)[2:] == (3, 0)
+        # the run of one sign stops at holdn (no overflow in a long session)
+        assert _short_scan(kern, [(1500, 2000)] * 30, 5)[2:] == (5, 0)
+        assert _short_scan(kern, [(-1500, 1)] * 30, 5, hold=-5)[:4] == (B.TRIP_SHORT, 30, -5, 2)
+        # more pending than the cap: the newest cap samples, and the run of one sign restarts
+        d = _short_dma(4, cap=4, hold=4, run=1)
+        adc = ring()
+        for k in range(11):
+            put_iv(adc, k, 1000, 0)
+        d.conv = 3 * 10
+        assert tscan(d, adc, ident_cfg(), kern) == 0            # samples 5..8: hold 0 -> 4, run 0 -> 1
+        assert (d.q[B.Q_TK], d.q[B.Q_THOLD], d.q[B.Q_TSRUN]) == (9, 4, 1)
+        d.conv += 3
+        assert tscan(d, adc, ident_cfg(), kern) == B.TRIP_SHORT
+
+
+def test_trip_short_rule_spares_ac_noise_and_real_loads_and_trips_a_dc_short():
+    # A series resistance and a skin R||C (the board model's 500 ohm, 8 kOhm, 2 uF) driven
+    # by 10 Hz tACS at 2 mA, tRNS-like noise at 1 mA peak and DC 2 mA, at 5 kS/s, with
+    # +-3 voltage codes (48 mV) of noise: no trip in 2 s; then the DC through a short (0 ohm).
+    from tes.tables import SINE
+    cfg = sense_cfg(PICO, lat=(0, 0, 0), mask_a=2047)
+    sc = calib.sense_scales(PICO)
+    hz = 5000
+
+    def code_of(x, k, s):       # the ADC code nearest to x (uA or mV) on this scaling
+        return 2048 + ((x << s) + (k >> 1)) // k
+
+    for kern in kernels():
+        for wave in ("sine", "noise", "dc"):
+            d = trip_dma(iover=2100, vcomp=29100, cap=10)
+            d.q[B.Q_THOLDN] = B.TRIP_HOLD_MS * hz // 1000
+            adc = array("H", [2048] * 2048)
+            x = 99
+            vc = 0              # skin capacitor voltage, uV
+            y = 0
+            for k in range(2 * hz + 20):
+                if wave == "sine":
+                    i = 2000 * SINE[(k * 10 * 1024 // hz) % 1024] // 32767
+                elif wave == "noise":
+                    x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+                    y = (y * 3 + (x >> 20) - 1024) // 4          # low-passed, 1 mA peak
+                    i = max(-1000, min(1000, y))
+                else:
+                    i = min(2000, k)                            # a 0.4 s ramp, then 2 mA
+                shorted = wave == "dc" and k >= 2 * hz
+                # dVc/dt = i/C - Vc/(R C): uV per sample with C = 2 uF, R = 8 kOhm
+                vc += i * 100 - vc // 80
+                v = 0 if shorted else (i * 500 // 1000 + vc // 1000)    # mV
+                x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+                adc[(3 * k) & 2047] = code_of(i, sc["ki"], sc["si"])
+                adc[(3 * k + 1) & 2047] = min(4095, max(0, code_of(v, sc["kv"], sc["sv"]) + (x >> 16) % 7 - 3))
+                if k % 5 == 4:                                  # a scan every 1 ms
+                    d.conv = 3 * (k + 1)
+                    r = tscan(d, adc, cfg, kern)
+                    if k < 2 * hz:
+                        assert r == 0, (wave, k)
+                    elif r:
+                        break
+            if wave == "dc":
+                assert r == B.TRIP_SHORT and k < 2 * hz + 10, k        # within 2 ms of the onset
+            else:
+                assert r == 0
 
 
 def test_a_liftoff_inside_a_block_is_named_open_circuit_sample_by_sample():
@@ -728,6 +859,55 @@ def test_trip_viper_twin_is_bit_exact():
             a.q[B.Q_TRIP] = b.q[B.Q_TRIP] = 0
 
 
+def test_trip_viper_twin_is_bit_exact_on_the_short_rule():
+    # Currents and voltages around the short rule's edges (|i| near 300 and 1000 uA, |v|
+    # near |i| / 10, both signs), random arming runs, short runs, caps and gaps.
+    if F is None:
+        return
+    x = 777
+    cfgs = (ident_cfg(), sense_cfg(PICO, lat=(0, 0, 0), mask_a=2047), sense_cfg(PICO, lat=(1, 0, 2), mask_a=2047))
+    for trial in range(200):
+        cfg = cfgs[trial % 3]
+        lat = max(cfg[B.G_LI], cfg[B.G_LV], cfg[B.G_LD])
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        holdn = x % 9
+        a, b = (trip_dma(lat=lat, cap=1 + (x >> 4) % 12, iover=1900, vcomp=2000) for _ in range(2))
+        start = (x >> 8) % (1 << 22)
+        for d in (a, b):
+            d.conv = 3 * start
+            d.q[B.Q_TK], d.q[B.Q_TAPOS] = start, 3 * start
+            d.q[B.Q_TALAST] = ADC_BASE + (2 * d.conv) % 4096
+            d.q[B.Q_THOLDN] = holdn
+            d.q[B.Q_THOLD] = ((x >> 12) % (2 * holdn + 1)) - holdn
+            d.q[B.Q_TSRUN] = (x >> 16) % 2
+        adc = array("H", [2048] * 2048)
+        sg = 1
+        for _ in range(10):
+            k0 = a.q[B.Q_TK] - 4
+            for k in range(k0, k0 + 682):      # whole samples, as the conversions wrap the ring
+                j = (3 * k) % 2048
+                x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+                if x & 0x1C0 == 0:
+                    sg = -sg                    # the sign holds for ~8 samples on average
+                if cfg[B.G_KI] == 2:        # identity: codes are uA and mV
+                    i = sg * (290 + (x >> 3) % 20 if x & 2 else 990 + (x >> 3) % 20)
+                    v = (1 if x & 4 else -1) * (abs(i) // 10 - 2 + (x >> 9) % 5)
+                else:
+                    i = sg * ((x >> 3) % 400 + 100)
+                    v = (x >> 9) % 13 - 6
+                adc[j] = max(0, min(4095, 2048 + i))
+                adc[(j + 1) % 2048] = max(0, min(4095, 2048 + v))
+                adc[(j + 2) % 2048] = 2048
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            step = (x >> 7) % 40
+            a.conv += step
+            b.conv += step
+            ca, cb = [1], [1]
+            assert tscan(a, adc, cfg, B, ca.clear) == tscan(b, adc, cfg, F, cb.clear), trial
+            assert list(a.q) == list(b.q) and ca == cb, trial
+            a.q[B.Q_TRIP] = b.q[B.Q_TRIP] = 0
+
+
 def test_trip_allocates_nothing():
     try:
         import micropython
@@ -751,6 +931,22 @@ def test_trip_allocates_nothing():
         finally:
             micropython.heap_unlock()
         assert r == B.TRIP_OPEN and next(cuts) == 1
+    for kern in kernels():              # the short rule too (armed, the scaling on a hit)
+        adc = ring()
+        for k in range(12):
+            put_iv(adc, k, 1200, 0)
+        d = _short_dma(3)
+        B.trip_limits(d.q, ident_cfg())
+        d.conv = 3 * 12
+        cuts = iter(range(5))
+        kern.trip_bind(adc, d.q, ident_cfg(), array("i", [ADC_BASE + 2 * d.conv]), cuts.__next__)
+        scan = kern.trip_scan
+        micropython.heap_lock()
+        try:
+            r = scan(None)
+        finally:
+            micropython.heap_unlock()
+        assert r == B.TRIP_SHORT and next(cuts) == 1
 
 
 def test_room_reports_a_trip_as_minus_one_minus_its_code():
