@@ -3,6 +3,17 @@
 Engine(proto).fill(buf, n) writes the next n samples (fewer only at the end) into an
 array('i') and allocates nothing, so it can run with the heap locked. The plan (phases
 and oscillator set-up) is built once in the constructor, where allocation is allowed.
+
+Several electrodes (issue 12): engine.channels is the number of driven electrodes C (1
+for the two-electrode form: the anode, its cathode the return) and fill_all(outs, n)
+writes the next n samples of every driven electrode into outs[0..C-1], in montage order,
+and the return's, minus their sum in integers, into outs[C]. The channels share the
+phases and the envelope; each has its own oscillator state (an st array of the layout of
+tes.kernels) and runs the same kernels as the single-channel path, so a channel is bit
+for bit what the two-electrode engine gives for its waveform. Each st holds a copy of the
+shared envelope words, all set together (phase entry, soft stop) and each advanced once
+per sample by its channel's pass. fill(buf, n) of a multi-electrode protocol with one
+driven electrode is that electrode's current; with more it refuses (use fill_all).
 """
 try:
     import micropython  # the native emitter: same semantics as bytecode, about 1.3x faster here
@@ -12,6 +23,7 @@ except ImportError:  # CPython
 from array import array
 
 from tes import kernels as K
+from tes import multi as M
 from tes import noise
 from tes.tables import SINE, RCOS
 
@@ -60,6 +72,42 @@ def _osc_init(seg, fs):
     return array("i", init)
 
 
+def mirror(seg):
+    """A flat segment of negative amplitude as the kernels run it: amplitude |amplitude|,
+    offset negated; the engine negates their output, so the channel delivers
+    -(mirror's samples). The kernels (and their viper twins) and the noise design (its gain
+    is sd / peak) thus only ever see amplitude >= 0, as in the two-electrode form."""
+    if seg["kind"] != "stim" or seg["amplitude_uA"] >= 0:
+        return seg
+    c = dict(seg)
+    c["amplitude_uA"] = -seg["amplitude_uA"]
+    c["offset_uA"] = -seg["offset_uA"]
+    return c
+
+
+def channel_segments(proto, c):
+    """The segments of driven channel c as flat (two-electrode form) segments: the stim
+    segment's timing with that channel's waveform keys; pauses as they are."""
+    flat = []
+    for seg in proto["segments"]:
+        if seg["kind"] != "stim":
+            flat.append(seg)
+            continue
+        f = {}
+        for key in seg:
+            if key != "currents":
+                f[key] = seg[key]
+        for key in seg["currents"][c]:
+            if key != "electrode":
+                f[key] = seg["currents"][c][key]
+        flat.append(f)
+    return flat
+
+
+def _refuse_fill(out, n):
+    raise ValueError("a montage of several driven electrodes: use fill_all")
+
+
 def build_phases(proto):
     """List of (state, n_samples, segment_index) for the whole session."""
     fs = proto["sample_rate_hz"]
@@ -88,7 +136,9 @@ def build_phases(proto):
 class Engine:
     def __init__(self, proto, fast=True):
         self.fs = proto["sample_rate_hz"]
-        self.segments = proto["segments"]
+        multi = "electrodes" in proto["montage"]
+        # The multi form: channel 0's flat segments (mirrored) drive the single-channel state below.
+        self.segments = [mirror(s) for s in channel_segments(proto, 0)] if multi else proto["segments"]
         self.phases = build_phases(proto)
         self.total = sum(p[1] for p in self.phases)
         self.osc_init = [None if s["kind"] == "pause" else _osc_init(s, self.fs)
@@ -106,6 +156,40 @@ class Engine:
         self.kind = 0
         self.amp = self.off = 0
         self.kernels = F if self.fast else K
+        self.multi = multi
+        self.channels = len(proto["montage"]["electrodes"]) - 1 if multi else 1
+        self.sts = [self.st]
+        if multi:
+            self._init_channels(proto)
+            # fill(): the one driven electrode of a 2-electrode montage; refused for more
+            # (the single-channel path would give channel 0 alone).
+            self.fill = self._fill_one if self.channels == 1 else _refuse_fill
+            # The single-channel fill loop runs every channel: its phase entry and block
+            # step, looked up on the instance first, become the all-channel ones.
+            self._enter = self._enter_all
+            self._block = self._block_all
+            self._ret = 1
+
+    def _init_channels(self, proto):
+        """Per channel and segment: oscillator set-up, kind, amplitude, offset, sign (None for a pause)."""
+        C = self.channels
+        signed = [channel_segments(proto, c) for c in range(C)]
+        flats = [self.segments] + [[mirror(s) for s in signed[c]] for c in range(1, C)]
+        self.sts = [self.st] + [array("i", [0] * ST_LEN) for _ in range(1, C)]
+        self.ch_init, self.ch_kinds, self.ch_amps, self.ch_offs, self.ch_negs = [], [], [], [], []
+        for i, seg in enumerate(self.segments):
+            if seg["kind"] == "pause":
+                for lst in (self.ch_init, self.ch_kinds, self.ch_amps, self.ch_offs, self.ch_negs):
+                    lst.append(None)
+                continue
+            self.ch_init.append([self.osc_init[i]] + [_osc_init(flats[c][i], self.fs) for c in range(1, C)])
+            self.ch_kinds.append(array("i", [_OSC[flats[c][i]["waveform"]] for c in range(C)]))
+            self.ch_amps.append(array("i", [flats[c][i]["amplitude_uA"] for c in range(C)]))
+            self.ch_offs.append(array("i", [flats[c][i]["offset_uA"] for c in range(C)]))
+            self.ch_negs.append(array("i", [1 if signed[c][i]["amplitude_uA"] < 0 else 0 for c in range(C)]))
+        zero = array("i", [0] * C)
+        self.ch_kind = self.ch_amp = self.ch_off = self.ch_neg = zero
+        self._one = [None, None]      # fill() of one channel: outs without a return
 
     def remaining(self):
         return self.total - self.elapsed
@@ -188,6 +272,19 @@ class Engine:
         self.left = n
         self.state = RAMP_DOWN
         self.env = 1
+        if self.channels > 1:
+            self._share_envelope()
+
+    def _share_envelope(self):
+        """Copy channel 0's envelope words to every other channel (their own amplitude and
+        offset stay): all channels then ramp as one."""
+        st0 = self.st
+        sts = self.sts
+        for c in range(1, self.channels):
+            st = sts[c]
+            for j in range(K.EP, K.ETOP + 1):
+                if j != K.AMP and j != K.OFF:
+                    st[j] = st0[j]
 
     @micropython.native
     @micropython.native     # called every pass: a bytecode frame costs more than the call
@@ -238,3 +335,77 @@ class Engine:
             k.env_flat(out, start, m, self.amp, self.off)
         else:
             k.env_ramp(out, start, m, st, RCOS)
+
+    def _enter_all(self, index):
+        """_enter for every channel: channel 0 by the single-channel _enter, the others'
+        oscillators from their own set-up on a new segment, the shared envelope copied to them."""
+        seg = self.phases[index][2]
+        new = seg != self.seg
+        Engine._enter(self, index)
+        inits = self.ch_init[seg]
+        if inits is None:           # a pause: every channel outputs 0 and reads no state
+            return
+        self.ch_kind = self.ch_kinds[seg]
+        self.ch_neg = self.ch_negs[seg]
+        self.ch_amp = amp = self.ch_amps[seg]
+        self.ch_off = off = self.ch_offs[seg]
+        sts = self.sts
+        for c in range(1, self.channels):
+            st = sts[c]
+            if new:
+                init = inits[c]
+                for j in range(ST_LEN):
+                    st[j] = init[j]
+            st[K.AMP] = amp[c]
+            st[K.OFF] = off[c]
+        self._share_envelope()
+
+    def fill_all(self, outs, n):
+        """Write up to n samples of every electrode: outs[c][0:n] for driven channel c
+        (montage order, the return excluded), outs[channels][0:n] for the return (minus
+        their sum). Returns how many (0 when done). Allocates nothing."""
+        if not self.multi:          # the two-electrode path, exactly: fill and negate
+            k = self.fill(outs[0], n)
+            M.neg_into(outs[1], outs[0], 0, k)
+            return k
+        self._ret = 1
+        return Engine.fill(self, outs, n)   # its _enter and _block are the instance's, below
+
+    def _fill_one(self, out, n):
+        """fill() of a multi montage of two electrodes: the driven one's samples."""
+        one = self._one
+        one[0] = out
+        self._ret = 0
+        k = Engine.fill(self, one, n)
+        one[0] = None
+        return k
+
+    def _block_all(self, outs, start, m):
+        """_block for every channel in turn (each its own state, kind and levels), then the
+        return. The channel's words are set where _block reads them and channel 0's put back."""
+        C = self.channels
+        sts = self.sts
+        kind = self.ch_kind
+        amp = self.ch_amp
+        off = self.ch_off
+        neg = self.ch_neg
+        r = outs[C]
+        for c in range(C):
+            out = outs[c]
+            self.st = sts[c]
+            self.kind = kind[c]
+            self.amp = amp[c]
+            self.off = off[c]
+            Engine._block(self, out, start, m)
+            if neg[c]:              # a negative amplitude: the mirror's samples, negated
+                M.neg_into(out, out, start, m)
+            if not self._ret:
+                continue
+            if c == 0:
+                M.neg_into(r, out, start, m)
+            else:
+                M.sub_into(r, out, start, m)
+        self.st = sts[0]
+        self.kind = kind[0]
+        self.amp = amp[0]
+        self.off = off[0]
