@@ -31,6 +31,10 @@ try:
     from tes import kernels_fast as F  # viper twins on MicroPython; absent under CPython
 except (ImportError, SyntaxError):  # CPython, or a port without viper (WebAssembly)
     F = None
+try:
+    from tes import multi_fast as MF  # the return's kernels in viper, likewise
+except (ImportError, SyntaxError):
+    MF = None
 
 # Phase states, as reported in telemetry and events.
 OFF = 0
@@ -169,6 +173,7 @@ class Engine:
             self._enter = self._enter_all
             self._block = self._block_all
             self._ret = 1
+        self.mk = MF if self.fast and MF is not None and MF.AVAILABLE else M   # the return's kernels
 
     def _init_channels(self, proto):
         """Per channel and segment: oscillator set-up, kind, amplitude, offset, sign (None for a pause)."""
@@ -366,7 +371,7 @@ class Engine:
         their sum). Returns how many (0 when done). Allocates nothing."""
         if not self.multi:          # the two-electrode path, exactly: fill and negate
             k = self.fill(outs[0], n)
-            M.neg_into(outs[1], outs[0], 0, k)
+            self.mk.neg_into(outs[1], outs[0], 0, k)
             return k
         self._ret = 1
         return Engine.fill(self, outs, n)   # its _enter and _block are the instance's, below
@@ -389,6 +394,7 @@ class Engine:
         amp = self.ch_amp
         off = self.ch_off
         neg = self.ch_neg
+        mk = self.mk
         r = outs[C]
         for c in range(C):
             out = outs[c]
@@ -398,13 +404,13 @@ class Engine:
             self.off = off[c]
             Engine._block(self, out, start, m)
             if neg[c]:              # a negative amplitude: the mirror's samples, negated
-                M.neg_into(out, out, start, m)
+                mk.neg_into(out, out, start, m)
             if not self._ret:
                 continue
             if c == 0:
-                M.neg_into(r, out, start, m)
+                mk.neg_into(r, out, start, m)
             else:
-                M.sub_into(r, out, start, m)
+                mk.sub_into(r, out, start, m)
         self.st = sts[0]
         self.kind = kind[0]
         self.amp = amp[0]

@@ -66,11 +66,11 @@ def flat_proto(p, c, mirrored=False):
             "segments": segs, "sham": p["sham"], "safety": p["safety"]}
 
 
-def run(p, stop=None, block=97, every=True):
+def run(p, stop=None, block=97, every=True, fast=True):
     """Every sample of p, with a soft stop (sample, ms): every=True, fill_all: a list of
     columns, one per electrode in the engine's order (driven channels, then the return);
     every=False, fill: one column. And the number of samples."""
-    eng = Engine(p)
+    eng = Engine(p, fast)
     cols_n = eng.channels + 1 if every else 1
     extra = stop[1] * p["sample_rate_hz"] // 1000 + 1 if stop else 1
     cols = [array("i", [0] * (eng.total + extra)) for _ in range(cols_n)]
@@ -464,3 +464,25 @@ def test_one_channel_paths_with_heap_locked():
         if micropython is not None:
             micropython.heap_unlock()
     assert bad[0] == 0 and counts[0] == e1.total and counts[1] == e2.total
+
+
+def test_the_fast_kernels_are_bit_exact_to_the_plain_ones():
+    # on the unix port: the viper twins (tes.kernels_fast, tes.multi_fast) against the plain
+    # kernels over random multi protocols; elsewhere both runs are the plain code
+    for seed in range(100, 106):
+        p, stop, block = gen_proto(_Lcg(seed))
+        fast, k1 = run(p, stop, block, True, True)
+        plain, k2 = run(p, stop, block, True, False)
+        assert k1 == k2 and fast == plain, seed
+    e = Engine(p)
+    if VIPER:
+        from tes import multi_fast
+        assert e.mk is multi_fast
+    from tes import multi
+    src = array("i", [1, -2, 3, -(1 << 30), 1 << 30, 0])
+    for mk in (e.mk, multi):
+        d = array("i", [7] * 6)
+        mk.neg_into(d, src, 1, 4)
+        assert list(d) == [7, 2, -3, 1 << 30, -(1 << 30), 7]
+        mk.sub_into(d, src, 0, 3)
+        assert list(d) == [6, 4, -6, 1 << 30, -(1 << 30), 7]
