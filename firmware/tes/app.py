@@ -20,6 +20,7 @@ from tes import VERSION
 from tes import engine as E
 from tes import journal as J
 from tes import link as L
+from tes import online as O
 from tes import supervisor as S
 from tes import validate as V
 from tes.control import END
@@ -44,6 +45,7 @@ FLUSH_MS = 20          # telemetry leaves at least this often...
 FLUSH_BYTES = 2048     # ...or once this much is queued (the fast clock fills it first)
 
 # Engine phase -> link state byte.
+CHANGES_KEPT = 64      # online changes the journal's record lists (events carry every one)
 _LINK_STATE = (L.READY, L.RAMP_UP, L.PLATEAU, L.RAMP_DOWN, L.PAUSE, L.SHAM_OFF, L.RAMP_DOWN)
 # Faults of the load (not of the device): a check that finds one fails, nothing latches.
 _LOAD_FAULTS = (S.OPEN_CIRCUIT, S.SHORT, S.COMPLIANCE, S.IMPEDANCE_HIGH)
@@ -226,6 +228,8 @@ class App:
         if s.kind == STIM and st != s.prev_state and st != E.DONE:
             s.prev_state = st
             self.set_state(_LINK_STATE[st])
+        if s.kind == STIM and s.engine.applied != s.reported:
+            self.report_changes(s)
         if s.kind == CHECK:
             self.check_span(s)
         elif ticks_diff(due, self.last_telem) >= TELEM_MS:
@@ -245,6 +249,23 @@ class App:
             s.retained_ms = now
             hal.retain(s.sid, s.sup.charge_uC, s.sup.stim_ms)
         self.service()
+
+    def report_changes(self, s):
+        """An event per online change the engine has applied (at its sample: the output
+        lead ahead of the current), and the journal's list of them."""
+        e = s.engine
+        if e.applied - s.reported > O.QUEUE:      # (cannot happen at one tick per 20 ms)
+            lost = e.applied - s.reported - O.QUEUE
+            self.link.event("log", level="error", msg="%d online change events lost" % lost)
+            s.reported = e.applied - O.QUEUE
+        while s.reported < e.applied:
+            j = 3 * (s.reported % O.QUEUE)
+            at, code, value = e.done[j], e.done[j + 1], e.done[j + 2]
+            at_ms = at // s.fs * 1000 + at % s.fs * 1000 // s.fs
+            self.link.event("change", param=O.NAMES[code], value=value, at_ms=at_ms, at_sample=at)
+            if len(s.changes) < CHANGES_KEPT:
+                s.changes.append([at_ms, O.NAMES[code], value])
+            s.reported += 1
 
     def check_span(self, s):
         """The impedance check measures over the second half of its plateau."""
@@ -412,8 +433,10 @@ class App:
         stim_ms = s.sup.stim_ms
         if s.kind == STIM and s.sid is not None:
             try:
+                if s.kind == STIM and s.engine.applied != s.reported:
+                    self.report_changes(s)
                 J.finish(self.storage, s.sid, outcome, reason, charge, hal.ticks_ms(), opened=s.opened,
-                         stim_ms=stim_ms)
+                         stim_ms=stim_ms, changes=s.changes)
             except Exception as e:  # the output is already off; report the lost record
                 self.link.event("log", level="error", msg="journal record failed: %s" % e)
         self.send_telem(0, 0, 0, None)
@@ -547,6 +570,25 @@ class App:
             ramp = seg["ramp_down_ms"] if seg is not None and seg["kind"] == "stim" else 0
             s.engine.soft_stop(ramp or S.SOFT_RAMP_MS)   # the running segment's own ramp-down
         self.link.reply(seq, state=L.STATE_NAMES[self.state])
+
+    def cmd_change(self, seq, obj):
+        """An online change (tes.online, docs/online.md): accepted for its sample, or
+        refused with the reason. The protocol's bounds hold whatever the host sends."""
+        s = self.session
+        if s is None or s.kind != STIM or s.outcome is not None:
+            return self.link.error(seq, L.E_BAD_STATE, "no session running")
+        name = obj["param"]
+        code = O.BURST if name == "burst" else O.PARAMS.get(name, 0)
+        at_ms = obj.get("at_ms")
+        fs = s.fs
+        at = None
+        if at_ms is not None:
+            # sample of a session time, in small ints (at_ms * fs overflows 2**30)
+            at = -1 if at_ms < 0 else at_ms // 1000 * fs + at_ms % 1000 * fs // 1000
+        why, at = s.engine.change(code, obj["value"], at)
+        if why:
+            return self.link.error(seq, L.E_REFUSED, why)
+        self.link.reply(seq, at_sample=at, at_ms=at // fs * 1000 + at % fs * 1000 // fs)
 
     def cmd_abort(self, seq, obj):
         s = self.session

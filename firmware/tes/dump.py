@@ -4,7 +4,9 @@ Reads a canonical protocol (JSON) on stdin, writes every sample as int32 little-
 on stdout. Errors go to stderr (the unix port would print a traceback to stdout,
 which is the data channel here).
 
-Two-electrode form: the samples, one after the other. Multi-electrode form (montage
+Two-electrode form: the samples, one after the other. With online changes, stdin is
+{"protocol": ..., "changes": [[at_sample, code, value], ...]} (tes.online.fill_scheduled);
+a refused change ends the run on stderr ("refused K: why", exit 4). Multi-electrode form (montage
 electrodes): per block, n (int32), then the n samples of each of the engine's C + 1
 outputs in turn (the driven electrodes in montage order, then the return).
 """
@@ -12,6 +14,7 @@ import json
 import sys
 from array import array
 
+from tes import online
 from tes.engine import Engine
 
 BLOCK = 1024
@@ -34,7 +37,9 @@ def _multi(engine, out):
 
 def main():
     try:
-        proto = json.loads(sys.stdin.buffer.read())
+        doc = json.loads(sys.stdin.buffer.read())
+        proto = doc["protocol"] if "changes" in doc else doc
+        changes = doc["changes"] if "changes" in doc else []
         engine = Engine(proto)
         out = sys.stdout.buffer
         if "electrodes" in proto["montage"]:
@@ -43,9 +48,17 @@ def main():
             return
         buf = array("i", [0] * BLOCK)
         view = memoryview(buf)
+        pos = 0
         while True:
-            n = engine.fill(buf, BLOCK)
+            n, pos2, why = online.fill_scheduled(engine, buf, BLOCK, changes, pos)
+            if why is not None:
+                out.flush()
+                sys.stderr.write("refused %d: %s\n" % (pos, why))
+                sys.exit(4)
             if not n:
+                if pos2 != pos:
+                    pos = pos2
+                    continue
                 break
             out.write(bytes(view[:n]) if n < BLOCK else buf)
         out.flush()

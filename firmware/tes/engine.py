@@ -25,6 +25,7 @@ from array import array
 from tes import kernels as K
 from tes import multi as M
 from tes import noise
+from tes import online as O
 from tes.tables import SINE, RCOS
 
 try:
@@ -49,6 +50,7 @@ STATE_NAMES = ("off", "ramp-up", "plateau", "ramp-down", "pause", "sham-off", "d
 _ENV_OF = {RAMP_UP: 1, PLATEAU: 0, RAMP_DOWN: 1, PAUSE: 2, SHAM_OFF: 2}
 _OSC = {"dc": 0, "sine": 1, "pulse": 2, "noise": 3}
 ST_LEN = K.NOISE_BASE + noise.NOISE_LEN
+QW = 5        # words of a pending online change: at, code, value, and a frequency's iq, ir
 
 
 def samples(ms, fs):
@@ -195,6 +197,24 @@ class Engine:
         zero = array("i", [0] * C)
         self.ch_kind = self.ch_amp = self.ch_off = self.ch_neg = zero
         self._one = [None, None]      # fill() of one channel: outs without a return
+        # Online changes (tes.online): accepted ones wait in q as (at, code, value, iq, ir), in
+        # order; the fill splits at next_at. Applied ones go to the ring `done` for the
+        # app to report. An amplitude/offset change ramps linearly from the level of the
+        # moment (la, lo) by (lda, ldo) over ln samples; lk of them are out.
+        self.online = O.Online(proto) if proto.get("online") is not None else None
+        self.q = array("i", [0] * (QW * O.QUEUE))
+        self.qn = 0
+        self.next_at = O.AT_MAX
+        self.done = array("i", [0] * (3 * O.QUEUE))
+        self.applied = 0
+        self.la = self.lo = self.lda = self.ldo = self.lk = self.ln = 0
+        self.gate = 1
+        self.set_amp = self.set_off = self.phase = 0
+        if self.online is not None:
+            s0 = self.segments[0]
+            self.gate = self.online.burst_start()
+            self.set_amp, self.set_off = s0["amplitude_uA"], s0["offset_uA"]
+            self.phase = s0["phase_deg"]
 
     def remaining(self):
         return self.total - self.elapsed
@@ -217,6 +237,10 @@ class Engine:
         self.kind = self.osc_kind[seg]
         self.amp = s.get("amplitude_uA", 0)
         self.off = s.get("offset_uA", 0)
+        if self.online is not None:
+            # Changed online: the ramps go from and to the level of the moment.
+            self.amp = self.set_amp if self.gate else 0
+            self.off = self.set_off if self.gate else 0
         if state == RAMP_UP or state == RAMP_DOWN:
             full = 65536 if self.cosine[seg] else 32768
             st[K.ECOS] = 1 if self.cosine[seg] else 0
@@ -227,9 +251,8 @@ class Engine:
             st[K.ER] = full % n
             st[K.EN] = n
             st[K.EDOWN] = 1 if state == RAMP_DOWN else 0
-            s = self.segments[seg]
-            st[K.AMP] = s["amplitude_uA"]
-            st[K.OFF] = s["offset_uA"]
+            st[K.AMP] = self.amp
+            st[K.OFF] = self.off
 
     def envelope(self):
         """Envelope now, Q15 (32768 = full): where a soft stop starts its ramp."""
@@ -261,6 +284,14 @@ class Engine:
         e0 = self.envelope()
         n = samples(ms, self.fs) or 1
         self.index = len(self.phases) - 1   # nothing after this ramp
+        if self.online is not None:
+            # No change after a stop; the stop ramps from the level of the moment.
+            self.qn = 0
+            self.next_at = O.AT_MAX
+            if self.state == PLATEAU:
+                self.st[K.AMP] = self._level_amp()
+                self.st[K.OFF] = self._level_off()
+                self.ln = 0
         if e0 == 0 or self.osc_init[self.seg] is None:
             self.left = 0
             self.state = DONE
@@ -295,13 +326,15 @@ class Engine:
     @micropython.native     # called every pass: a bytecode frame costs more than the call
     def fill(self, out, n):
         """Write up to n samples (uA) into out[0:n]; return how many (0 when done)."""
-        if n <= self.left:          # the usual case: the block lies inside the current phase
+        if n <= self.left and self.elapsed + n <= self.next_at:   # the usual case: inside one phase
             self._block(out, 0, n)
             self.left -= n
             self.elapsed += n
             return n
         done = 0
         while done < n:
+            if self.elapsed == self.next_at:
+                self._apply_due()
             if self.left == 0:
                 if self.index + 1 >= len(self.phases):
                     self.state = DONE
@@ -310,6 +343,8 @@ class Engine:
             m = n - done
             if m > self.left:
                 m = self.left
+            if m > self.next_at - self.elapsed:
+                m = self.next_at - self.elapsed
             self._block(out, done, m)
             self.left -= m
             self.elapsed += m
@@ -324,6 +359,9 @@ class Engine:
             k.osc_const(out, start, m, 0)
             return
         kind = self.kind
+        if env == 0 and self.lk < self.ln:
+            self._ramp_block(out, start, m)
+            return
         if kind == 0 and env == 0:      # DC plateau: amplitude exactly, as env_flat would give
             k.osc_const(out, start, m, self.amp)
             return
@@ -415,3 +453,98 @@ class Engine:
         self.kind = kind[0]
         self.amp = amp[0]
         self.off = off[0]
+
+    # ---- online changes (tes.online) -----------------------------------------------------
+    def change(self, code, value, at=None):
+        """Accept a change at sample `at` (None: the next sample this engine fills) ->
+        (None, at) or (why not, at). Called from the link, not the block loop."""
+        if at is None:
+            at = self.elapsed
+        if self.online is None:
+            return "not-online", at
+        if self.state == DONE or (self.index == len(self.phases) - 1 and self.state == RAMP_DOWN):
+            return "stopping", at
+        why = self.online.accept(code, value, at, self.elapsed, self.qn)
+        if why is None:
+            i = QW * self.qn
+            self.q[i] = at
+            self.q[i + 1] = code
+            self.q[i + 2] = value
+            if code == O.FREQ:
+                # The new advance per sample, worked out here: f << 20 leaves a board's
+                # small ints, and the fill must not allocate.
+                step = value << 20
+                self.q[i + 3] = step // (self.fs * 1000)
+                self.q[i + 4] = step % (self.fs * 1000)
+            self.qn += 1
+            self.next_at = self.q[0]
+        return why, at
+
+    def _level_amp(self):
+        """Amplitude of the moment, inside an online ramp or not (two methods, not a
+        tuple: the fill runs with the heap locked)."""
+        if self.lk < self.ln:
+            return self.la + self.lda * self.lk // self.ln
+        return self.amp
+
+    def _level_off(self):
+        if self.lk < self.ln:
+            return self.lo + self.ldo * self.lk // self.ln
+        return self.off
+
+    def _apply_due(self):
+        q = self.q
+        while self.qn and q[0] == self.elapsed:
+            self._apply(q[1], q[2], q[3], q[4])
+            j = 3 * (self.applied % O.QUEUE)
+            self.done[j] = q[0]
+            self.done[j + 1] = q[1]
+            self.done[j + 2] = q[2]
+            self.applied += 1
+            for i in range(QW, QW * self.qn):
+                q[i - QW] = q[i]
+            self.qn -= 1
+        self.next_at = q[0] if self.qn else O.AT_MAX
+
+    def _apply(self, code, value, iq, ir):
+        st = self.st
+        if code == O.FREQ:              # phase-continuous: only the advance per sample changes
+            st[K.IQ] = iq
+            st[K.IR] = ir
+            return
+        if code == O.PHASE:
+            st[K.PH] = (st[K.PH] + (value << 20) // 360 - (self.phase << 20) // 360) & K.PHASE_MASK
+            self.phase = value
+            return
+        if code == O.AMP:
+            self.set_amp = value
+        elif code == O.OFFSET:
+            self.set_off = value
+        else:
+            self.gate = value
+        a0 = self._level_amp()
+        o0 = self._level_off()
+        self.amp = self.set_amp if self.gate else 0
+        self.off = self.set_off if self.gate else 0
+        self.la = a0
+        self.lo = o0
+        self.lda = self.amp - a0
+        self.ldo = self.off - o0
+        self.lk = 0
+        self.ln = self.online.ramp_n
+
+    def _ramp_block(self, out, start, m):
+        """A plateau block inside an online ramp: the oscillator, then the ramp's samples
+        (linear from the level of the moment), then the new level for the rest."""
+        k = self.kernels
+        if self.kind == 0:
+            k.osc_const(out, start, m, K.FULL)
+        else:
+            k.osc_sine(out, start, m, self.st, SINE)
+        r = self.ln - self.lk
+        if r > m:
+            r = m
+        O.env_lerp(out, start, r, self.la, self.lda, self.lo, self.ldo, self.lk, self.ln)
+        self.lk += r
+        if r < m:
+            k.env_flat(out, start + r, m - r, self.amp, self.off)

@@ -131,7 +131,10 @@ def checkpoint(d, sid, delivered_charge_uC, now_ms, opened=None, stim_ms=None):
     return rec
 
 
-def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None, opened=None, stim_ms=None):
+def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None, opened=None, stim_ms=None,
+           changes=None):
+    """The session's end. changes: the online changes applied, [[at_ms, param, value], ...]
+    (tes.online; kept only when there were some, so other records read as before)."""
     if outcome not in OUTCOMES[1:]:
         raise ValueError("journal: outcome must be one of %s" % ", ".join(OUTCOMES[1:]))
     if opened is None:
@@ -143,6 +146,8 @@ def finish(d, sid, outcome, reason, delivered_charge_uC, end_ms, wall_s=None, op
            "outcome": outcome, "reason": reason, "delivered_charge_uC": delivered_charge_uC, "stim_ms": stim_ms}
     if wall_s is not None:
         rec["wall_s"] = wall_s
+    if changes:
+        rec["changes"] = changes
     append(d, rec)
     return rec
 

@@ -43,6 +43,7 @@ HEARTBEAT = 0x09
 EXIT = 0x0A
 RAWREQ = 0x0B       # raw sample streaming on/off
 STREAM = 0x0C       # telemetry without stimulation on/off
+CHANGE = 0x0D       # an online change (tes.online) at a session sample
 # device -> host (bit 7 set)
 REPLY = 0x81
 ERROR = 0x82
@@ -54,14 +55,14 @@ LOG = 0x86
 NAMES = {
     HELLO: "hello", LOAD: "load", CHECK: "check", START: "start", STOP: "stop",
     ABORT: "abort", STATUS: "status", JOURNAL: "journal", HEARTBEAT: "heartbeat",
-    EXIT: "exit", RAWREQ: "rawreq", STREAM: "stream",
+    EXIT: "exit", RAWREQ: "rawreq", STREAM: "stream", CHANGE: "change",
     REPLY: "reply", ERROR: "error", EVENT: "event", TELEM: "telem", RAW: "raw", LOG: "log",
 }
 HOST_TYPES = (HELLO, LOAD, CHECK, START, STOP, ABORT, STATUS, JOURNAL, HEARTBEAT, EXIT,
-              RAWREQ, STREAM)
+              RAWREQ, STREAM, CHANGE)
 DEVICE_TYPES = (REPLY, ERROR, EVENT, TELEM, RAW, LOG)
 JSON_TYPES = (HELLO, CHECK, START, STOP, ABORT, STATUS, JOURNAL, HEARTBEAT, EXIT, RAWREQ,
-              STREAM, REPLY, ERROR, EVENT, LOG)
+              STREAM, CHANGE, REPLY, ERROR, EVENT, LOG)
 
 # --- device states (the u8 in TELEM, the "state" string in JSON) ------------------------
 IDLE = 0
@@ -104,6 +105,7 @@ E_INVALID_PROTOCOL = "invalid-protocol"
 E_HASH_MISMATCH = "hash-mismatch"
 E_BUSY = "busy"
 E_INTERNAL = "internal"
+E_REFUSED = "refused"       # an online change outside the protocol's bounds (detail: why)
 ERROR_CODES = (E_BAD_COBS, E_BAD_CRC, E_SHORT, E_OVERSIZE, E_UNKNOWN_TYPE, E_BAD_JSON,
                E_BAD_FIELD, E_OUT_OF_ORDER, E_BAD_STATE, E_INVALID_PROTOCOL,
                E_HASH_MISMATCH, E_BUSY, E_INTERNAL)
@@ -442,6 +444,7 @@ COMMANDS = {
     EXIT: {},
     RAWREQ: {"on": ("bool", True), "decim": ("int", False)},
     STREAM: {"on": ("bool", True), "current_uA": ("int", False)},
+    CHANGE: {"param": ("str", True), "value": ("int", True), "at_ms": ("int", False)},
 }
 
 

@@ -87,6 +87,8 @@ class Session:
         self.tick_max_ms = 0      # the longest the block loop was away (a tick, a command)
         self.opened = None
         self.prev_state = -1
+        self.reported = 0         # online changes reported so far (engine.applied counts them)
+        self.changes = []         # [[at_ms, param, value]] applied, for the journal (CHANGES_KEPT)
         # CHECK: the measuring span (samples checked), then the result
         self.span = None
         self.span_open = False

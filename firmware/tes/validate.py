@@ -32,6 +32,8 @@ PAUSE_KEYS = {"kind": str, "duration_ms": int}
 SHAM_KEYS = {"ramp_up_ms": int, "plateau_ms": int, "ramp_down_ms": int, "double": bool}
 TOP_KEYS = {"schema": int, "name": str, "sample_rate_hz": int, "montage": dict,
             "segments": list, "sham": (dict, type(None)), "safety": dict}
+ONLINE_TOP_KEYS = dict(TOP_KEYS)
+ONLINE_TOP_KEYS["online"] = dict
 MONTAGE_KEYS = {"anode": str, "cathode": str, "electrode_area_mm2": int}
 # The multi-electrode form: the montage, its electrodes, a stim segment, one channel.
 MULTI_MONTAGE_KEYS = {"electrodes": list, "return": str}
@@ -354,7 +356,8 @@ def check(proto, lim):
     out = []
     if not isinstance(proto, dict):
         return [("", proto, "is", "object", "a protocol is a JSON object")]
-    if not _check_keys(proto, TOP_KEYS, "", out):
+    # "online" (tes.online) is the one optional key: absent, a protocol's bytes are as before.
+    if not _check_keys(proto, ONLINE_TOP_KEYS if "online" in proto else TOP_KEYS, "", out):
         return out
     if proto["schema"] != SCHEMA:
         out.append(("schema", proto["schema"], "=", SCHEMA, "schema version"))
@@ -433,6 +436,9 @@ def check(proto, lim):
             if b[3] > lim["max_charge_uC"]:
                 out.append(("segments", b[3], "<=", lim["max_charge_uC"], "charge per session (uC) at electrode "
                             + b[0]))
+    if "online" in proto and not out:
+        from tes import online
+        online.check(proto, lim, out)
     sham = proto["sham"]
     if sham is not None and _check_keys(sham, SHAM_KEYS, "sham.", out):
         for key in ("ramp_up_ms", "ramp_down_ms"):

@@ -129,6 +129,24 @@ class Session:
         self._need_running()
         self._run.mark(text)
 
+    def change(self, param, value, at_ms=None, lsl_time=None, timeout=10.0):
+        """An online change (docs/online.md): param one of amplitude_uA, offset_uA,
+        frequency_mHz, phase_deg, burst (value 1 on, 0 off), within the protocol's [online]
+        bounds. at_ms: the session time (ms from the first sample) it takes effect; or
+        lsl_time: an LSL local_clock() time, mapped through the clock mapping; neither: as
+        soon as the device can. -> {"at_ms", "at_sample"} as the device scheduled it.
+        Raises DeviceError (code "refused", the reason in its message) for a change the
+        device refuses: out-of-bounds, step, too-soon, ramping, late, outside-plateau..."""
+        self._need_running()
+        if lsl_time is not None:
+            if at_ms is not None:
+                raise InputError("change: give at_ms or lsl_time, not both")
+            run = self._run
+            if run.first_stim_t is None or not run.rec.clock.ready():
+                raise TesctlError("change: no clock mapping yet (wait for the session's first telemetry)")
+            at_ms = int(round(run.rec.clock.to_device_ms(lsl_time))) - run.first_stim_t
+        return self._run.change(param, value, at_ms, timeout)
+
     def stop(self):
         """Ramp down and end (a first Ctrl-C of tesctl run); wait() for the end."""
         self._need_running()

@@ -133,7 +133,9 @@ def validate(protocol, board):
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a PNG of the waveform.")
 @click.option("--engine", type=click.Choice(["cpython", "micropython"]), default="cpython", show_default=True,
               help="micropython runs the firmware engine under the unix port.")
-def preview(protocol, board, csv_out, plot_out, engine):
+@click.option("--changes", "changes_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Online changes to apply (docs/online.md): CSV at_ms,param,value, or a session.json.")
+def preview(protocol, board, csv_out, plot_out, engine, changes_file):
     """Compute every sample the engine would output."""
     from tesctl import enginerun
     if not csv_out and not plot_out:
@@ -147,12 +149,24 @@ def preview(protocol, board, csv_out, plot_out, engine):
     canon = loaded.canonical
     fs = canon["sample_rate_hz"]
     multi = protofile.is_multi(canon)
+    changes = ()
+    if changes_file:
+        if multi or "online" not in canon:
+            fail("--changes %s: %s has no [online] section: nothing may change" % (
+                safe_text(changes_file), safe_text(protocol)), EXIT_INPUT)
+        try:
+            changes = enginerun.read_changes(changes_file, canon)
+        except (ValueError, OSError) as e:
+            fail(str(e), EXIT_INPUT)
     try:
         if multi:     # one column per electrode, montage order; every row sums to 0
             columns = enginerun.CHANNEL_ENGINES[engine](canon)
             values = columns[0][1]
         else:
-            values = enginerun.ENGINES[engine](canon)
+            values = enginerun.ENGINES[engine](canon, changes)
+    except enginerun.ChangeRefused as e:
+        fail("--changes %s: change %d (at sample %d) refused by the engine's bounds: %s" % (
+            safe_text(changes_file), e.index + 1, changes[e.index][0], e.why), EXIT_INPUT)
     except (RuntimeError, FileNotFoundError) as e:
         fail(str(e), EXIT_DEVICE)
     if csv_out:

@@ -144,6 +144,14 @@ class Device:
     def status(self):
         return self.request(L.STATUS, {})
 
+    def change(self, param, value, at_ms=None):
+        """An online change (docs/online.md) at session time at_ms (None: as soon as the
+        device can). -> {"at_ms", "at_sample"}; DeviceError code "refused" with the reason."""
+        obj = {"param": param, "value": int(value)}
+        if at_ms is not None:
+            obj["at_ms"] = int(at_ms)
+        return self.request(L.CHANGE, obj)
+
     def heartbeat(self):
         self.send(L.HEARTBEAT, b"")
 

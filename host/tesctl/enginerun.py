@@ -1,7 +1,11 @@
 """Run the engine over a whole protocol: in this interpreter, or under the unix port."""
+import json
 import struct
 import subprocess
 from array import array
+from pathlib import Path
+
+from tes import online
 
 from tes.engine import Engine
 
@@ -11,31 +15,94 @@ from tesctl.protofile import canonical_bytes
 BLOCK = 4096
 
 
-def samples_cpython(canon):
+class ChangeRefused(Exception):
+    """A change of a --changes list that the engine refuses (as the device would)."""
+
+    def __init__(self, index, why):
+        super().__init__("change %d refused: %s" % (index + 1, why))
+        self.index, self.why = index, why
+
+
+def samples_cpython(canon, changes=()):
+    """Every sample; changes: [(at_sample, code, value)] in time order (tes.online)."""
     engine = Engine(canon)
     out = array("i")
     buf = array("i", [0] * BLOCK)
+    changes = list(changes)
+    pos = 0
     while True:
-        n = engine.fill(buf, BLOCK)
+        n, pos2, why = online.fill_scheduled(engine, buf, BLOCK, changes, pos)
+        if why is not None:
+            raise ChangeRefused(pos, why)
         if not n:
+            if pos2 != pos:
+                pos = pos2
+                continue
             break
         out.extend(buf[:n] if n < BLOCK else buf)
     return out
 
 
-def _run_dump(canon):
+def _run_dump(canon, changes=()):
     env = {"MICROPYPATH": paths.micropypath()}
+    data = canonical_bytes(canon)
+    if changes:
+        data = b'{"changes":%s,"protocol":%s}' % (json.dumps([list(c) for c in changes]).encode(), data)
     proc = subprocess.run([paths.micropython(), "-X", "heapsize=256K", "-m", "tes.dump"],
-                          input=canonical_bytes(canon), capture_output=True, env=env)
+                          input=data, capture_output=True, env=env)
+    if proc.returncode == 4:
+        text = proc.stderr.decode(errors="replace").strip()
+        index, _, why = text[len("refused "):].partition(": ")
+        raise ChangeRefused(int(index), why)
     if proc.returncode != 0:
         raise RuntimeError("MicroPython engine failed: %s" % proc.stderr.decode(errors="replace").strip())
     return proc.stdout
 
 
-def samples_micropython(canon):
+def samples_micropython(canon, changes=()):
     """The firmware engine under the MicroPython unix port (tes/dump.py)."""
     out = array("i")
-    out.frombytes(_run_dump(canon))
+    out.frombytes(_run_dump(canon, changes))
+    return out
+
+
+def read_changes(path, canon):
+    """A --changes file -> [(at_sample, code, value)] in time order. CSV with the header
+    at_ms,param,value (param as CHANGE names it: amplitude_uA, offset_uA, frequency_mHz,
+    phase_deg, burst), or a session.json whose "changes" the device applied. ValueError
+    with the line for anything else."""
+    import csv
+    fs = canon["sample_rate_hz"]
+    rows = []
+    text = Path(path).read_text()
+    if text.lstrip().startswith("{"):
+        for i, c in enumerate(json.loads(text).get("changes") or []):
+            rows.append((i + 1, c.get("at_ms"), c.get("param"), c.get("value")))
+    else:
+        reader = csv.reader(text.splitlines())
+        header = next(reader, None)
+        if header != ["at_ms", "param", "value"]:
+            raise ValueError("%s: the first line must be at_ms,param,value" % path)
+        for i, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != 3:
+                raise ValueError("%s line %d: three fields: at_ms,param,value" % (path, i))
+            try:
+                rows.append((i, int(row[0]), row[1], int(row[2])))
+            except ValueError:
+                raise ValueError("%s line %d: at_ms and value are whole numbers" % (path, i)) from None
+    out = []
+    for line, at_ms, name, value in rows:
+        code = online.code_of(name) if isinstance(name, str) else 0
+        if code == 0:
+            raise ValueError("%s line %d: %r is not a parameter (one of %s)"
+                             % (path, line, name, ", ".join(online.NAMES[1:])))
+        if not isinstance(at_ms, int) or at_ms < 0 or not isinstance(value, int):
+            raise ValueError("%s line %d: at_ms >= 0 and value whole numbers" % (path, line))
+        out.append((at_ms // 1000 * fs + at_ms % 1000 * fs // 1000, code, value))
+    if any(out[k][0] > out[k + 1][0] for k in range(len(out) - 1)):
+        raise ValueError("%s: changes must be in time order" % path)
     return out
 
 

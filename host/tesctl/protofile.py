@@ -76,7 +76,14 @@ TIMING_FIELDS = ("duration_s", "ramp_up_s", "ramp_down_s", "ramp_shape")
 CURRENT_FIELDS = {k: v for k, v in STIM_FIELDS.items() if k not in TIMING_FIELDS}
 MAX_ELECTRODE_NAME = 8
 TOP_FIELDS = ("schema", "name", "description", "sample_rate_hz", "montage", "stimulation",
-              "segments", "sham", "safety", "provenance")
+              "segments", "sham", "safety", "provenance", "online")
+# [online] (docs/online.md): what may change while the session runs, and its bounds. Each
+# parameter is a table of min, max, step (file units) and interval_s; burst = true or a
+# table of interval_s and start. The canonical "online" is present only when the file has it.
+ONLINE_PARAMS = {"amplitude_uA": ("amplitude_uA", "int", 1), "offset_uA": ("offset_uA", "int", 1),
+                 "frequency_hz": ("frequency_mHz", "num", 1000), "phase_deg": ("phase_deg", "int", 1)}
+ONLINE_FIELDS = ("ramp_s", "burst") + tuple(ONLINE_PARAMS)
+ONLINE_RAMP_S = 0.1
 # [provenance]: where a personalized protocol's parameters came from (tesctl iaf, tesctl
 # titrate). Not part of the canonical protocol (the device never sees it); checked here and
 # copied into session.json as protocol_provenance. key -> kind: str, num, int, strs (array of
@@ -629,6 +636,7 @@ def _parse_doc(doc):
             for key, value in sham_in.items():
                 sham[SHAM_FIELDS[key][0]] = value
     provenance = _provenance(doc, problems)
+    online = _online(doc["online"], problems) if "online" in doc else None
     if problems:
         return None, problems, layout, None
     canon = {
@@ -641,7 +649,86 @@ def _parse_doc(doc):
         "sham": sham,
         "safety": {"impedance_max_ohm": safety.get("impedance_max_ohm", DEFAULT_IMPEDANCE_MAX)},
     }
+    if online is not None:
+        canon["online"] = online
     return canon, [], layout, provenance
+
+
+def _online(table, problems):
+    """[online] -> the canonical section (tes.online), problems in the file's terms."""
+    t = _table(table, "online", problems)
+    if t is None:
+        return None
+    out = {"ramp_ms": int(ONLINE_RAMP_S * 1000), "params": {}, "burst": None}
+    for key, value in t.items():
+        path = "online." + key
+        if key == "ramp_s":
+            v = _convert(value, "num", 1000, path, problems)
+            if v is not None:
+                out["ramp_ms"] = v
+        elif key == "burst":
+            if value is True or value is False:
+                out["burst"] = {"interval_ms": 0, "start": "on"} if value else None
+                continue
+            b = _table(value, path, problems)
+            if b is None:
+                continue
+            burst = {"interval_ms": 0, "start": "on"}
+            for f, v in b.items():
+                if f == "interval_s":
+                    c = _convert(v, "num", 1000, path + "." + f, problems)
+                    if c is not None:
+                        burst["interval_ms"] = c
+                elif f == "start":
+                    c = _convert(v, "str", None, path + "." + f, problems)
+                    if c is not None:
+                        burst["start"] = c
+                else:
+                    problems.append("%s.%s: unknown field%s" % (path, f, _did_you_mean(f, ("interval_s", "start"))))
+            out["burst"] = burst
+        elif key in ONLINE_PARAMS:
+            ckey, kind, scale = ONLINE_PARAMS[key]
+            b = _table(value, path, problems)
+            if b is None:
+                continue
+            bound = {"interval_ms": 0}
+            for f, v in b.items():
+                if f in ("min", "max", "step"):
+                    c = _convert(v, kind, scale, path + "." + f, problems)
+                elif f == "interval_s":
+                    c = _convert(v, "num", 1000, path + "." + f, problems)
+                    f = "interval_ms"
+                else:
+                    problems.append("%s.%s: unknown field%s" % (path, f, _did_you_mean(f, ("min", "max", "step",
+                                                                                          "interval_s"))))
+                    continue
+                if c is not None:
+                    bound[f] = c
+            for need in ("min", "max", "step"):
+                if need not in b:
+                    problems.append("%s.%s: missing (the bounds of an online change: min, max, step)" % (path, need))
+            out["params"][ckey] = bound
+        else:
+            problems.append("%s: unknown field%s" % (path, _did_you_mean(key, ONLINE_FIELDS)))
+    return out
+
+
+_ONLINE_TO_FILE = {v[0]: (k, v[2]) for k, v in ONLINE_PARAMS.items()}
+
+
+def _online_file_path(cpath):
+    """online.params.frequency_mHz.max -> (online.frequency_hz.max, 1000), and the like."""
+    parts = cpath.split(".")
+    if cpath == "online.ramp_ms":
+        return "online.ramp_s", 1000
+    if len(parts) >= 3 and parts[1] == "params" and parts[2] in _ONLINE_TO_FILE:
+        fkey, scale = _ONLINE_TO_FILE[parts[2]]
+        if len(parts) == 4 and parts[3] == "interval_ms":
+            return "online.%s.interval_s" % fkey, 1000
+        return ".".join(["online", fkey] + parts[3:]), scale
+    if cpath == "online.burst.interval_ms":
+        return "online.burst.interval_s", 1000
+    return cpath, None
 
 
 _CURRENT_PATH = re.compile(r"segments\[(\d+)\]\.currents\[(\d+)\](?:\.(\w+))?(\[\d+\])?$")
@@ -678,6 +765,8 @@ def _multi_file_path(cpath, layout, canon):
 
 def _file_path(cpath, layout, canon):
     """Canonical path (segments[0].duration_ms) -> (file path, scale)."""
+    if cpath.startswith("online"):
+        return _online_file_path(cpath)
     multi = _multi_file_path(cpath, layout, canon)
     if multi is not None:
         return multi

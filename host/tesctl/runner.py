@@ -168,7 +168,8 @@ class Run:
         self.telemetry_hook = None    # fn(dict) per telemetry frame (never when blinded)
         self.event_hook = None        # fn(dict) per device event
         self.started_hook = None      # fn() once START is acknowledged
-        self.requests = queue.Queue()  # ("mark", text, host_s) from other threads
+        self.requests = queue.Queue()  # ("mark", text, host_s) / ("change", args, box) from other threads
+        self.first_stim_t = None      # device ms of the session's first phase event: session time 0
 
     # ---- frames from the device ---------------------------------------------------------
     def on_frame(self, f):
@@ -219,10 +220,14 @@ class Run:
             t = ev.get("t_ms", 0)
             if self.event_hook is not None and not self.blind:
                 self._hook(self.event_hook, dict(ev))
+            if kind == "change":
+                self._record_change(ev)
             if kind == "state":
                 # events.tsv lists the session's phases; the device's idle states after
                 # the end (loaded, fault) are not phases of it.
                 name = ev.get("state")
+                if name in STIM_STATES and self.first_stim_t is None:
+                    self.first_stim_t = t
                 self.rec.state(t, name if name in STIM_STATES else None)
                 if self.blind:
                     # One phase in every arm: the real phases are in the sealed record only.
@@ -284,12 +289,43 @@ class Run:
         telemetry time), and an LSL marker. Handled by the session's own thread."""
         self.requests.put(("mark", text, time.time()))
 
+    def _record_change(self, ev):
+        """A change the device applied (EVENT change): a row change:PARAM=VALUE in
+        events.tsv at its session time (the sample it took effect), and session.json."""
+        at_ms = ev.get("at_ms", 0)
+        t0 = self.first_stim_t if self.first_stim_t is not None else ev.get("t_ms", 0)
+        text = "change:%s=%s" % (ev.get("param"), ev.get("value"))
+        self.rec.event(t0 + at_ms, text)
+        self.rec.meta.setdefault("changes", []).append(
+            {"at_ms": at_ms, "param": ev.get("param"), "value": ev.get("value")})
+        self._marker(text)
+
+    def change(self, param, value, at_ms=None, timeout=10.0):
+        """From any thread: ask the device for an online change; -> its reply, or raises
+        DeviceError (code "refused": outside the protocol's [online] bounds)."""
+        box = {"done": threading.Event()}
+        self.requests.put(("change", (param, value, at_ms), box))
+        if not box["done"].wait(timeout):
+            raise DeviceError("no answer to the change within %.0f s" % timeout)
+        if "error" in box:
+            raise box["error"]
+        return box["reply"]
+
     def _handle_requests(self):
         while True:
             try:
                 kind, text, host_s = self.requests.get_nowait()
             except queue.Empty:
                 return
+            if kind == "change":
+                box = host_s
+                try:
+                    box["reply"] = self._dev.change(*text)
+                except DeviceError as e:
+                    box["error"] = e
+                finally:
+                    box["done"].set()
+                continue
             if kind == "mark" and self.rec is not None:
                 clock = self.rec.clock
                 t_ms = int(round(clock.host_to_device_ms(host_s))) if clock.ready() else self.last_tel_t
@@ -457,6 +493,7 @@ class Run:
             raise KeyboardInterrupt   # a second Ctrl-C before START: do not wait for the step to end
 
     def _loop(self, dev):
+        self._dev = dev
         handled = 0
         hb_every = FAST_HEARTBEAT_S if self.fast else HEARTBEAT_S
         last_hb = 0.0

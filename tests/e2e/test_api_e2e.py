@@ -132,3 +132,64 @@ def test_a_protocol_outside_the_board_is_refused_before_the_device(proto, tmp_pa
     with pytest.raises(InputError, match="amplitude"):
         Session(p, port="sim")
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
+
+
+ONLINE = """schema = 1
+name = "online"
+sample_rate_hz = 1000
+[montage]
+anode = "O2"
+cathode = "Cz"
+[stimulation]
+waveform = "sine"
+amplitude_uA = 1000
+frequency_hz = 10
+duration_s = 4
+ramp_up_s = 0.5
+ramp_down_s = 0.5
+[online]
+ramp_s = 0.1
+burst = { interval_s = 0.2, start = "off" }
+frequency_hz = { min = 8, max = 12, step = 2 }
+"""
+
+
+def test_online_changes_from_a_script_are_applied_recorded_and_replayed_exactly(proto, tmp_path):
+    """The device applies the changes at the session times asked; events.tsv and
+    session.json record them; `tesctl preview --changes session.json` then gives exactly
+    the samples the device commanded (raw_set_uA.txt)."""
+    from click.testing import CliRunner
+    from tesctl import cli
+    from tesctl.device import DeviceError
+    p = tmp_path / "online.toml"
+    p.write_text(ONLINE)
+    out = tmp_path / "rec"
+    with Session(p, port="sim", out_dir=str(out), raw=True) as s:
+        s.start()
+        reply = s.change("burst", 1, at_ms=1000)
+        assert (reply["at_ms"], reply["at_sample"]) == (1000, 1000)
+        s.change("frequency_mHz", 12000, at_ms=1500)
+        with pytest.raises(DeviceError, match="out-of-bounds"):
+            s.change("frequency_mHz", 12500, at_ms=2500)
+        with pytest.raises(DeviceError, match="step"):
+            s.change("frequency_mHz", 8000, at_ms=2500)
+        with pytest.raises(DeviceError, match="not-online"):
+            s.change("amplitude_uA", 900)
+        s.change("burst", 0, at_ms=3000)
+        result = s.wait(timeout=60)
+    assert result.outcome == "completed"
+    meta = json.loads((out / "session.json").read_text())
+    assert meta["changes"] == [{"at_ms": 1000, "param": "burst", "value": 1},
+                               {"at_ms": 1500, "param": "frequency_mHz", "value": 12000},
+                               {"at_ms": 3000, "param": "burst", "value": 0}]
+    rows = [name for _, name in _events(out)]
+    assert [r for r in rows if r.startswith("change:")] == ["change:burst=1", "change:frequency_mHz=12000",
+                                                           "change:burst=0"]
+    raw = [int(v) for v in (out / "raw_set_uA.txt").read_text().split()]
+    assert max(abs(v) for v in raw[:1000]) == 0 and max(abs(v) for v in raw[1200:2900]) > 990
+    csv_path = tmp_path / "p.csv"
+    r = CliRunner().invoke(cli.main, ["preview", str(p), "--changes", str(out / "session.json"),
+                                      "--csv", str(csv_path)])
+    assert r.exit_code == 0, r.output
+    preview = [int(line.split(",")[1]) for line in csv_path.read_text().splitlines()[1:]]
+    assert raw == preview
