@@ -141,10 +141,9 @@ class Session:
         if lsl_time is not None:
             if at_ms is not None:
                 raise InputError("change: give at_ms or lsl_time, not both")
-            run = self._run
-            if run.first_stim_t is None or not run.rec.clock.ready():
-                raise TesctlError("change: no clock mapping yet (wait for the session's first telemetry)")
-            at_ms = int(round(run.rec.clock.to_device_ms(lsl_time))) - run.first_stim_t
+            at_ms = self._run.session_ms_for_lsl(lsl_time)
+            if at_ms is None:
+                raise TesctlError("change: no clock mapping to LSL yet (wait for the session's first telemetry)")
         return self._run.change(param, value, at_ms, timeout)
 
     def stop(self):

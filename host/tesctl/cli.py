@@ -215,8 +215,15 @@ def _connect_or_exit(port, board, allow_mismatch=False):
 @click.option("--raw", is_flag=True, help="Also record every commanded sample (raw_set_uA.txt).")
 @click.option("--allow-mismatch", is_flag=True, help="Run even if the device firmware differs from this tesctl's.")
 @click.option("--plain", is_flag=True, default=None, help="Plain progress lines instead of the live panel.")
+@click.option("--control-tcp", "control_tcp", default=None, metavar="[HOST:]PORT",
+              help="Accept remote control (JSON lines, this machine only): changes, marks, status (docs/online.md).")
+@click.option("--control-lsl", "control_lsl", default=None, metavar="STREAM",
+              help="Apply online changes from this LSL stream: markers PARAM=VALUE, or a numeric burst gate.")
+@click.option("--control-delay-ms", "control_delay", type=click.IntRange(0, 60000), default=None,
+              help="With --control-lsl: schedule each change this long after its LSL timestamp "
+                   "(default: as soon as the device can).")
 def run(protocol, port, board, out_dir, study_dir, participant, faults, fast, subject, lsl, raw, allow_mismatch,
-        plain):
+        plain, control_tcp, control_lsl, control_delay):
     """Pre-check impedance, run a session with a live display, and record it.
 
     With --study and --participant (no PROTOCOL): the participant's arm, blinded."""
@@ -259,7 +266,12 @@ def run(protocol, port, board, out_dir, study_dir, participant, faults, fast, su
         click.echo("session directory: %s" % safe_text(out_dir), err=True)
     r = Run(loaded, port, out_dir, board=board or "sim", faults=faults, fast=fast, subject=subject, lsl=lsl,
             raw=raw, allow_mismatch=allow_mismatch, plain=plain, blind=blind)
-    outcome, reason, charge = r.execute(log=lambda m: click.echo(m), warn=lambda m: click.echo(m, err=True))
+    controls = _controls(r, loaded, blind, control_tcp, control_lsl, control_delay)
+    try:
+        outcome, reason, charge = r.execute(log=lambda m: click.echo(m), warn=lambda m: click.echo(m, err=True))
+    finally:
+        for c in controls:
+            c.close()
     record_dir = r.record_dir()
     if blind:
         _blind_summary(r, outcome, reason, record_dir)
@@ -282,6 +294,35 @@ def run(protocol, port, board, out_dir, study_dir, participant, faults, fast, su
                    err=True)
         code = EXIT_FALLBACK
     sys.exit(code)
+
+
+def _controls(r, loaded, blind, control_tcp, control_lsl, control_delay):
+    """--control-tcp and --control-lsl: set up before any current flows (a taken port or a
+    missing stream is refused now), serving once the session has started."""
+    if not (control_tcp or control_lsl):
+        if control_delay is not None:
+            fail("--control-delay-ms goes with --control-lsl", EXIT_INPUT)
+        return []
+    if blind:
+        fail("--control-tcp and --control-lsl are not for a blinded run (they would tell the arm)", EXIT_INPUT)
+    if control_lsl and "online" not in loaded.canonical:
+        fail("--control-lsl: the protocol has no [online] section: nothing may change (docs/online.md)", EXIT_INPUT)
+    controls = []
+    if control_tcp:
+        from tesctl.remote import RemoteControl, parse_address
+        host, tcp_port = parse_address(control_tcp)
+        try:
+            rc = RemoteControl(r, host, tcp_port)
+        except OSError as e:
+            fail("--control-tcp %s: %s" % (control_tcp, e.strerror or e), EXIT_INPUT)
+        click.echo("remote control: %s:%d (JSON lines; docs/online.md)" % rc.address, err=True)
+        controls.append(rc.start())
+    if control_lsl:
+        from tesctl.lslcontrol import LslControl
+        lc = LslControl(r, control_lsl, delay_ms=control_delay, warn=lambda m: click.echo(m, err=True))
+        controls.append(lc)
+        r.started_hook = lc.start         # the stream is read once the session runs
+    return controls
 
 
 def _blind_summary(r, outcome, reason, record_dir):

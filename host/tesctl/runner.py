@@ -170,6 +170,8 @@ class Run:
         self.started_hook = None      # fn() once START is acknowledged
         self.requests = queue.Queue()  # ("mark", text, host_s) / ("change", args, box) from other threads
         self.first_stim_t = None      # device ms of the session's first phase event: session time 0
+        self.last_row = None          # the latest telemetry row (dict), for remote status
+        self.listeners = []           # more fn(row) per telemetry row (remote subscribers); dropped on error
 
     # ---- frames from the device ---------------------------------------------------------
     def on_frame(self, f):
@@ -201,10 +203,16 @@ class Run:
                                    + (None if stats[4] is None else stats[4] / 100.0,))
             if self.raw:
                 self._watch_raw(t_ms, name)
-            if self.telemetry_hook is not None and not self.blind:
-                self._hook(self.telemetry_hook, {
-                    "t_ms": t_ms, "t_s": self.rec.t_s(t_ms), "state": name, "set_uA": set_uA,
-                    "meas_uA": meas_uA, "v_mV": v_mV, "z_ohm": z, "charge_uC": q})
+            if not self.blind:
+                row = self.last_row = {"t_ms": t_ms, "t_s": self.rec.t_s(t_ms), "state": name, "set_uA": set_uA,
+                                       "meas_uA": meas_uA, "v_mV": v_mV, "z_ohm": z, "charge_uC": q}
+                if self.telemetry_hook is not None:
+                    self._hook(self.telemetry_hook, row)
+                for fn in list(self.listeners):
+                    try:
+                        fn(row)
+                    except Exception:        # a remote subscriber gone: its connection, not the session
+                        self.listeners.remove(fn)
         elif f.type == L.RAW and self.raw:
             first, _, samples = L.unpack_raw(f.payload)
             if self.last_raw_t == float("inf") and self.rec.t0_ms is not None:
@@ -300,6 +308,17 @@ class Run:
             {"at_ms": at_ms, "param": ev.get("param"), "value": ev.get("value")})
         self._marker(text)
 
+    def session_ms_for_lsl(self, lsl_time):
+        """The session time (ms from the first sample) of an LSL local_clock() time, through
+        the clock mapping; None before the session's first frame. (Session time 0 is the
+        device's first phase event, read within one 20 ms tick of the first sample.)"""
+        if self.rec is None or self.first_stim_t is None or not self.rec.clock.ready():
+            return None
+        try:
+            return int(round(self.rec.clock.to_device_ms(lsl_time))) - self.first_stim_t
+        except ValueError:          # no LSL clock observations (pylsl missing)
+            return None
+
     def change(self, param, value, at_ms=None, timeout=10.0):
         """From any thread: ask the device for an online change; -> its reply, or raises
         DeviceError (code "refused": outside the protocol's [online] bounds)."""
@@ -326,11 +345,19 @@ class Run:
                 finally:
                     box["done"].set()
                 continue
+            if kind == "note" and self.rec is not None:
+                self.rec.warning(self.last_tel_t, text)
+                continue
             if kind == "mark" and self.rec is not None:
                 clock = self.rec.clock
                 t_ms = int(round(clock.host_to_device_ms(host_s))) if clock.ready() else self.last_tel_t
                 self.rec.event(t_ms, "mark:%s" % text)
                 self._marker("mark:%s" % text)
+
+    def note(self, text):
+        """From any thread: a warning row in events.tsv (and session.json "warnings") at
+        the latest telemetry time, written by the session's thread."""
+        self.requests.put(("note", text, None))
 
     def request_stop(self):
         """From any thread: what a first Ctrl-C does (ramp down)."""
