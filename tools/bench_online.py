@@ -53,7 +53,7 @@ def measure(changes=20, gap_s=0.25, fs=1000):
         s.start()
         time.sleep(1.0)                    # past the ramp-up, into the plateau
         value = 1000
-        for k in range(changes):
+        for _ in range(changes):
             value = 1500 if value == 1000 else 1000
             t0 = time.time()
             reply = s.change("amplitude_uA", value)
