@@ -176,6 +176,24 @@ class Engine:
             self._block = self._block_all
             self._ret = 1
         self.mk = MF if self.fast and MF is not None and MF.AVAILABLE else M   # the return's kernels
+        # Online changes (tes.online): accepted ones wait in q as (at, code, value, iq, ir), in
+        # order; the fill splits at next_at. Applied ones go to the ring `done` for the
+        # app to report. An amplitude/offset change ramps linearly from the level of the
+        # moment (la, lo) by (lda, ldo) over ln samples; lk of them are out.
+        self.online = O.Online(proto) if proto.get("online") is not None else None
+        self.q = array("i", [0] * (QW * O.QUEUE))
+        self.qn = 0
+        self.next_at = O.AT_MAX
+        self.done = array("i", [0] * (3 * O.QUEUE))
+        self.applied = 0
+        self.la = self.lo = self.lda = self.ldo = self.lk = self.ln = 0
+        self.gate = 1
+        self.set_amp = self.set_off = self.phase = 0
+        if self.online is not None:
+            s0 = self.segments[0]
+            self.gate = self.online.burst_start()
+            self.set_amp, self.set_off = s0["amplitude_uA"], s0["offset_uA"]
+            self.phase = s0["phase_deg"]
 
     def _init_channels(self, proto):
         """Per channel and segment: oscillator set-up, kind, amplitude, offset, sign (None for a pause)."""
@@ -197,24 +215,6 @@ class Engine:
         zero = array("i", [0] * C)
         self.ch_kind = self.ch_amp = self.ch_off = self.ch_neg = zero
         self._one = [None, None]      # fill() of one channel: outs without a return
-        # Online changes (tes.online): accepted ones wait in q as (at, code, value, iq, ir), in
-        # order; the fill splits at next_at. Applied ones go to the ring `done` for the
-        # app to report. An amplitude/offset change ramps linearly from the level of the
-        # moment (la, lo) by (lda, ldo) over ln samples; lk of them are out.
-        self.online = O.Online(proto) if proto.get("online") is not None else None
-        self.q = array("i", [0] * (QW * O.QUEUE))
-        self.qn = 0
-        self.next_at = O.AT_MAX
-        self.done = array("i", [0] * (3 * O.QUEUE))
-        self.applied = 0
-        self.la = self.lo = self.lda = self.ldo = self.lk = self.ln = 0
-        self.gate = 1
-        self.set_amp = self.set_off = self.phase = 0
-        if self.online is not None:
-            s0 = self.segments[0]
-            self.gate = self.online.burst_start()
-            self.set_amp, self.set_off = s0["amplitude_uA"], s0["offset_uA"]
-            self.phase = s0["phase_deg"]
 
     def remaining(self):
         return self.total - self.elapsed
