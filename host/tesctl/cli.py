@@ -122,6 +122,14 @@ def validate(protocol, board):
         click.echo("  electrodes (peak bound, charge bound): %s" % safe_text(", ".join(
             "%s%s %d uA %.3f C" % (name, " (return)" if name == ret else "", peak, q / 1e6)
             for name, _, peak, q in V.electrode_bounds(c))))
+    if "online" in c:
+        from tes import online
+        seg = c["segments"][0]
+        top = online.peak_uA(c)
+        ms2 = 2 * seg["duration_ms"] + seg["ramp_up_ms"] + seg["ramp_down_ms"]
+        click.echo("  online changes: %s%s; at their largest, peak %d uA, charge <= %.3f C (docs/online.md)" % (
+            ", ".join(sorted(c["online"]["params"])) or "none", ", bursts" if c["online"]["burst"] else "",
+            top, (top * ms2 + 1999) // 2000 / 1e6))
     click.echo("  sha256 %s" % loaded.sha256())
 
 

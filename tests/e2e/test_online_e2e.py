@@ -256,3 +256,12 @@ def test_tesctl_run_serves_remote_control_and_refuses_bad_control_options(proto,
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and says in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr
+
+
+def test_validate_says_what_may_change_and_the_peak_it_allows(proto):
+    from click.testing import CliRunner
+    from tesctl import cli
+    r = CliRunner().invoke(cli.main, ["validate", str(proto(20))])
+    assert r.exit_code == 0, r.output
+    assert "peak 1000 uA" in r.output
+    assert "online changes: amplitude_uA, bursts; at their largest, peak 1500 uA, charge <= 0.031 C" in r.output
