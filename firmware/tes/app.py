@@ -529,6 +529,12 @@ class App:
         except ValueError:
             return link.error(seq, L.E_BAD_JSON, "protocol is not JSON")
         problems = V.check(proto, self.limits)     # the device never trusts the host
+        if not problems and V.is_multi(proto):
+            # The validator proves such a montage sums to zero, but this firmware's session
+            # (block path, supervisor, check) runs the anode/cathode form only: refused
+            # here, never half-driven (issue 12; docs/montages.md).
+            problems = [("montage", "electrodes", "is", "anode and cathode",
+                         "this firmware runs two-electrode protocols only: multi-electrode montages are not built yet")]
         if problems:
             p = problems[0]
             return link.error(seq, L.E_INVALID_PROTOCOL, "%s %s %s %s (%s)" % (p[0], p[1], p[2], p[3], p[4]))
