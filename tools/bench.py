@@ -10,6 +10,8 @@ Sections (each in its own try/except: a failure prints "FAILED: reason" and the 
   7 abort -> zero round trip on the real-time simulated board
   8 the virtual RP2040 (tesctl hil, a stock image from TESCTL_RP2_UF2): CPU idle while the
     output is on and DAC words against the preview, per protocol and rate
+  9 online changes on the real-time simulated board (tools/bench_online.py): call -> reply,
+    call -> changed sample, scheduled changes at their sample, the clock mapping's error
 Writes the summary to build/bench/results.json. Run with the venv's python.
 """
 import json
@@ -670,6 +672,22 @@ def bench_hil():
             sj.get("outcome") == "completed" and idle >= goal)
 
 
+def bench_online():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import bench_online
+    r = bench_online.measure()
+    DETAILS["online"] = r
+    q = lambda xs: "median %.1f ms (%.1f-%.1f)" % (statistics.median(xs), min(xs), max(xs))  # noqa: E731
+    row(9, "online change asked now: call -> reply, real-time sim (%d)" % len(r["reply_ms"]), q(r["reply_ms"]),
+        "-", None)
+    row(9, "online change asked now: call -> changed sample, real-time sim", q(r["to_sample_ms"]), "-", None)
+    row(9, "online change scheduled for an at_ms: at that sample", "%d of %d" % (sum(r["scheduled_exact"]),
+                                                                              len(r["scheduled_exact"])),
+        "all", all(r["scheduled_exact"]))
+    row(9, "clock mapping, device -> host: excess delay RMS / max", "%.1f / %.1f ms" % (r["clock_rms_ms"],
+                                                                                      r["clock_max_ms"]), "-", None)
+
+
 # ---- main ----------------------------------------------------------------------------------------------
 SECTIONS = (
     (0, "precompile firmware to .mpy", precompile),
@@ -681,6 +699,7 @@ SECTIONS = (
     (6, "link throughput and host decode", bench_link),
     (7, "abort -> zero, real time", bench_abort),
     (8, "the virtual RP2040 (TESCTL_RP2_UF2)", bench_hil),
+    (9, "online changes, real-time sim", bench_online),
 )
 
 
