@@ -356,6 +356,7 @@ class App:
         hal.arm_trip(st[S.T_IOVER], st[S.T_VCOMP])
         hal.start(s.fs)
         now = self.link.last_rx = hal.ticks_ms()
+        s.t0_ms = now               # the device clock at the first sample (pacing starts here)
         # The first tick is due at once and, a whole period "late", starts the 20 ms grid
         # at its own time: telemetry rows then fall every 20 ms from the first one.
         self.next_tick = ticks_add(now, -LINK_POLL_MS)
@@ -566,7 +567,7 @@ class App:
         if obj["sha256"] != self.sha:
             return link.error(seq, L.E_HASH_MISMATCH, "loaded protocol is %s" % self.sha)
         s = self.begin(STIM, self.proto, self.sha)
-        link.reply(seq, state="ramp-up", sid=s.sid)
+        link.reply(seq, state="ramp-up", sid=s.sid, t0_ms=s.t0_ms)
 
     def cmd_stop(self, seq, obj):
         s = self.session

@@ -88,6 +88,7 @@ class Session:
         self.opened = None
         self.prev_state = -1
         self.reported = 0         # online changes reported so far (engine.applied counts them)
+        self.t0_ms = 0            # the device clock when the output started (START's reply)
         self.changes = []         # [[at_ms, param, value]] applied, for the journal (CHANGES_KEPT)
         # CHECK: the measuring span (samples checked), then the result
         self.span = None

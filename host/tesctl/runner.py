@@ -496,6 +496,10 @@ class Run:
         self.started = True
         start = dev.start(self.loaded.sha256())
         self.rec.meta["device_session_id"] = start.get("sid")
+        if isinstance(start.get("t0_ms"), int):
+            # session time 0 on the device's clock, to the ms: what at_ms and an LSL time
+            # are counted from (older firmware: the first phase event, within a tick)
+            self.first_stim_t = start["t0_ms"]
         self.rec.save()
         if self.started_hook is not None:
             self.started_hook()
