@@ -257,15 +257,22 @@ def osc_noise(out, start: int, n: int, st):
         t = 0
         while t < pn:
             if jj == 0:
-                x = -2046
-                r = 0
-                while r < 4:
-                    p = _LCG_A * lo + _LCG_C
-                    lo = p & 0x7FFF
-                    hi = (_LCG_A * hi + (p >> 15)) & 0x7FFF
-                    x += hi >> 5
-                    r += 1
-                b[c] = x
+                p = _LCG_A * lo + _LCG_C        # four draws, unrolled
+                lo = p & 0x7FFF
+                hi = (_LCG_A * hi + (p >> 15)) & 0x7FFF
+                x = (hi >> 5) - 2046
+                p = _LCG_A * lo + _LCG_C
+                lo = p & 0x7FFF
+                hi = (_LCG_A * hi + (p >> 15)) & 0x7FFF
+                x += hi >> 5
+                p = _LCG_A * lo + _LCG_C
+                lo = p & 0x7FFF
+                hi = (_LCG_A * hi + (p >> 15)) & 0x7FFF
+                x += hi >> 5
+                p = _LCG_A * lo + _LCG_C
+                lo = p & 0x7FFF
+                hi = (_LCG_A * hi + (p >> 15)) & 0x7FFF
+                b[c] = x + (hi >> 5)
                 c += 1
             jj = (jj + 1) & mask
             t += 1
