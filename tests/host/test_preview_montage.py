@@ -193,3 +193,15 @@ def test_titrate_and_iaf_refuse_a_multi_base(tmp_path):
     from tesctl import protowrite
     with pytest.raises(protowrite.InputError, match="iaf does not take a multi-electrode montage"):
         protowrite.read_base(base, "iaf")
+
+
+def test_a_multi_sham_fades_every_electrode_together():
+    text = SHORT.replace("duration_s = 2\n", "duration_s = 20\n") + "[sham]\nramp_up_s = 0.5\nramp_down_s = 0.5\n"
+    loaded = protofile.check_data(text.encode(), name="sham.toml")
+    assert loaded.ok, loaded.problems
+    assert loaded.canonical["sham"] == {"ramp_up_ms": 500, "plateau_ms": 0, "ramp_down_ms": 500, "double": False}
+    cols = [v for _, v in enginerun.channels_cpython(loaded.canonical)]
+    assert all(sum(row) == 0 for row in zip(*cols))
+    fade = 2000    # 0.5 s up, 0.5 s down at 2000 S/s, then zero for the rest of the block
+    assert all(any(c[:fade]) for c in cols)
+    assert all(not any(c[fade:]) for c in cols)

@@ -159,8 +159,10 @@ def test_random_protocols_both_engines_identical(text):
     loaded = protofile.check_data(text.encode(), name="random.toml")
     event("valid" if loaded.ok else "refused")
     if not loaded.ok:
-        # only limit problems the generator cannot see ahead are allowed
-        assert all("sham" in p or "must be" in p for p in loaded.problems), (text, loaded.problems)
+        # only limit problems the generator cannot see ahead are allowed (a narrow noise band
+        # at a low rate can carry too little power: protofile.host_checks)
+        assert all("sham" in p or "must be" in p or "carries too little power" in p
+                   for p in loaded.problems), (text, loaded.problems)
         return
     canon = loaded.canonical
     a = enginerun.samples_cpython(canon)

@@ -279,3 +279,50 @@ def test_schema_knows_the_multi_form():
     # a negative amplitude is the multi form's sign, never the two-electrode form's
     assert not list(v.iter_errors(tomllib.loads(SPEC.replace("F4 = { amplitude_uA = 1000 }",
                                                              "F4 = { amplitude_uA = -1000 }"))))
+
+
+def test_random_damage_to_a_multi_file_never_crashes_the_parser():
+    """Any value, in any place of the spec's example (and of a [[segments]] version),
+    deleted or replaced: problems or a canonical protocol whose validator problems all
+    explain, never an exception."""
+    import copy
+    import random
+
+    from tes import validate as V
+    from tes.limits import CEILING
+    values = [None, 0, -1, 1.5, "x", "Cz", "F4", True, [], [1, 2], {}, {"a": 1}, {"F4": {}},
+              {"amplitude_uA": 5}, 10 ** 20, float("nan")]
+
+    def places(d, pre=()):
+        yield pre
+        if isinstance(d, dict):
+            for k, v in d.items():
+                yield from places(v, pre + (k,))
+
+    rng = random.Random(12)
+    base = tomllib.loads(SPEC)
+    valid = 0
+    for _ in range(1500):
+        doc = copy.deepcopy(base)
+        if rng.random() < 0.3:
+            doc["segments"] = [{}, {"pause_s": 1}, {"currents": {"P4": {"phase_deg": 90}}}]
+        for _ in range(rng.randint(1, 3)):
+            place = rng.choice(list(places(doc))[1:])
+            table = doc
+            for k in place[:-1]:
+                table = table[k]
+            if not isinstance(table, dict):
+                continue
+            if rng.random() < 0.25:
+                del table[place[-1]]
+            else:
+                key = place[-1] if rng.random() < 0.8 else rng.choice(["currents", "return", "electrodes", "anode"])
+                table[key] = copy.deepcopy(rng.choice(values))
+        canon, problems, layout, _ = P._parse_doc(doc)
+        assert (canon is None) == bool(problems)
+        if canon is not None:
+            valid += 1
+            for problem in V.check(canon, dict(CEILING)):
+                assert P.explain(problem, layout, canon)
+            P.host_checks(canon, layout)
+    assert valid >= 50          # the validator and explain ran on some (63 with this seed)
