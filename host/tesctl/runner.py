@@ -171,6 +171,7 @@ class Run:
         self.requests = queue.Queue()  # ("mark", text, host_s) / ("change", args, box) from other threads
         self.first_stim_t = None      # device ms of the session's first phase event: session time 0
         self.last_row = None          # the latest telemetry row (dict), for remote status
+        self.unsaid = []              # messages from frames read before the display was up
         self.listeners = []           # more fn(row) per telemetry row (remote subscribers); dropped on error
 
     # ---- frames from the device ---------------------------------------------------------
@@ -255,10 +256,9 @@ class Run:
                 if self.blind:
                     # Named as in any arm; the detail (a measured current, a voltage) is sealed.
                     self.brec.fault(self.rec.t_s(t), ev.get("fault"))
-                    if self.display:
-                        self.display.message(safe_text("FAULT: %s" % ev.get("fault")))
-                elif self.display:
-                    self.display.message(safe_text("FAULT: %s (%s)" % (ev.get("fault"), ev.get("detail"))))
+                    self._say(safe_text("FAULT: %s" % ev.get("fault")))
+                else:
+                    self._say(safe_text("FAULT: %s (%s)" % (ev.get("fault"), ev.get("detail"))))
             elif kind == "end":
                 self.result = ("end", ev)
             elif kind == "boot":
@@ -277,6 +277,14 @@ class Run:
                       "for it again; session.json records the interruption and the gap")
             self.last_raw_t = float("inf")
             self.raw_restart = True
+
+    def _say(self, text):
+        """A message for the operator's screen; kept until the display is up (with --fast
+        the board can fault while START's reply is still being read)."""
+        if self.display:
+            self.display.message(text)
+        else:
+            self.unsaid.append(text)
 
     def _hook(self, fn, arg):
         """A script's callback: its error is the script's, never the session's. Said once,
@@ -515,6 +523,9 @@ class Run:
         with (Display(safe_text(title), total_ms(canon), plain=self.plain, blind=bool(self.blind),
                       wave=None if self.blind else waveform_info(canon)) if self.show else Quiet()) as disp:
             self.display = disp
+            for text in self.unsaid:      # said before the display was up (a fast board's early fault)
+                disp.message(text)
+            self.unsaid = []
             self._loop(dev)
         return self._finish(dev)
 
