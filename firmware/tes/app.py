@@ -264,7 +264,7 @@ class App:
             at_ms = at // s.fs * 1000 + at % s.fs * 1000 // s.fs
             self.link.event("change", param=O.NAMES[code], value=value, at_ms=at_ms, at_sample=at)
             if len(s.changes) < CHANGES_KEPT:
-                s.changes.append([at_ms, O.NAMES[code], value])
+                s.changes.append([at_ms, O.NAMES[code], value, at])
             s.reported += 1
 
     def check_span(self, s):
@@ -582,8 +582,10 @@ class App:
         """An online change (tes.online, docs/online.md): accepted for its sample, or
         refused with the reason. The protocol's bounds hold whatever the host sends."""
         s = self.session
-        if s is None or s.kind != STIM or s.outcome is not None:
+        if s is None or s.kind != STIM:
             return self.link.error(seq, L.E_BAD_STATE, "no session running")
+        if s.outcome is not None:             # a stop is under way: nothing changes any more
+            return self.link.error(seq, L.E_REFUSED, "stopping")
         name = obj["param"]
         code = O.BURST if name == "burst" else O.PARAMS.get(name, 0)
         at_ms = obj.get("at_ms")

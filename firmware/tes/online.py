@@ -34,6 +34,13 @@ def _check_keys(obj, keys, path, out):
     return ck(obj, keys, path, out)
 
 
+def _bound(out, path, value, low, high, why):
+    if value < low:
+        out.append((path, value, ">=", low, why))
+    elif value > high:
+        out.append((path, value, "<=", high, why))
+
+
 def _only_segment(proto):
     stims = [s for s in proto["segments"] if s.get("kind") == "stim"]
     return stims[0] if len(stims) == 1 and len(proto["segments"]) == 1 else None
@@ -70,12 +77,15 @@ def check(proto, lim, out):
         return
     fs = proto["sample_rate_hz"]
     n = sec["ramp_ms"] * fs // 1000
-    if sec["ramp_ms"] < 1 or n < 1:
-        out.append(("online.ramp_ms", sec["ramp_ms"], ">=", (1000 + fs - 1) // fs, "a ramp of one sample"))
+    if sec["ramp_ms"] < lim["min_ramp_ms"]:
+        # the device's rule for every current change: no step without a ramp
+        out.append(("online.ramp_ms", sec["ramp_ms"], ">=", lim["min_ramp_ms"], "online ramp length"))
     elif n > RAMP_MAX_SAMPLES or sec["ramp_ms"] > lim["max_ramp_ms"]:
         out.append(("online.ramp_ms", sec["ramp_ms"], "<=",
                     min(lim["max_ramp_ms"], RAMP_MAX_SAMPLES * 1000 // fs), "online ramp length"))
-    allowed = ("amplitude_uA", "frequency_mHz", "phase_deg", "offset_uA") if seg["waveform"] == "sine" \
+    # phase_deg is not offered: a phase change is a jump of the waveform (up to twice the
+    # amplitude in one sample) until the engine can spread it over a ramp.
+    allowed = ("amplitude_uA", "frequency_mHz", "offset_uA") if seg["waveform"] == "sine" \
         else ("amplitude_uA",)
     ok = True
     for name in sec["params"]:
@@ -97,8 +107,7 @@ def check(proto, lim, out):
             ok = False
         if b["step"] < 1:
             out.append((path + ".step", b["step"], ">=", 1, "largest step of one change"))
-        if b["interval_ms"] < 0 or b["interval_ms"] > lim["max_session_ms"]:
-            out.append((path + ".interval_ms", b["interval_ms"], ">=", 0, "shortest time between changes"))
+        _bound(out, path + ".interval_ms", b["interval_ms"], 0, lim["max_session_ms"], "shortest time between changes")
         if name == "amplitude_uA" and b["min"] < 0:
             out.append((path + ".min", b["min"], ">=", 0, "polarity comes from the montage"))
         if name == "frequency_mHz":
@@ -112,8 +121,8 @@ def check(proto, lim, out):
     if burst is not None and _check_keys(burst, BURST_KEYS, "online.burst.", out):
         if burst["start"] not in ("on", "off"):
             out.append(("online.burst.start", burst["start"], "one of", ("on", "off"), "burst state at the start"))
-        if burst["interval_ms"] < 0:
-            out.append(("online.burst.interval_ms", burst["interval_ms"], ">=", 0, "shortest time between changes"))
+        _bound(out, "online.burst.interval_ms", burst["interval_ms"], 0, lim["max_session_ms"],
+               "shortest time between changes")
     if not ok or len(out) > before:
         return
     peak = peak_uA(proto)

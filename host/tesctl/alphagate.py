@@ -51,10 +51,11 @@ class AlphaPower:
 
 class AlphaGate:
     def __init__(self, target, stream, channel=0, threshold_uV2=20.0, when="high", band=(8.0, 12.0),
-                 window_s=0.5, resolve_timeout=5.0, start_state=0):
+                 window_s=0.5, resolve_timeout=5.0, start_state=None):
         """target: a tesctl.api.Session or runner.Run (anything with change(param, value)).
         when: "high" stimulates while alpha power is above the threshold, "low" below.
-        start_state: the protocol's burst state at the start ([online] burst start: 0 off)."""
+        start_state: the burst state at the start (1 on, 0 off); None: the protocol's own
+        ([online] burst start), read from the target's loaded protocol."""
         if when not in ("high", "low"):
             raise InputError("alpha gate: when is 'high' or 'low'")
         lsl = _pylsl()
@@ -74,6 +75,11 @@ class AlphaGate:
         self.when = when
         self.power = AlphaPower(self.fs, band, window_s)
         self.want = 0                 # the burst state the EEG asks for
+        if start_state is None:
+            burst = ((getattr(target, "loaded", None) and target.loaded.canonical.get("online")) or {}).get("burst")
+            if not burst:
+                raise InputError("alpha gate: the protocol has no [online] burst: nothing to gate")
+            start_state = 1 if burst["start"] == "on" else 0
         self.have = start_state       # the burst state the device accepted last
         self.log = []                 # (lsl time, power, wanted) at each decision
         self.changes = []             # (lsl time, value, device reply or refusal)

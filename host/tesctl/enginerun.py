@@ -77,7 +77,8 @@ def read_changes(path, canon):
     text = Path(path).read_text()
     if text.lstrip().startswith("{"):
         for i, c in enumerate(json.loads(text).get("changes") or []):
-            rows.append((i + 1, c.get("at_ms"), c.get("param"), c.get("value")))
+            # the device's own sample when recorded (at_ms is rounded down to the ms)
+            rows.append((i + 1, c.get("at_ms"), c.get("param"), c.get("value"), c.get("at_sample")))
     else:
         reader = csv.reader(text.splitlines())
         header = next(reader, None)
@@ -89,18 +90,21 @@ def read_changes(path, canon):
             if len(row) != 3:
                 raise ValueError("%s line %d: three fields: at_ms,param,value" % (path, i))
             try:
-                rows.append((i, int(row[0]), row[1], int(row[2])))
+                rows.append((i, int(row[0]), row[1], int(row[2]), None))
             except ValueError:
                 raise ValueError("%s line %d: at_ms and value are whole numbers" % (path, i)) from None
     out = []
-    for line, at_ms, name, value in rows:
+    for line, at_ms, name, value, at_sample in rows:
         code = online.code_of(name) if isinstance(name, str) else 0
         if code == 0:
             raise ValueError("%s line %d: %r is not a parameter (one of %s)"
                              % (path, line, name, ", ".join(online.NAMES[1:])))
         if not isinstance(at_ms, int) or at_ms < 0 or not isinstance(value, int):
             raise ValueError("%s line %d: at_ms >= 0 and value whole numbers" % (path, line))
-        out.append((at_ms // 1000 * fs + at_ms % 1000 * fs // 1000, code, value))
+        if isinstance(at_sample, int) and not isinstance(at_sample, bool) and at_sample >= 0:
+            out.append((at_sample, code, value))
+        else:
+            out.append((at_ms // 1000 * fs + at_ms % 1000 * fs // 1000, code, value))
     if any(out[k][0] > out[k + 1][0] for k in range(len(out) - 1)):
         raise ValueError("%s: changes must be in time order" % path)
     return out

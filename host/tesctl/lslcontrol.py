@@ -52,7 +52,8 @@ class LslControl:
             raise InputError("--control-lsl %s: a numeric control stream has one channel (it has %d)"
                              % (name, info.channel_count()))
         self.inlet = lsl.StreamInlet(info, max_buflen=10)
-        self.gate = None
+        burst = ((getattr(run, "loaded", None) and run.loaded.canonical.get("online")) or {}).get("burst")
+        self.gate = (1 if burst["start"] == "on" else 0) if burst else None   # the device's burst state
         self.offset = 0.0
         self.offset_at = 0.0
         self.applied = []            # (lsl_time, param, value, reply or refusal)
@@ -86,8 +87,7 @@ class LslControl:
                 on = 1 if sample[0] >= 0.5 else 0
                 if on == self.gate:
                     continue
-                self.gate = on
-                change = ("burst", on)
+                change = ("burst", on)     # self.gate follows once the device accepts: a refusal is retried
             else:
                 change = parse_marker(sample[0])
                 if change is None:
@@ -99,10 +99,15 @@ class LslControl:
         at_ms = None
         if self.delay_ms is not None:
             at = self.run.session_ms_for_lsl(ts)
-            at_ms = None if at is None else at + self.delay_ms
+            if at is None:
+                self.run.note("change-refused:%s=%s:no-clock" % (param, value))
+                return
+            at_ms = at + self.delay_ms
         try:
             reply = self.run.change(param, value, at_ms)
             self.applied.append((ts, param, value, reply))
+            if param == "burst":
+                self.gate = value
         except DeviceError as e:
             why = str(e).rsplit("(", 1)[-1].rstrip(")") if e.code == "refused" else str(e)
             self.applied.append((ts, param, value, why))

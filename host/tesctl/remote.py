@@ -13,6 +13,7 @@ Anything else: {"ok": false, "error": "bad-json" | "unknown-cmd" | "bad-field", 
 The device's own limits and the protocol's [online] bounds hold whatever is sent here.
 """
 import json
+import queue
 import socketserver
 import threading
 
@@ -21,6 +22,7 @@ from tesctl.errors import InputError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_LINE = 4096
+SUB_QUEUE = 250              # telemetry rows a subscriber may fall behind (5 s): then rows are dropped
 PARAMS = ("amplitude_uA", "offset_uA", "frequency_mHz", "phase_deg", "burst")
 
 
@@ -60,6 +62,21 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.wfile.flush()
 
         subscribed = None
+        closed = threading.Event()
+
+        def writer(rows):
+            # A subscriber's rows go out from this connection's own thread: a client that
+            # does not read blocks only this thread, never the session's.
+            while not closed.is_set():
+                try:
+                    row = rows.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                try:
+                    send({"telemetry": row})
+                except OSError:
+                    return
+
         try:
             while True:
                 line = self.rfile.readline(MAX_LINE + 1)
@@ -80,7 +97,14 @@ class _Handler(socketserver.StreamRequestHandler):
                 cmd = req.get("cmd")
                 if cmd == "subscribe":
                     if subscribed is None:
-                        subscribed = lambda row: send({"telemetry": row})  # noqa: E731
+                        rows = queue.Queue(maxsize=SUB_QUEUE)
+
+                        def subscribed(row, rows=rows):
+                            try:
+                                rows.put_nowait(row)
+                            except queue.Full:      # a reader this far behind loses rows
+                                pass
+                        threading.Thread(target=writer, args=(rows,), daemon=True).start()
                         run.listeners.append(subscribed)
                     send({"ok": True})
                     continue
@@ -88,8 +112,12 @@ class _Handler(socketserver.StreamRequestHandler):
         except OSError:
             pass                     # the client went away
         finally:
-            if subscribed is not None and subscribed in run.listeners:
-                run.listeners.remove(subscribed)
+            closed.set()
+            if subscribed is not None:
+                try:
+                    run.listeners.remove(subscribed)
+                except ValueError:           # already dropped by the session
+                    pass
 
 
 class RemoteControl:

@@ -172,6 +172,8 @@ class Run:
         self.first_stim_t = None      # device ms of the session's first phase event: session time 0
         self.last_row = None          # the latest telemetry row (dict), for remote status
         self.unsaid = []              # messages from frames read before the display was up
+        self._loop_thread = None      # the thread running the session loop (tesctl.api: not the main one)
+        self._dev = None
         self.listeners = []           # more fn(row) per telemetry row (remote subscribers); dropped on error
 
     # ---- frames from the device ---------------------------------------------------------
@@ -213,7 +215,10 @@ class Run:
                     try:
                         fn(row)
                     except Exception:        # a remote subscriber gone: its connection, not the session
-                        self.listeners.remove(fn)
+                        try:
+                            self.listeners.remove(fn)
+                        except ValueError:
+                            pass
         elif f.type == L.RAW and self.raw:
             first, _, samples = L.unpack_raw(f.payload)
             if self.last_raw_t == float("inf") and self.rec.t0_ms is not None:
@@ -313,13 +318,13 @@ class Run:
         text = "change:%s=%s" % (ev.get("param"), ev.get("value"))
         self.rec.event(t0 + at_ms, text)
         self.rec.meta.setdefault("changes", []).append(
-            {"at_ms": at_ms, "param": ev.get("param"), "value": ev.get("value")})
+            {"at_ms": at_ms, "at_sample": ev.get("at_sample"), "param": ev.get("param"), "value": ev.get("value")})
         self._marker(text)
 
     def session_ms_for_lsl(self, lsl_time):
         """The session time (ms from the first sample) of an LSL local_clock() time, through
-        the clock mapping; None before the session's first frame. (Session time 0 is the
-        device's first phase event, read within one 20 ms tick of the first sample.)"""
+        the clock mapping; None before the session's first frame. (Session time 0 is START's
+        t0_ms, the device clock when the output started.)"""
         if self.rec is None or self.first_stim_t is None or not self.rec.clock.ready():
             return None
         try:
@@ -330,6 +335,13 @@ class Run:
     def change(self, param, value, at_ms=None, timeout=10.0):
         """From any thread: ask the device for an online change; -> its reply, or raises
         DeviceError (code "refused": outside the protocol's [online] bounds)."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError("change: value must be a whole number (%r)" % (value,))
+        if at_ms is not None and (isinstance(at_ms, bool) or not isinstance(at_ms, int)):
+            raise InputError("change: at_ms must be a whole number of ms or None (%r)" % (at_ms,))
+        if threading.current_thread() is self._loop_thread:
+            # a callback of this session (telemetry, event): the loop is here, ask directly
+            return self._dev.change(param, value, at_ms)
         box = {"done": threading.Event()}
         self.requests.put(("change", (param, value, at_ms), box))
         if not box["done"].wait(timeout):
@@ -348,7 +360,7 @@ class Run:
                 box = host_s
                 try:
                     box["reply"] = self._dev.change(*text)
-                except DeviceError as e:
+                except Exception as e:     # handed to the asking thread; a link failure shows here too
                     box["error"] = e
                 finally:
                     box["done"].set()
@@ -536,6 +548,7 @@ class Run:
 
     def _loop(self, dev):
         self._dev = dev
+        self._loop_thread = threading.current_thread()
         handled = 0
         hb_every = FAST_HEARTBEAT_S if self.fast else HEARTBEAT_S
         last_hb = 0.0

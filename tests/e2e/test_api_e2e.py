@@ -136,7 +136,7 @@ def test_a_protocol_outside_the_board_is_refused_before_the_device(proto, tmp_pa
 
 ONLINE = """schema = 1
 name = "online"
-sample_rate_hz = 1000
+sample_rate_hz = 2000
 [montage]
 anode = "O2"
 cathode = "Cz"
@@ -155,9 +155,10 @@ frequency_hz = { min = 8, max = 12, step = 2 }
 
 
 def test_online_changes_from_a_script_are_applied_recorded_and_replayed_exactly(proto, tmp_path):
-    """The device applies the changes at the session times asked; events.tsv and
-    session.json record them; `tesctl preview --changes session.json` then gives exactly
-    the samples the device commanded (raw_set_uA.txt)."""
+    """The device applies the changes at the session times asked (or as soon as it can);
+    events.tsv and session.json record them; `tesctl preview --changes session.json` then
+    gives exactly the samples the device commanded (raw_set_uA.txt), at 2000 S/s too, where
+    a change's ms is rounded and its sample is what counts."""
     from click.testing import CliRunner
     from tesctl import cli
     from tesctl.device import DeviceError
@@ -167,7 +168,7 @@ def test_online_changes_from_a_script_are_applied_recorded_and_replayed_exactly(
     with Session(p, port="sim", out_dir=str(out), raw=True) as s:
         s.start()
         reply = s.change("burst", 1, at_ms=1000)
-        assert (reply["at_ms"], reply["at_sample"]) == (1000, 1000)
+        assert (reply["at_ms"], reply["at_sample"]) == (1000, 2000)
         s.change("frequency_mHz", 12000, at_ms=1500)
         with pytest.raises(DeviceError, match="out-of-bounds"):
             s.change("frequency_mHz", 12500, at_ms=2500)
@@ -175,18 +176,27 @@ def test_online_changes_from_a_script_are_applied_recorded_and_replayed_exactly(
             s.change("frequency_mHz", 8000, at_ms=2500)
         with pytest.raises(DeviceError, match="not-online"):
             s.change("amplitude_uA", 900)
+        with pytest.raises(InputError, match="whole number"):
+            s.change("frequency_mHz", "1.5e3")
+        seen = []
+        s.on_telemetry(seen.append)
+        while not seen or seen[-1]["t_s"] < 2.0:
+            assert s.wait(timeout=0.02) is None
+        asap = s.change("frequency_mHz", 10000)      # as soon as possible: any sample, odd ones too
+        assert 2.0 <= asap["at_ms"] / 1000 < 2.9
         s.change("burst", 0, at_ms=3000)
         result = s.wait(timeout=60)
     assert result.outcome == "completed"
     meta = json.loads((out / "session.json").read_text())
-    assert meta["changes"] == [{"at_ms": 1000, "param": "burst", "value": 1},
-                               {"at_ms": 1500, "param": "frequency_mHz", "value": 12000},
-                               {"at_ms": 3000, "param": "burst", "value": 0}]
+    assert [(c["at_ms"], c["param"], c["value"]) for c in meta["changes"]] == [
+        (1000, "burst", 1), (1500, "frequency_mHz", 12000), (asap["at_ms"], "frequency_mHz", 10000),
+        (3000, "burst", 0)]
+    assert [c["at_sample"] for c in meta["changes"]] == [2000, 3000, asap["at_sample"], 6000]
     rows = [name for _, name in _events(out)]
     assert [r for r in rows if r.startswith("change:")] == ["change:burst=1", "change:frequency_mHz=12000",
-                                                           "change:burst=0"]
+                                                           "change:frequency_mHz=10000", "change:burst=0"]
     raw = [int(v) for v in (out / "raw_set_uA.txt").read_text().split()]
-    assert max(abs(v) for v in raw[:1000]) == 0 and max(abs(v) for v in raw[1200:2900]) > 990
+    assert max(abs(v) for v in raw[:2000]) == 0 and max(abs(v) for v in raw[2400:5800]) > 990
     csv_path = tmp_path / "p.csv"
     r = CliRunner().invoke(cli.main, ["preview", str(p), "--changes", str(out / "session.json"),
                                       "--csv", str(csv_path)])

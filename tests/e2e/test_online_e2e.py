@@ -90,8 +90,8 @@ def test_remote_control_over_tcp_changes_marks_and_stops(proto, tmp_path):
         finally:
             rc.close()
     assert result.outcome == "stopped"
-    assert _changes(out) == [{"at_ms": 1500, "param": "burst", "value": 1},
-                             {"at_ms": 3000, "param": "amplitude_uA", "value": 1500}]
+    assert [(c["at_ms"], c["param"], c["value"]) for c in _changes(out)] == [(1500, "burst", 1),
+                                                                            (3000, "amplitude_uA", 1500)]
     rows = (out / "events.tsv").read_text()
     assert "mark:trial 1" in rows and "change:amplitude_uA=1500" in rows
 
@@ -187,7 +187,7 @@ def test_alpha_gated_bursts_land_where_the_alpha_was(proto, tmp_path):
     out = tmp_path / "rec"
     with Session(proto(10), port="sim", out_dir=str(out)) as s:
         s.start()
-        gate = AlphaGate(s, name, threshold_uV2=10.0, when="high", start_state=0)
+        gate = AlphaGate(s, name, threshold_uV2=10.0, when="high")
         eeg.start()
         gate.start()
         try:
@@ -245,7 +245,8 @@ def test_tesctl_run_serves_remote_control_and_refuses_bad_control_options(proto,
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert _changes(out) == [{"at_ms": 1000, "param": "burst", "value": 1}]
+    assert [(c["at_ms"], c["at_sample"], c["param"], c["value"]) for c in _changes(out)] == [
+        (1000, 1000, "burst", 1)]
     plain = tmp_path / "plain.toml"
     plain.write_text((PROTO % 5).split("[online]")[0])
     for args, says in (([str(plain), "--control-lsl", "X"], "no [online] section"),
@@ -265,3 +266,24 @@ def test_validate_says_what_may_change_and_the_peak_it_allows(proto):
     assert r.exit_code == 0, r.output
     assert "peak 1000 uA" in r.output
     assert "online changes: amplitude_uA, bursts; at their largest, peak 1500 uA, charge <= 0.031 C" in r.output
+
+
+def test_read_changes_takes_the_devices_sample_over_the_rounded_ms(tmp_path):
+    """At 2000 S/s a change at sample 1665 is recorded at 832 ms: a replay from the ms
+    would put it at 1664; session.json's at_sample keeps it exact."""
+    from tesctl import protofile
+    from tesctl.enginerun import read_changes
+    from tes import online as O
+    p = tmp_path / "p.toml"
+    p.write_text((PROTO % 20).replace("sample_rate_hz = 1000", "sample_rate_hz = 2000"))
+    canon = protofile.load(p).canonical
+    rec = tmp_path / "session.json"
+    rec.write_text(json.dumps({"changes": [{"at_ms": 832, "at_sample": 1665, "param": "amplitude_uA",
+                                            "value": 1500}]}))
+    assert read_changes(str(rec), canon) == [(1665, O.AMP, 1500)]
+    csv = tmp_path / "c.csv"
+    csv.write_text("at_ms,param,value\n832,amplitude_uA,1500\n")
+    assert read_changes(str(csv), canon) == [(1664, O.AMP, 1500)]
+    csv.write_text("at_ms,param,value\n832,phase_deg,90\n900,volume,1\n")
+    with pytest.raises(ValueError, match="line 3: 'volume' is not a parameter"):
+        read_changes(str(csv), canon)
