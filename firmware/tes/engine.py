@@ -189,6 +189,11 @@ class Engine:
         self.la = self.lo = self.lda = self.ldo = self.lk = self.ln = 0
         self.gate = 1
         self.set_amp = self.set_off = self.phase = 0
+        # A phase change spreads over the ramp as an extra advance per sample: dq for the
+        # first n - r samples, dq + 1 for the last r (n*dq + r = the phase step, exact);
+        # ps_at is the sample of the next switch, ps_extra what is added to IQ now.
+        self.ps_at = O.AT_MAX
+        self.ps_dq = self.ps_r = self.ps_extra = 0
         if self.online is not None:
             s0 = self.segments[0]
             self.gate = self.online.burst_start()
@@ -287,7 +292,7 @@ class Engine:
         if self.online is not None:
             # No change after a stop; the stop ramps from the level of the moment.
             self.qn = 0
-            self.next_at = O.AT_MAX
+            self.next_at = self.ps_at       # a phase change under way still ends exactly
             if self.state == PLATEAU:
                 self.st[K.AMP] = self._level_amp()
                 self.st[K.OFF] = self._level_off()
@@ -464,6 +469,7 @@ class Engine:
             return "not-online", at
         if self.state == DONE or (self.index == len(self.phases) - 1 and self.state == RAMP_DOWN):
             return "stopping", at
+        old_phase = self.online.value[O.PHASE]
         why = self.online.accept(code, value, at, self.elapsed, self.qn)
         if why is None:
             i = QW * self.qn
@@ -476,8 +482,16 @@ class Engine:
                 step = value << 20
                 self.q[i + 3] = step // (self.fs * 1000)
                 self.q[i + 4] = step % (self.fs * 1000)
+            elif code == O.PHASE:
+                # the step in phase units the shorter way round, spread over the ramp
+                d = ((value << 20) // 360 - (old_phase << 20) // 360) & K.PHASE_MASK
+                if d > 1 << 19:
+                    d -= 1 << 20
+                n = self.online.ramp_n
+                self.q[i + 3] = d // n
+                self.q[i + 4] = d - n * (d // n)
             self.qn += 1
-            self.next_at = self.q[0]
+            self.next_at = self.q[0] if self.q[0] < self.ps_at else self.ps_at
         return why, at
 
     def _level_amp(self):
@@ -494,6 +508,8 @@ class Engine:
 
     def _apply_due(self):
         q = self.q
+        if self.ps_at == self.elapsed:
+            self._phase_switch()
         while self.qn and q[0] == self.elapsed:
             self._apply(q[1], q[2], q[3], q[4])
             j = 3 * (self.applied % O.QUEUE)
@@ -504,16 +520,35 @@ class Engine:
             for i in range(QW, QW * self.qn):
                 q[i - QW] = q[i]
             self.qn -= 1
-        self.next_at = q[0] if self.qn else O.AT_MAX
+        nxt = q[0] if self.qn else O.AT_MAX
+        self.next_at = nxt if nxt < self.ps_at else self.ps_at
+
+    def _phase_switch(self):
+        """The next step of a phase change's spread: dq -> dq + 1 for the last r samples,
+        then back to the oscillator's own advance."""
+        st = self.st
+        if self.ps_r > 0:
+            st[K.IQ] += 1
+            self.ps_extra += 1
+            self.ps_at = self.elapsed + self.ps_r
+            self.ps_r = 0
+        else:
+            st[K.IQ] -= self.ps_extra
+            self.ps_extra = 0
+            self.ps_at = O.AT_MAX
 
     def _apply(self, code, value, iq, ir):
         st = self.st
         if code == O.FREQ:              # phase-continuous: only the advance per sample changes
-            st[K.IQ] = iq
+            st[K.IQ] = iq + self.ps_extra
             st[K.IR] = ir
             return
-        if code == O.PHASE:
-            st[K.PH] = (st[K.PH] + (value << 20) // 360 - (self.phase << 20) // 360) & K.PHASE_MASK
+        if code == O.PHASE:             # iq, ir here: the spread's dq and r
+            n = self.online.ramp_n
+            st[K.IQ] += iq
+            self.ps_extra = iq
+            self.ps_r = ir
+            self.ps_at = self.elapsed + n - ir
             self.phase = value
             return
         if code == O.AMP:

@@ -83,9 +83,7 @@ def check(proto, lim, out):
     elif n > RAMP_MAX_SAMPLES or sec["ramp_ms"] > lim["max_ramp_ms"]:
         out.append(("online.ramp_ms", sec["ramp_ms"], "<=",
                     min(lim["max_ramp_ms"], RAMP_MAX_SAMPLES * 1000 // fs), "online ramp length"))
-    # phase_deg is not offered: a phase change is a jump of the waveform (up to twice the
-    # amplitude in one sample) until the engine can spread it over a ramp.
-    allowed = ("amplitude_uA", "frequency_mHz", "offset_uA") if seg["waveform"] == "sine" \
+    allowed = ("amplitude_uA", "frequency_mHz", "phase_deg", "offset_uA") if seg["waveform"] == "sine" \
         else ("amplitude_uA",)
     ok = True
     for name in sec["params"]:
@@ -115,8 +113,11 @@ def check(proto, lim, out):
                 out.append((path + ".min", b["min"], ">", 0, "sine frequency"))
             if b["max"] * 10 > fs * 1000:
                 out.append((path + ".max", b["max"], "<=", fs * 100, "at least 10 samples per cycle"))
-        if name == "phase_deg" and (b["min"] < 0 or b["max"] > 359):
-            out.append((path, [b["min"], b["max"]], "within", [0, 359], "phase"))
+        if name == "phase_deg":
+            if b["min"] < 0 or b["max"] > 359:
+                out.append((path, [b["min"], b["max"]], "within", [0, 359], "phase"))
+            elif b["step"] > 180:
+                out.append((path + ".step", b["step"], "<=", 180, "a phase step goes the shorter way round"))
     burst = sec["burst"]
     if burst is not None and _check_keys(burst, BURST_KEYS, "online.burst.", out):
         if burst["start"] not in ("on", "off"):
@@ -125,6 +126,17 @@ def check(proto, lim, out):
                "shortest time between changes")
     if not ok or len(out) > before:
         return
+    # A phase change is spread over the ramp as a frequency offset: the highest frequency
+    # during it (the largest frequency plus step/360 cycles over the ramp) keeps 10 samples
+    # a cycle.
+    params = sec["params"]
+    if "phase_deg" in params:
+        f_top = params["frequency_mHz"]["max"] if "frequency_mHz" in params else seg["frequency_mHz"]
+        extra = (params["phase_deg"]["step"] * 1000000 + 360 * sec["ramp_ms"] - 1) // (360 * sec["ramp_ms"])
+        if (f_top + extra) * 10 > fs * 1000:
+            out.append(("online.params.phase_deg.step", params["phase_deg"]["step"], "<=",
+                        (fs * 100 - f_top) * 360 * sec["ramp_ms"] // 1000000,
+                        "a phase change spread over the ramp keeps at least 10 samples per cycle"))
     peak = peak_uA(proto)
     if peak > lim["max_current_uA"]:
         out.append(("online.params", peak, "<=", lim["max_current_uA"],
@@ -177,7 +189,8 @@ class Online:
         if at < now:
             return "late"
         ramped = code == AMP or code == OFFSET or code == BURST
-        if at < self.first or at >= self.end or (ramped and at + self.ramp_n > self.end):
+        spread = ramped or code == PHASE        # takes ramp_n samples from `at`
+        if at < self.first or at >= self.end or (spread and at + self.ramp_n > self.end):
             return "outside-plateau"
         if at < self.latest:
             return "out-of-order"
@@ -195,6 +208,8 @@ class Online:
         if at - self.last_at[code] < interval:
             return "too-soon"
         if ramped and at - self.last_ramp < self.ramp_n:
+            return "ramping"
+        if code == PHASE and at - self.last_at[PHASE] < self.ramp_n:
             return "ramping"
         self.value[code] = value
         self.last_at[code] = at

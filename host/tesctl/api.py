@@ -131,7 +131,7 @@ class Session:
 
     def change(self, param, value, at_ms=None, lsl_time=None, timeout=10.0):
         """An online change (docs/online.md): param one of amplitude_uA, offset_uA,
-        frequency_mHz, burst (value 1 on, 0 off), within the protocol's [online]
+        frequency_mHz, phase_deg, burst (value 1 on, 0 off), within the protocol's [online]
         bounds. at_ms: the session time (ms from the first sample) it takes effect; or
         lsl_time: an LSL local_clock() time, mapped through the clock mapping; neither: as
         soon as the device can. -> {"at_ms", "at_sample"} as the device scheduled it.

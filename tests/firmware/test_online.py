@@ -3,8 +3,8 @@ judge of every change, and the engine applying what it accepted at its exact sam
 
 Exactness is checked against closed forms, not against the engine itself: a DC ramp is
 a0 + da*(j+1)//n sample by sample; a sine's phase after a frequency change is the exact
-rational phase of the two frequencies. Phase changes are not offered (a jump of the
-waveform); the validator refuses them.
+rational phase of the two frequencies; a phase change adds its step spread over the ramp,
+dq per sample and dq + 1 for the last r samples (n*dq + r = the step, exactly).
 Runs under CPython (pytest), the unix port and the 32-bit WebAssembly port."""
 from array import array
 
@@ -116,7 +116,16 @@ def test_online_scope_and_what_each_waveform_may_change():
     assert paths(protocol(ramp_ms=CEILING["min_ramp_ms"] - 1)) == ["online.ramp_ms"]   # no step without a ramp
     assert paths(protocol(ramp_ms=CEILING["min_ramp_ms"])) == []
     b = {"min": 0, "max": 359, "step": 10, "interval_ms": 0}
-    assert paths(protocol("sine", params={"phase_deg": b})) == ["online.params.phase_deg"]
+    assert paths(protocol("dc", params={"phase_deg": b})) == ["online.params.phase_deg"]
+    assert paths(protocol("sine", params={"phase_deg": b})) == []
+    assert paths(protocol("sine", params={"phase_deg": dict(b, step=181)})) == ["online.params.phase_deg.step"]
+    # spread over the ramp, a phase step is a frequency offset: step/360 cycles over ramp_ms.
+    # 10 Hz at 1 kS/s (limit 100 Hz), ramp 100 ms: 180 degrees add 5 Hz; at 95 Hz, 180 is too much
+    f = {"min": 5000, "max": 95000, "step": 1000, "interval_ms": 0}
+    assert paths(protocol("sine", params={"phase_deg": dict(b, step=180), "frequency_mHz": f})) == []
+    f["max"] = 95001
+    assert paths(protocol("sine", params={"phase_deg": dict(b, step=180), "frequency_mHz": f})) == \
+        ["online.params.phase_deg.step"]
     b = {"min": 0, "max": 2000, "step": 500, "interval_ms": CEILING["max_session_ms"] + 1}
     assert paths(protocol(params={"amplitude_uA": b})) == ["online.params.amplitude_uA.interval_ms"]
     assert paths(protocol(ramp_ms=65535)) == []
@@ -239,10 +248,13 @@ def test_bursts_gate_the_current_with_ramps():
 
 def test_changes_allocate_nothing_in_the_fill():
     p = protocol("sine", params={"amplitude_uA": {"min": 0, "max": 2000, "step": 500, "interval_ms": 0},
-                                 "frequency_mHz": {"min": 1000, "max": 20000, "step": 5000, "interval_ms": 0}},
+                                 "frequency_mHz": {"min": 1000, "max": 20000, "step": 5000, "interval_ms": 0},
+                                 "phase_deg": {"min": 0, "max": 359, "step": 180, "interval_ms": 0},
+                                 "offset_uA": {"min": -500, "max": 500, "step": 500, "interval_ms": 0}},
                  burst={"interval_ms": 0, "start": "on"})
     e = Engine(p)
-    for k, (code, v) in enumerate(((O.AMP, 1500), (O.FREQ, 12000), (O.BURST, 0), (O.BURST, 1))):
+    for k, (code, v) in enumerate(((O.AMP, 1500), (O.FREQ, 12000), (O.BURST, 0), (O.BURST, 1), (O.PHASE, 180),
+                                   (O.OFFSET, -300))):
         assert e.change(code, v, UP + 200 + 300 * k)[0] is None
     buf = array("i", [0] * 64)
     total = 0
@@ -258,7 +270,7 @@ def test_changes_allocate_nothing_in_the_fill():
         if micropython is not None:
             micropython.heap_unlock()
     assert total == (UP + FLAT + DOWN) * FS // 1000
-    assert e.applied == 4
+    assert e.applied == 6
 
 
 def test_a_soft_stop_after_a_change_starts_from_the_changed_level():
@@ -342,3 +354,56 @@ def test_a_soft_stop_inside_an_online_ramp_starts_from_the_level_of_the_moment()
     assert mid - mid // 300 - 1 <= rest[0] <= mid, (mid, rest[0])
     assert all(rest[i + 1] <= rest[i] for i in range(299)) and rest[299] <= mid // 300 + 1
 
+
+
+def test_phase_steps_are_circular_and_spread_over_the_ramp():
+    p = protocol(params={"phase_deg": {"min": 0, "max": 359, "step": 20, "interval_ms": 0}}, phase=350)
+    e = Engine(p)
+    assert e.change(O.PHASE, 10, UP)[0] is None          # 350 -> 10: 20 degrees
+    assert e.change(O.PHASE, 349, UP + 100)[0] == "step"  # 10 -> 349: 21 degrees
+    e = Engine(p)
+    assert e.change(O.PHASE, 10, UP)[0] is None
+    assert e.change(O.PHASE, 0, UP + 99)[0] == "ramping"   # the spread takes ramp_ms
+    assert e.change(O.PHASE, 0, UP + 100)[0] is None
+
+
+def _spread(at, n, d):
+    """Extra phase units added before sample k by a step d spread from sample `at` over n."""
+    dq = d // n
+    r = d - n * dq
+
+    def extra(k):
+        j = min(max(k - at, 0), n)               # advances of the spread before sample k
+        return j * dq + max(0, j - (n - r))
+    return extra
+
+
+def test_a_phase_change_adds_its_step_exactly_spread_over_the_ramp():
+    f0 = 6000
+    for new, ramp in ((270, 100), (0, 137), (100, 250)):  # +180, -90 (shorter way), +10 degrees
+        p = protocol("sine", amp=1500, freq=f0, phase=90, ramp_ms=ramp,
+                     params={"phase_deg": {"min": 0, "max": 359, "step": 180, "interval_ms": 0},
+                             "frequency_mHz": {"min": 1000, "max": 20000, "step": 5000, "interval_ms": 0}})
+        e = Engine(p)
+        at = UP + 321
+        assert e.change(O.PHASE, new, at)[0] is None
+        fat = at + ramp // 2                        # a frequency change inside the spread
+        f1 = 7300
+        assert e.change(O.FREQ, f1, fat)[0] is None
+        out = run(e, UP + FLAT)
+        den = FS * 1000
+        d = ((new << 20) // 360 - (90 << 20) // 360) & 0xFFFFF
+        if d > 1 << 19:
+            d -= 1 << 20
+        extra = _spread(at, ramp, d)
+        base = (90 << 20) // 360
+        prev = None
+        for k in range(UP, UP + FLAT):
+            c = f0 * k if k <= fat else f0 * fat + f1 * (k - fat)
+            ph = (_phase(c, den) + base + extra(k)) & 0xFFFFF
+            want = (1500 * _sine_at(ph) + 16384) >> 15
+            assert out[k] == want, (new, k, out[k], want)
+            if prev is not None:     # no jump: a step of at most the fastest slope at f + the spread
+                assert abs(out[k] - prev) <= 1500 * 2 * 3.1416 * (20 + 500 / ramp) / FS + 2, (k, prev, out[k])
+            prev = out[k]
+        assert extra(UP + FLAT) == d and e.ps_extra == 0
