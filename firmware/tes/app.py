@@ -20,7 +20,6 @@ from tes import VERSION
 from tes import engine as E
 from tes import journal as J
 from tes import link as L
-from tes import online as O
 from tes import supervisor as S
 from tes import validate as V
 from tes.control import END
@@ -254,6 +253,7 @@ class App:
         """An event per online change the engine has applied (at its sample: the output
         lead ahead of the current), and the journal's list of them."""
         e = s.engine
+        O = e.O                       # tes.online: loaded by the engine for a protocol with [online]
         if e.applied - s.reported > O.QUEUE:      # (cannot happen at one tick per 20 ms)
             lost = e.applied - s.reported - O.QUEUE
             self.link.event("log", level="error", msg="%d online change events lost" % lost)
@@ -587,7 +587,10 @@ class App:
         if s.outcome is not None:             # a stop is under way: nothing changes any more
             return self.link.error(seq, L.E_REFUSED, "stopping")
         name = obj["param"]
-        code = O.BURST if name == "burst" else O.PARAMS.get(name, 0)
+        O = s.engine.O
+        if O is None:                         # the protocol declares no [online]: nothing may change
+            return self.link.error(seq, L.E_REFUSED, "not-online")
+        code = O.code_of(name)
         at_ms = obj.get("at_ms")
         fs = s.fs
         at = None

@@ -25,7 +25,6 @@ from array import array
 from tes import kernels as K
 from tes import multi as M
 from tes import noise
-from tes import online as O
 from tes.tables import SINE, RCOS
 
 try:
@@ -51,6 +50,8 @@ _ENV_OF = {RAMP_UP: 1, PLATEAU: 0, RAMP_DOWN: 1, PAUSE: 2, SHAM_OFF: 2}
 _OSC = {"dc": 0, "sine": 1, "pulse": 2, "noise": 3}
 ST_LEN = K.NOISE_BASE + noise.NOISE_LEN
 QW = 5        # words of a pending online change: at, code, value, and a frequency's iq, ir
+QUEUE = 8     # online changes an engine holds ahead of their time
+AT_MAX = (1 << 30) - 1    # "no change pending" as a sample
 
 
 def samples(ms, fs):
@@ -180,11 +181,15 @@ class Engine:
         # order; the fill splits at next_at. Applied ones go to the ring `done` for the
         # app to report. An amplitude/offset change ramps linearly from the level of the
         # moment (la, lo) by (lda, ldo) over ln samples; lk of them are out.
-        self.online = O.Online(proto) if proto.get("online") is not None else None
-        self.q = array("i", [0] * (QW * O.QUEUE))
+        self.online = self.O = self.q = self.done = None
+        if proto.get("online") is not None:
+            from tes import online as O
+            self.O = O
+            self.online = O.Online(proto)
+            self.q = array("i", [0] * (QW * QUEUE))
+            self.done = array("i", [0] * (3 * QUEUE))
         self.qn = 0
-        self.next_at = O.AT_MAX
-        self.done = array("i", [0] * (3 * O.QUEUE))
+        self.next_at = AT_MAX
         self.applied = 0
         self.la = self.lo = self.lda = self.ldo = self.lk = self.ln = 0
         self.gate = 1
@@ -192,7 +197,7 @@ class Engine:
         # A phase change spreads over the ramp as an extra advance per sample: dq for the
         # first n - r samples, dq + 1 for the last r (n*dq + r = the phase step, exact);
         # ps_at is the sample of the next switch, ps_extra what is added to IQ now.
-        self.ps_at = O.AT_MAX
+        self.ps_at = AT_MAX
         self.ps_dq = self.ps_r = self.ps_extra = 0
         if self.online is not None:
             s0 = self.segments[0]
@@ -365,7 +370,7 @@ class Engine:
             return
         kind = self.kind
         if env == 0 and self.lk < self.ln:
-            self._ramp_block(out, start, m)
+            self.O.ramp_block(self, out, start, m)
             return
         if kind == 0 and env == 0:      # DC plateau: amplitude exactly, as env_flat would give
             k.osc_const(out, start, m, self.amp)
@@ -459,127 +464,20 @@ class Engine:
         self.amp = amp[0]
         self.off = off[0]
 
-    # ---- online changes (tes.online) -----------------------------------------------------
+    # ---- online changes: the code is in tes.online, loaded only for a protocol with
+    # [online] (a board's RAM: every module it imports costs it at boot) -------------------
     def change(self, code, value, at=None):
         """Accept a change at sample `at` (None: the next sample this engine fills) ->
         (None, at) or (why not, at). Called from the link, not the block loop."""
-        if at is None:
-            at = self.elapsed
         if self.online is None:
-            return "not-online", at
-        if self.state == DONE or (self.index == len(self.phases) - 1 and self.state == RAMP_DOWN):
-            return "stopping", at
-        old_phase = self.online.value[O.PHASE]
-        why = self.online.accept(code, value, at, self.elapsed, self.qn)
-        if why is None:
-            i = QW * self.qn
-            self.q[i] = at
-            self.q[i + 1] = code
-            self.q[i + 2] = value
-            if code == O.FREQ:
-                # The new advance per sample, worked out here: f << 20 leaves a board's
-                # small ints, and the fill must not allocate.
-                step = value << 20
-                self.q[i + 3] = step // (self.fs * 1000)
-                self.q[i + 4] = step % (self.fs * 1000)
-            elif code == O.PHASE:
-                # the step in phase units the shorter way round, spread over the ramp
-                d = ((value << 20) // 360 - (old_phase << 20) // 360) & K.PHASE_MASK
-                if d > 1 << 19:
-                    d -= 1 << 20
-                n = self.online.ramp_n
-                self.q[i + 3] = d // n
-                self.q[i + 4] = d - n * (d // n)
-            self.qn += 1
-            self.next_at = self.q[0] if self.q[0] < self.ps_at else self.ps_at
-        return why, at
-
-    def _level_amp(self):
-        """Amplitude of the moment, inside an online ramp or not (two methods, not a
-        tuple: the fill runs with the heap locked)."""
-        if self.lk < self.ln:
-            return self.la + self.lda * self.lk // self.ln
-        return self.amp
-
-    def _level_off(self):
-        if self.lk < self.ln:
-            return self.lo + self.ldo * self.lk // self.ln
-        return self.off
+            return "not-online", self.elapsed if at is None else at
+        return self.O.change(self, code, value, at)
 
     def _apply_due(self):
-        q = self.q
-        if self.ps_at == self.elapsed:
-            self._phase_switch()
-        while self.qn and q[0] == self.elapsed:
-            self._apply(q[1], q[2], q[3], q[4])
-            j = 3 * (self.applied % O.QUEUE)
-            self.done[j] = q[0]
-            self.done[j + 1] = q[1]
-            self.done[j + 2] = q[2]
-            self.applied += 1
-            for i in range(QW, QW * self.qn):
-                q[i - QW] = q[i]
-            self.qn -= 1
-        nxt = q[0] if self.qn else O.AT_MAX
-        self.next_at = nxt if nxt < self.ps_at else self.ps_at
+        self.O.apply_due(self)
 
-    def _phase_switch(self):
-        """The next step of a phase change's spread: dq -> dq + 1 for the last r samples,
-        then back to the oscillator's own advance."""
-        st = self.st
-        if self.ps_r > 0:
-            st[K.IQ] += 1
-            self.ps_extra += 1
-            self.ps_at = self.elapsed + self.ps_r
-            self.ps_r = 0
-        else:
-            st[K.IQ] -= self.ps_extra
-            self.ps_extra = 0
-            self.ps_at = O.AT_MAX
+    def _level_amp(self):
+        return self.O.level_amp(self)
 
-    def _apply(self, code, value, iq, ir):
-        st = self.st
-        if code == O.FREQ:              # phase-continuous: only the advance per sample changes
-            st[K.IQ] = iq + self.ps_extra
-            st[K.IR] = ir
-            return
-        if code == O.PHASE:             # iq, ir here: the spread's dq and r
-            n = self.online.ramp_n
-            st[K.IQ] += iq
-            self.ps_extra = iq
-            self.ps_r = ir
-            self.ps_at = self.elapsed + n - ir
-            self.phase = value
-            return
-        if code == O.AMP:
-            self.set_amp = value
-        elif code == O.OFFSET:
-            self.set_off = value
-        else:
-            self.gate = value
-        a0 = self._level_amp()
-        o0 = self._level_off()
-        self.amp = self.set_amp if self.gate else 0
-        self.off = self.set_off if self.gate else 0
-        self.la = a0
-        self.lo = o0
-        self.lda = self.amp - a0
-        self.ldo = self.off - o0
-        self.lk = 0
-        self.ln = self.online.ramp_n
-
-    def _ramp_block(self, out, start, m):
-        """A plateau block inside an online ramp: the oscillator, then the ramp's samples
-        (linear from the level of the moment), then the new level for the rest."""
-        k = self.kernels
-        if self.kind == 0:
-            k.osc_const(out, start, m, K.FULL)
-        else:
-            k.osc_sine(out, start, m, self.st, SINE)
-        r = self.ln - self.lk
-        if r > m:
-            r = m
-        O.env_lerp(out, start, r, self.la, self.lda, self.lo, self.ldo, self.lk, self.ln)
-        self.lk += r
-        if r < m:
-            k.env_flat(out, start + r, m - r, self.amp, self.off)
+    def _level_off(self):
+        return self.O.level_off(self)

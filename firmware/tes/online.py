@@ -14,6 +14,10 @@ no sham), dc or sine. Changes take effect inside that segment's plateau only; it
 and any stop start from the level of the moment. A change is (code, value, at_sample):
 at_sample counts the session's samples from the first one (at_ms * fs // 1000).
 """
+from tes import kernels as K
+from tes.engine import AT_MAX, DONE, QUEUE, QW, RAMP_DOWN
+from tes.tables import SINE
+
 AMP = 1
 OFFSET = 2
 FREQ = 3
@@ -25,8 +29,6 @@ KEYS = {"ramp_ms": int, "params": dict, "burst": (dict, type(None))}
 BOUND_KEYS = {"min": int, "max": int, "step": int, "interval_ms": int}
 BURST_KEYS = {"interval_ms": int, "start": str}
 RAMP_MAX_SAMPLES = 65535       # keeps a ramp's step * position inside 31-bit ints
-QUEUE = 8                      # changes a device holds ahead of their time
-AT_MAX = (1 << 30) - 1         # no change pending
 
 
 def _check_keys(obj, keys, path, out):
@@ -249,3 +251,137 @@ def fill_scheduled(engine, buf, n, changes, pos):
         if at - engine.elapsed < n:
             n = at - engine.elapsed
     return engine.fill(buf, n), pos, None
+
+
+# ---- the engine's side: called by tes.engine.Engine for a protocol with [online] ---------
+# Functions over the engine `e` (its attributes are its state), here so that a board loads
+# them only for such a protocol.
+def change(e, code, value, at=None):
+    """Accept a change at sample `at` (None: the next sample this engine fills) ->
+    (None, at) or (why not, at). Called from the link, not the block loop."""
+    if at is None:
+        at = e.elapsed
+    if e.online is None:
+        return "not-online", at
+    if e.state == DONE or (e.index == len(e.phases) - 1 and e.state == RAMP_DOWN):
+        return "stopping", at
+    old_phase = e.online.value[PHASE]
+    why = e.online.accept(code, value, at, e.elapsed, e.qn)
+    if why is None:
+        i = QW * e.qn
+        e.q[i] = at
+        e.q[i + 1] = code
+        e.q[i + 2] = value
+        if code == FREQ:
+            # The new advance per sample, worked out here: f << 20 leaves a board's
+            # small ints, and the fill must not allocate.
+            step = value << 20
+            e.q[i + 3] = step // (e.fs * 1000)
+            e.q[i + 4] = step % (e.fs * 1000)
+        elif code == PHASE:
+            # the step in phase units the shorter way round, spread over the ramp
+            d = ((value << 20) // 360 - (old_phase << 20) // 360) & K.PHASE_MASK
+            if d > 1 << 19:
+                d -= 1 << 20
+            n = e.online.ramp_n
+            e.q[i + 3] = d // n
+            e.q[i + 4] = d - n * (d // n)
+        e.qn += 1
+        e.next_at = e.q[0] if e.q[0] < e.ps_at else e.ps_at
+    return why, at
+
+
+def level_amp(e):
+    """Amplitude of the moment, inside an online ramp or not (two functions, not a
+    tuple: the fill runs with the heap locked)."""
+    if e.lk < e.ln:
+        return e.la + e.lda * e.lk // e.ln
+    return e.amp
+
+
+def level_off(e):
+    if e.lk < e.ln:
+        return e.lo + e.ldo * e.lk // e.ln
+    return e.off
+
+
+def apply_due(e):
+    q = e.q
+    if e.ps_at == e.elapsed:
+        _phase_switch(e)
+    while e.qn and q[0] == e.elapsed:
+        _apply(e, q[1], q[2], q[3], q[4])
+        j = 3 * (e.applied % QUEUE)
+        e.done[j] = q[0]
+        e.done[j + 1] = q[1]
+        e.done[j + 2] = q[2]
+        e.applied += 1
+        for i in range(QW, QW * e.qn):
+            q[i - QW] = q[i]
+        e.qn -= 1
+    nxt = q[0] if e.qn else AT_MAX
+    e.next_at = nxt if nxt < e.ps_at else e.ps_at
+
+
+def _phase_switch(e):
+    """The next step of a phase change's spread: dq -> dq + 1 for the last r samples,
+    then back to the oscillator's own advance."""
+    st = e.st
+    if e.ps_r > 0:
+        st[K.IQ] += 1
+        e.ps_extra += 1
+        e.ps_at = e.elapsed + e.ps_r
+        e.ps_r = 0
+    else:
+        st[K.IQ] -= e.ps_extra
+        e.ps_extra = 0
+        e.ps_at = AT_MAX
+
+
+def _apply(e, code, value, iq, ir):
+    st = e.st
+    if code == FREQ:              # phase-continuous: only the advance per sample changes
+        st[K.IQ] = iq + e.ps_extra
+        st[K.IR] = ir
+        return
+    if code == PHASE:             # iq, ir here: the spread's dq and r
+        n = e.online.ramp_n
+        st[K.IQ] += iq
+        e.ps_extra = iq
+        e.ps_r = ir
+        e.ps_at = e.elapsed + n - ir
+        e.phase = value
+        return
+    if code == AMP:
+        e.set_amp = value
+    elif code == OFFSET:
+        e.set_off = value
+    else:
+        e.gate = value
+    a0 = level_amp(e)
+    o0 = level_off(e)
+    e.amp = e.set_amp if e.gate else 0
+    e.off = e.set_off if e.gate else 0
+    e.la = a0
+    e.lo = o0
+    e.lda = e.amp - a0
+    e.ldo = e.off - o0
+    e.lk = 0
+    e.ln = e.online.ramp_n
+
+
+def ramp_block(e, out, start, m):
+    """A plateau block inside an online ramp: the oscillator, then the ramp's samples
+    (linear from the level of the moment), then the new level for the rest."""
+    k = e.kernels
+    if e.kind == 0:
+        k.osc_const(out, start, m, K.FULL)
+    else:
+        k.osc_sine(out, start, m, e.st, SINE)
+    r = e.ln - e.lk
+    if r > m:
+        r = m
+    env_lerp(out, start, r, e.la, e.lda, e.lo, e.ldo, e.lk, e.ln)
+    e.lk += r
+    if r < m:
+        k.env_flat(out, start + r, m - r, e.amp, e.off)
