@@ -36,12 +36,13 @@ def main():
     if take_skip_flag():
         print("tesctl: app skipped once after EXIT; at the REPL")
         return
-    from tes.app import App
     from tes.board import load_checked
-    from tes.fwhash import tree_sha256
     from tes.port import StreamPort
 
     board = load_checked(BOARD_FILE)
+    # The big buffers first (the HAL's rings, 16 + 8 KiB on rp2; the port's queue), then the
+    # app's modules: allocated after the app's bytecode they found no block that large in
+    # an RP2040's fragmented heap (a MemoryError at boot, measured on the virtual RP2040).
     hal = make_hal(board)
     hal.zero()
     # A host that stops reading for a while must not stall the control loop: the USB CDC
@@ -49,6 +50,8 @@ def main():
     # RP2040 while the host was slow). Send only when writable, 64 bytes at a time (one USB
     # packet: a reading host frees that within a frame), queue the rest, drop when full.
     port = StreamPort(sys.stdin.buffer, sys.stdout.buffer, drop=True, chunk=USB_CHUNK)
+    from tes.app import App
+    from tes.fwhash import tree_sha256
     micropython.kbd_intr(-1)
     try:
         App(hal, board, port, tree_sha256("")).run()
