@@ -129,7 +129,7 @@ def env_ramp(out, start: int, n: int, st, rcos):
     down = int(s[_EDOWN])
     top = int(s[_ETOP])
     cos = int(s[_ECOS])
-    amp = int(s[_AMP])
+    amp = (s[_AMP] ^ sg) - sg   # both signed: a word read through ptr32 is unsigned
     off = (s[_OFF] ^ sg) - sg
     i = start
     end = start + n

@@ -290,3 +290,30 @@ def generate_rest(eng, block=BLOCK):
         if not m:
             return out
         out.extend(buf[j] for j in range(m))
+
+
+def test_env_ramp_twins_agree_for_signed_levels():
+    """The viper env_ramp reads AMP and OFF sign-extended, as the plain one sees them:
+    a negative amplitude (or offset) gives the same samples on both (the engine passes
+    amplitudes >= 0 today; helpers 19 and 20 found AMP read unsigned). Unix port only:
+    elsewhere the twin is the plain kernel."""
+    from array import array
+    from tes import kernels as K
+    from tes.tables import RCOS
+    try:
+        from tes import kernels_fast as F
+    except (ImportError, SyntaxError):
+        return
+    if not F.AVAILABLE:
+        return
+    for amp, off, cos, down in ((-1500, 0, 0, 0), (-2000, -700, 1, 1), (1800, -400, 1, 0), (-1, 3, 0, 1)):
+        outs = []
+        for kern in (K, F):
+            st = array("i", [0] * (K.NOISE_BASE + 8))
+            st[K.EQ], st[K.ER], st[K.EN] = 32768 // 97, 32768 % 97, 97
+            st[K.ECOS], st[K.EDOWN], st[K.ETOP] = cos, down, K.FULL
+            st[K.AMP], st[K.OFF] = amp, off
+            out = array("i", [(k * 2731) % 65535 - 32767 for k in range(97)])
+            kern.env_ramp(out, 0, 97, st, RCOS)
+            outs.append(list(out))
+        assert outs[0] == outs[1], (amp, off, cos, down)
