@@ -15,11 +15,13 @@ CHECK_S = 120.0
 
 class DeviceError(LinkError):
     """The device refused a command or the link failed; one sentence (exit 3). `code` is
-    the device's error code (docs/wire.md), if it sent one."""
+    the device's error code (docs/wire.md), if it sent one, and `detail` its detail
+    (a CHANGE refusal's reason)."""
 
-    def __init__(self, message, code=None):
+    def __init__(self, message, code=None, detail=None):
         super().__init__(message)
         self.code = code
+        self.detail = detail
 
 
 class Frame:
@@ -97,7 +99,8 @@ class Device:
                 if f.type in (L.REPLY, L.ERROR) and f.obj.get("re") == seq:
                     if f.type == L.ERROR:
                         raise DeviceError("device refused %s: %s (%s)" % (L.NAMES.get(typ, typ), f.obj.get("error"),
-                                                                          f.obj.get("detail")), f.obj.get("error"))
+                                                                          f.obj.get("detail")), f.obj.get("error"),
+                                          f.obj.get("detail"))
                     return f.obj
         raise DeviceError("no reply from the device to %s within %.0f s" % (L.NAMES.get(typ, typ), timeout))
 

@@ -13,11 +13,13 @@ a warning in events.tsv (`change-refused:burst=1:too-soon`), never the end of th
 import threading
 import time
 
+from tes.online import NAMES
+
 from tesctl.device import DeviceError
 from tesctl.lsl import _pylsl
 from tesctl.errors import InputError
 
-PARAMS = ("amplitude_uA", "offset_uA", "frequency_mHz", "phase_deg", "burst")
+PARAMS = NAMES[1:]          # what CHANGE may name (tes.online)
 
 
 def parse_marker(text):
@@ -109,6 +111,6 @@ class LslControl:
             if param == "burst":
                 self.gate = value
         except DeviceError as e:
-            why = str(e).rsplit("(", 1)[-1].rstrip(")") if e.code == "refused" else str(e)
+            why = e.detail if e.code == "refused" else str(e)
             self.applied.append((ts, param, value, why))
             self.run.note("change-refused:%s=%s:%s" % (param, value, why))

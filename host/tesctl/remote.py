@@ -17,13 +17,15 @@ import queue
 import socketserver
 import threading
 
+from tes.online import NAMES
+
 from tesctl.device import DeviceError
 from tesctl.errors import InputError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_LINE = 4096
 SUB_QUEUE = 250              # telemetry rows a subscriber may fall behind (5 s): then rows are dropped
-PARAMS = ("amplitude_uA", "offset_uA", "frequency_mHz", "phase_deg", "burst")
+PARAMS = NAMES[1:]           # what CHANGE may name (tes.online)
 
 
 def parse_address(text):
@@ -188,5 +190,5 @@ class RemoteControl:
             return {"ok": False, "error": "bad-field", "detail": str(e)}
         except DeviceError as e:
             if e.code == "refused":
-                return {"ok": False, "error": "refused", "reason": str(e).rsplit("(", 1)[-1].rstrip(")")}
+                return {"ok": False, "error": "refused", "reason": e.detail}
             return {"ok": False, "error": e.code or "device", "detail": str(e)}
