@@ -268,7 +268,7 @@ def test_the_boards_current_sources_bound_the_montage():
 
 def test_the_shipped_boards_sources():
     from tes import board as B
-    for name, sources in (("pico-mcp4922", 2), ("esp32-mcp4922", 2), ("sim", 8)):
+    for name, sources in (("pico-mcp4922", 1), ("esp32-mcp4922", 1), ("sim", 8)):
         b = B.load(_HERE + "/../../boards/%s.json" % name)
         assert B.check(b) == [], name
         lim, _ = board_limits(b)

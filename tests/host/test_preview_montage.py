@@ -164,13 +164,16 @@ def test_cli_validate_lists_the_electrodes():
             "CP3 500 uA 0.615 C, C3 (return) 2000 uA 2.460 C") in r.output.splitlines()
 
 
-def test_a_two_source_board_refuses_the_4x1_and_runs_the_others():
-    r = CliRunner().invoke(main, ["validate", str(paths.PROTOCOLS / "hd-tdcs-4x1.toml"), "--board", "pico-mcp4922"])
-    assert r.exit_code == 2
-    assert "current sources" in r.output
-    for name in ("tdcs-bilateral", "tacs-theta-inphase-2site", "tacs-theta-antiphase-2site"):
+def test_a_one_source_board_runs_two_electrodes_only():
+    # pico-mcp4922 drives one source (its DAC's channel B is the pump's reference)
+    for name in ("hd-tdcs-4x1", "tacs-theta-inphase-2site", "tacs-theta-antiphase-2site"):
         r = CliRunner().invoke(main, ["validate", str(paths.PROTOCOLS / (name + ".toml")), "--board", "pico-mcp4922"])
-        assert r.exit_code == 0, (name, r.output)
+        assert r.exit_code == 2, (name, r.output)
+        assert "current sources" in r.output
+    r = CliRunner().invoke(main, ["validate", str(paths.PROTOCOLS / "tdcs-bilateral.toml"), "--board", "pico-mcp4922"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["validate", str(paths.PROTOCOLS / "tacs-theta-inphase-2site.toml"), "--board", "sim"])
+    assert r.exit_code == 0, r.output
 
 
 def test_run_refuses_a_multi_montage_before_anything(tmp_path):
