@@ -16,6 +16,7 @@ from tes import validate as V
 from tesctl import firmware, reconcile
 from tesctl.device import Device, DeviceError
 from tesctl.errors import InputError, SessionEnded, TesctlError, safe_text
+from tesctl.heartbeat import Heartbeat
 from tesctl import blindrec
 from tesctl.recorder import Recorder, RecordLost, fallback_dirs
 from tesctl.transport import TransportError, open_port
@@ -23,7 +24,7 @@ from tesctl.transport import TransportError, open_port
 STIM_STATES = ("ramp-up", "plateau", "ramp-down", "pause", "sham-off")
 SILENT_S = 10             # telemetry comes 50 times a second (5 a second of wall time on the
                           # virtual RP2040): 10 s of nothing is a dead link
-HEARTBEAT_S = 0.25          # real time, link on a real clock
+HEARTBEAT_S = 0.25          # real time, when no telemetry paces it by the device's clock
 FAST_HEARTBEAT_S = 0.005    # fast sim: answer its telemetry promptly so its clock runs on
 SEAL_EVERY_S = 10           # a blinded record is sealed this often, so a killed host leaves it
 STOP_MARGIN_MS = 1000       # blinded stop: the common end also covers the request's way to the device
@@ -550,7 +551,7 @@ class Run:
         self._dev = dev
         self._loop_thread = threading.current_thread()
         handled = 0
-        hb_every = FAST_HEARTBEAT_S if self.fast else HEARTBEAT_S
+        beat = Heartbeat(every_s=HEARTBEAT_S)   # a board: paced by its clock (tesctl.heartbeat)
         last_hb = 0.0
         last_rx = time.monotonic()
         last_poll = 0.0
@@ -586,9 +587,11 @@ class Run:
                 last_rx = now
             elif now - last_rx > SILENT_S:
                 raise DeviceError("the device sent nothing for %d s" % SILENT_S)
-            if now - last_hb >= hb_every and (got or not self.fast or now - last_hb > 0.1):
+            if (now - last_hb >= FAST_HEARTBEAT_S and (got or now - last_hb > 0.1) if self.fast
+                    else beat.due(now, self.last_tel_t)):
                 dev.heartbeat()
                 last_hb = now
+                beat.sent(now)
 
     def _finish(self, dev):
         kind, ev = self.result
