@@ -576,6 +576,54 @@ def unpack_telem_stats(payload):
     return (t[8], t[9], t[10], t[11], ph)
 
 
+# A multi-electrode session (issue 12) appends, after the TELEM_SIZE bytes, a count u8 E
+# and E rows of TELEM_EL_FMT, one per electrode in montage order (the return where the
+# montage lists it). A session of two electrodes sends none: its frames stay as they were.
+TELEM_EL_FMT = "<iiiiiii"      # set, meas, v means; z; set, meas, v RMS
+TELEM_EL_SIZE = struct.calcsize(TELEM_EL_FMT)   # 28
+TELEM_EL_MAX = 9               # electrodes: 8 sources and the return
+TELEM_EL_FIELDS = ("set_uA", "meas_uA", "v_mV", "z_ohm", "set_rms_uA", "meas_rms_uA", "v_rms_mV")
+
+
+def pack_telem_electrodes(buf, at, rows):
+    """Pack the per-electrode extension into buf[at:] (1 + len(rows) * TELEM_EL_SIZE bytes)
+    and return its length. rows: (set_mean_uA, meas_mean_uA, v_mean_mV, z_ohm, set_rms_uA,
+    meas_rms_uA, v_rms_mV) per electrode, montage order; z_ohm None or < 0 is unknown (the
+    bytes of Z_UNKNOWN: -1 as an i32)."""
+    e = len(rows)
+    if e > TELEM_EL_MAX:
+        raise ValueError("too many electrodes")
+    buf[at] = e
+    o = at + 1
+    for r in rows:
+        z = r[3]
+        if z is None or z < 0 or z > 0x7FFFFFFF:
+            z = -1
+        struct.pack_into(TELEM_EL_FMT, buf, o, r[0], r[1], r[2], z, r[4], r[5], r[6])
+        o += TELEM_EL_SIZE
+    return o - at
+
+
+def unpack_telem_electrodes(payload):
+    """The extension's rows, montage order, as 7-tuples (z_ohm None when unknown, as in
+    unpack_telem); [] for a TELEM payload without one. Truncated -> ValueError."""
+    n = len(payload)
+    if n < TELEM_SIZE:
+        raise ValueError("short TELEM")
+    if n == TELEM_SIZE:
+        return []
+    e = payload[TELEM_SIZE]
+    if n < TELEM_SIZE + 1 + e * TELEM_EL_SIZE:
+        raise ValueError("short TELEM electrodes")
+    out = []
+    o = TELEM_SIZE + 1
+    for _ in range(e):
+        r = struct.unpack_from(TELEM_EL_FMT, payload, o)
+        out.append((r[0], r[1], r[2], None if r[3] < 0 else r[3], r[4], r[5], r[6]))
+        o += TELEM_EL_SIZE
+    return out
+
+
 # --- RAW --------------------------------------------------------------------------------------
 RAW_FMT = "<IHB"                       # first sample index, count, channel
 RAW_HEADER = struct.calcsize(RAW_FMT)  # 7
