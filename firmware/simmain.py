@@ -2,7 +2,7 @@
 of the analog stage, speaking the link on stdin/stdout (a pipe or a pty).
 
     micropython [-i] simmain.py [--root DIR] [--board FILE] [--realtime] [--storage DIR]
-                                [--fault KIND@SECONDS]... [--boot REASON]
+                                [--fault KIND[:ELECTRODE]@SECONDS]... [--boot REASON]
 
 This script plays the part of a board's MicroPython boot, not of the firmware: it is never
 copied to a board. It imports tes/ and hal/ from --root (the firmware's filesystem root:
@@ -12,7 +12,9 @@ reads the board file (default ROOT/board.json), and runs the app. When the app r
 `tesctl sim` runs it, on a pty) the same process then serves its REPL, where mpremote works
 and `machine.reset()` ends the process so that tesctl sim boots it again from its flash.
 
-Fault times count from the session's START. Stdout is the link: errors go to stderr.
+Fault times count from the session's START; liftoff, short and drift may name an electrode
+of the session's montage (liftoff:C3@60; without one, in a session of several electrodes,
+the return). Stdout is the link: errors go to stderr.
 What only a simulation needs lives here, not in the app: the host-lost fault (the link
 drops what the host sends) and, on the fast virtual clock, a gate that holds virtual time
 while the host is slow to answer, so a healthy host is never taken for a lost one.
@@ -33,7 +35,7 @@ sys.path[0] = "" if _ROOT == "." else _ROOT
 
 import time  # noqa: E402
 
-from hal.sim import SimHal, SimHang, SimReset  # noqa: E402
+from hal.sim import SimHal, SimHang, SimReset, check_fault  # noqa: E402
 from tes.app import App  # noqa: E402
 from tes.board import load_checked  # noqa: E402
 from tes.fwhash import tree_sha256  # noqa: E402
@@ -129,8 +131,9 @@ def parse(argv):
         elif a in ("--board", "--storage", "--root", "--fault", "--boot") and i + 1 < len(argv):
             i += 1
             if a == "--fault":
-                kind, _, at = argv[i].partition("@")
-                opts["faults"].append((kind, int(float(at or "0") * 1000)))
+                head, _, at = argv[i].partition("@")
+                kind, colon, name = head.partition(":")
+                opts["faults"].append((kind, int(float(at or "0") * 1000), name if colon else None))
             else:
                 opts[a[2:]] = argv[i]
         else:
@@ -145,10 +148,8 @@ def main():
         _install_machine()
         board = load_checked(opts["board"] or opts["root"] + "/board.json")
         hal = SimHal(board, realtime=opts["realtime"], storage=opts["storage"], faults=opts["faults"])
-        for kind, _ in opts["faults"]:
-            hal.inject(kind, 1 << 29)      # validates the name now; armed at START
-        hal.faults = []
-        hal.next_at = 1 << 29
+        for kind, _, name in opts["faults"]:
+            check_fault(kind, name)        # now; armed at START
         # Real time: a host that stops reading never blocks the board (drop and count); the
         # fast clock keeps back-pressure, its time waits for the host anyway.
         port = SimPort(StreamPort(sys.stdin.buffer, sys.stdout.buffer, drop=opts["realtime"]), hal)

@@ -18,6 +18,12 @@ sense() pairs every measured sample with the set sample it belongs to (the analo
 latency, declared in the board file, is the driver's business), so the supervisor always
 compares like with like. write(), sense() and zero() must not allocate: the control
 path runs with the heap locked.
+
+Several electrodes (issue 12): a driver with channels > 1 independent current sources runs a
+session of C driven electrodes (start(fs, C)), the return tied to the board's ground.
+Buffers are then interleaved, sample-major: word k*C + c is driven electrode c at sample k,
+and every count (n, b, room(), sense()'s return) is in samples, not words. With C = 1
+nothing changes.
 """
 
 
@@ -30,9 +36,15 @@ class Hal:
         self.board = board
 
     # ---- paced output and sense --------------------------------------------------------
-    def start(self, fs):
-        """Prepare paced output at fs samples per second; the output stays at zero current
-        until write() queues samples. Discards anything queued before."""
+    def electrodes(self, names):
+        """The session's electrode names, driven first (driven order) then the return; called
+        before every start() (a two-electrode session: [anode, cathode]). A driver that
+        names things per electrode (the simulated board's faults) keeps them."""
+
+    def start(self, fs, channels=1):
+        """Prepare paced output at fs samples per second for channels driven electrodes
+        (1 <= channels <= self.channels); the output stays at zero current until write()
+        queues samples. Discards anything queued before."""
         raise NotImplementedError
 
     def room(self):
@@ -44,16 +56,18 @@ class Hal:
         raise NotImplementedError
 
     def write(self, buf, n):
-        """Queue buf[0:n] (uA, n <= room()) for output at the sample rate. Never waits."""
+        """Queue n samples (uA, n <= room()) for output at the sample rate: buf[0:n], or with
+        C channels buf[0:n*C] interleaved (buf[k*C + c]: electrode c at sample k). Never waits."""
         raise NotImplementedError
 
     def sense(self, set_out, i_out, v_out, d_out, n, b):
         """Fill up to n aligned samples measured since the last call: the set current
         (uA, as written), the measured current (uA), the electrode voltage (mV, anode minus
-        cathode) and the DAC readback (uA, what the DAC actually puts out). Returns how
-        many (0: none yet). b is the supervisor's block: a driver that can should hand over
-        whole blocks of b (the last one may be short); the caller checks them in blocks of
-        b whatever comes."""
+        cathode; with C channels: driven electrode c to the return, i.e. ground) and the DAC
+        readback (uA, what the DAC actually puts out); with C channels each array gets
+        m*C values interleaved as write()'s. Returns how many samples m (0: none yet). b is
+        the supervisor's block: a driver that can should hand over whole blocks of b (the
+        last one may be short); the caller checks them in blocks of b whatever comes."""
         raise NotImplementedError
 
     def arm_trip(self, iover_uA, vcomp_mV):
@@ -80,7 +94,8 @@ class Hal:
         raise NotImplementedError
 
     def zero(self):
-        """Output to zero current and enable off, at once (fault path). Must not allocate."""
+        """Output to zero current (every source) and enable off, at once (fault path). Must
+        not allocate."""
         raise NotImplementedError
 
     def start_watchdog(self, ms):

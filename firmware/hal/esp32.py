@@ -125,7 +125,9 @@ class Esp32Hal(Hal):
         a[i + 2] = self._a2.read_u16() >> 4
         self._k_out = (k + 1) & K_MASK
 
-    def start(self, fs):
+    def start(self, fs, channels=1):
+        if channels != 1:     # one source this session (hal.base.Hal.channels)
+            raise ValueError("this board drives 1 current source; the session needs %d" % channels)
         if fs <= 0 or fs > self.board["max_sample_rate_hz"]:
             raise ValueError("sample rate %d Hz: board allows 1..%d" % (fs, self.board["max_sample_rate_hz"]))
         self.stop()

@@ -165,8 +165,7 @@ class Rp2Hal(Hal):
         # Output off before anything else is touched: the relay must be open at boot.
         self._en = machine.Pin(board["enable_pin"], machine.Pin.OUT, value=0)
         dac = board["dac"]
-        self.words = dac.get("channels", 1)
-        self.channels = self.words
+        self.words = dac.get("channels", 1)     # 2: channel B carries the fixed reference
         try:
             os.mkdir(STORAGE)
         except OSError:
@@ -259,7 +258,9 @@ class Rp2Hal(Hal):
         time.sleep_ms(1)
 
     # ---- output ------------------------------------------------------------------------------
-    def start(self, fs):
+    def start(self, fs, channels=1):
+        if channels != 1:     # one source this session (hal.base.Hal.channels)
+            raise ValueError("this board drives 1 current source; the session needs %d" % channels)
         if fs <= 0 or fs > self.board["max_sample_rate_hz"]:
             raise ValueError("sample rate %d Hz: board allows 1..%d" % (fs, self.board["max_sample_rate_hz"]))
         pace = pacing(fs, self.words)

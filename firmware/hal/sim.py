@@ -13,8 +13,8 @@ that tes.board accepts; see _set_load for the two clamps that keep it so):
         codes (frozen if adc-stuck).
 Slow changes (skin R falling while current flows, Hahn 2013; drift) update once per block.
 
-Faults (DESIGN.md names), inject(kind, at_ms), take effect at the first sample at or after
-at_ms:
+Faults (DESIGN.md names), inject(kind, at_ms[, electrode]), take effect at the first sample
+at or after at_ms:
   liftoff    series R -> model.liftoff_ohm (10 MOhm): current collapses to ~3 uA at
              compliance voltage
   short      series R -> model.short_ohm (10 Ohm), skin R and C bridged
@@ -27,7 +27,14 @@ at_ms:
              without a watchdog write() raises SimHang with the output still on
   reset      output zero and enable off from the onset sample; write() raises SimReset
 
-Faults given to the constructor count from the session's START (session_started()); the
+Several electrodes: start(fs, C) with C > 1 (up to the board's current_sources) plays the
+interleaved buffers through hal.simnet's electrode network instead of the model above, which
+C = 1 keeps exactly. liftoff, short and drift then hit one electrode, named as in
+electrodes(names) (no name: the return); the other kinds are the board's. A name not in the
+session's montage is ignored, said once on stderr at the session's start.
+
+Faults given to the constructor, (kind, ms) or (kind, ms, electrode name or None), count
+from the session's START (session_started()); the
 simulated board's entry (simmain.py) owns the host link, so host-lost and the fast
 clock's gate are served there through host_gone and gate (called from feed()).
 Sense: every sample is measured as it is modelled, so sense() returns the samples just
@@ -53,6 +60,7 @@ _MODEL = {"series_ohm": 1000, "skin_ohm": 10000, "skin_ohm_floor": 4000, "skin_t
 _SKIN_MAX = 1000000       # skin R ceiling (drift): keeps the RC constants small ints
 _K2_MAX = (1 << 30) // 5000   # i * k2 < 2**30 for |i| <= 5000 uA
 _ALWAYS_SANE = 1 << 29    # "never" as a time in ms
+ELECTRODE_KINDS = ("liftoff", "short", "drift")   # the others are the board's
 EVENTS = FAULT_KINDS + ("watchdog",)
 _EV_MAX = 64
 QUEUE = 256               # samples written and not yet sensed (more than any block)
@@ -64,6 +72,15 @@ def _is_micropython():
 
 
 _MP = _is_micropython()
+
+
+def check_fault(kind, electrode=None):
+    """ValueError for a fault the simulated board does not know, or an electrode given to a
+    board-wide one."""
+    if kind not in FAULT_KINDS:
+        raise ValueError("unknown fault %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
+    if electrode is not None and kind not in ELECTRODE_KINDS:
+        raise ValueError("fault %s is the board's: it takes no electrode (%s:%s)" % (kind, kind, electrode))
 
 
 class SimReset(BaseException):  # not an Exception: the app's error guard must not swallow a reset
@@ -97,7 +114,11 @@ class SimHal(Hal):
 
     def __init__(self, board, realtime=False, storage=None, seed=None, faults=()):
         super().__init__(board)
-        self.faults_at_start = list(faults)   # (kind, ms after START)
+        self.faults_at_start = list(faults)   # (kind, ms after START[, electrode])
+        self.channels = board.get("current_sources", 1)
+        self.names = ()                       # the session's electrodes (electrodes())
+        self.net = None                       # hal.simnet.SimNet while a session drives C > 1
+        self._play = self._run
         self.gate = None                      # fast clock: simmain's hold for a slow host
         # Measured samples not yet sensed (preallocated: write() runs with the heap locked).
         self.q_set = array("i", [0] * QUEUE)
@@ -129,7 +150,7 @@ class SimHal(Hal):
         self.fs = 1000
         self.ms = 0          # virtual clock: ms + frac / fs
         self.frac = 0
-        self.faults = []     # (at_ms, kind) sorted; faults[fi:] are still pending
+        self.faults = []     # (at_ms, kind, electrode name or "") sorted; faults[fi:] pending
         self.fi = 0
         self.next_at = _ALWAYS_SANE
         # Event log (ms, index into EVENTS), preallocated: onsets happen with the heap locked.
@@ -159,6 +180,8 @@ class SimHal(Hal):
         """Power-on state of the analog stage (after a reset too); the skin keeps its state."""
         self.en = False
         self.code = self.z
+        if self.net is not None:
+            self.net.zero()
         self.stall = False
         self.wdt_ms = 0
         self.fed_ms = self.ms
@@ -205,7 +228,13 @@ class SimHal(Hal):
         self.i_fast = 2 * self.vcomp * 1000 // self.rs + 1
 
     # ---- Hal interface -----------------------------------------------------------------
-    def start(self, fs):
+    def electrodes(self, names):
+        self.names = tuple(names)
+
+    def start(self, fs, channels=1):
+        if channels < 1 or channels > self.channels:
+            raise ValueError("this board drives %d current source(s); the session needs %d" % (
+                self.channels, channels))
         self.fs = fs
         self.lead = fs // 1000 or 1
         if self.lead > 32:
@@ -215,6 +244,18 @@ class SimHal(Hal):
         self.pend = 0
         self._set_load()
         self._wall0 = None
+        if channels == 1:
+            self.net = None
+            self._play = self._run
+        else:
+            if self.net is None or self.net.C != channels:
+                from hal.simnet import SimNet     # only a session of several electrodes pays for it
+                self.net = SimNet(self, channels)
+            net = self.net
+            net.zero()
+            for e in range(channels + 1):
+                net.set_load(e)                   # the sample rate's RC constants
+            self._play = net.run
 
     def room(self):
         # One block ahead (1 ms): the output is modelled when written, so a longer queue
@@ -228,6 +269,8 @@ class SimHal(Hal):
     def zero(self):
         if not self.dac_stuck:
             self.code = self.z
+            if self.net is not None:
+                self.net.zero()
         self.en = False
         self.zero_at_us = self.now_us()
 
@@ -259,9 +302,14 @@ class SimHal(Hal):
         return getattr(self, "_retained", None)
 
     def session_started(self):
-        for kind, at_ms in self.faults_at_start:
-            self.inject(kind, self.ms + at_ms)
+        for f in self.faults_at_start:
+            self.inject(f[0], self.ms + f[1], f[2] if len(f) > 2 else None)
         self.faults_at_start = []
+        for _, kind, name in self.faults[self.fi:]:
+            if name and self._electrode(name) < 0:
+                import sys
+                sys.stderr.write("simulated board: fault %s:%s ignored: no electrode %s in this session (%s)\n" % (
+                    kind, name, name, ", ".join(self.names)))
 
     def wait(self, ms):
         """Let virtual time pass with the output as it is (an idle app); checks the watchdog."""
@@ -273,10 +321,9 @@ class SimHal(Hal):
     def stalled(self):
         return self.stall
 
-    def inject(self, kind, at_ms):
-        if kind not in FAULT_KINDS:
-            raise ValueError("unknown fault %r (known: %s)" % (kind, ", ".join(FAULT_KINDS)))
-        self.faults = sorted(self.faults[self.fi:] + [(at_ms, kind)])
+    def inject(self, kind, at_ms, electrode=None):
+        check_fault(kind, electrode)
+        self.faults = sorted(self.faults[self.fi:] + [(at_ms, kind, electrode or "")])
         self.fi = 0
         self.next_at = self.faults[0][0]
 
@@ -289,6 +336,14 @@ class SimHal(Hal):
             self.ev[2 * self.ev_n] = ms
             self.ev[2 * self.ev_n + 1] = EVENTS.index(name)
             self.ev_n += 1
+
+    def _electrode(self, name):
+        """Index of electrode name in the session (no allocation), -1 if it is not there."""
+        names = self.names
+        for k in range(len(names)):
+            if names[k] == name:
+                return k
+        return -1
 
     @micropython.native
     def write(self, buf, n):
@@ -304,10 +359,10 @@ class SimHal(Hal):
             j = 0 if j <= 0 else (j + 999) // 1000
             if j > n:
                 break
-            self._run(buf, start, j)
+            self._play(buf, start, j)
             start = j
             self._onset(j, n)
-        self._run(buf, start, n)
+        self._play(buf, start, n)
         acc = self.frac + n * 1000          # advance the virtual clock (as _advance)
         self.ms += acc // self.fs
         self.frac = acc % self.fs
@@ -318,6 +373,8 @@ class SimHal(Hal):
 
     @micropython.native
     def sense(self, set_out, i_out, v_out, d_out, n, b):
+        if self.net is not None:
+            return self.net.sense(set_out, i_out, v_out, d_out, n)
         m = self.pend if self.pend < n else n
         qs = self.q_set
         qi = self.q_i
@@ -459,6 +516,9 @@ class SimHal(Hal):
         if d <= 0:
             return
         self.skin_ms = self.ms
+        if self.net is not None:
+            self.net.slow(d)
+            return
         if self.tpk >= 10:
             self.skin_ex -= (self.skin_ex // (self.model["skin_tau_s"] * 1000 or 1)) * d
         if self.drift:
@@ -470,12 +530,17 @@ class SimHal(Hal):
 
     def _onset(self, j, n):
         """Apply the fault due at sample j of the current block."""
-        at, kind = self.faults[self.fi]
+        at, kind, name = self.faults[self.fi]
         self.fi += 1
         self.next_at = self.faults[self.fi][0] if self.fi < len(self.faults) else _ALWAYS_SANE
+        e = self._electrode(name) if name else -1
+        if name and e < 0:
+            return               # not an electrode of this session (said at its start)
         if kind != "reset":
             self._event(at, kind)
-        if kind == "liftoff":
+        if self.net is not None and (kind == "liftoff" or kind == "short" or kind == "drift"):
+            self.net.fault(kind, self.net.C if e < 0 else e)   # no name: the return
+        elif kind == "liftoff":
             self.rs = self.model["liftoff_ohm"]
             self._set_load()
         elif kind == "short":
