@@ -42,9 +42,10 @@ class Session:
         loaded = protofile.load(protocol, limits)
         if not loaded.ok:
             raise InputError("%s: %s" % (safe_text(protocol), "; ".join(loaded.problems)))
-        refused = protofile.refuse_multi(loaded.canonical, "tesctl.api.Session")
-        if refused:
-            raise InputError(refused)
+        from tesctl.simfaults import check_fault_specs
+        problems = check_fault_specs(tuple(faults), loaded.canonical)
+        if problems:
+            raise InputError(problems[0])
         self.loaded = loaded
         self.warnings = list(loaded.warnings)
         self._args = dict(port=port, board=board, faults=tuple(faults), fast=fast, subject=subject, lsl=lsl,

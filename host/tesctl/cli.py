@@ -215,8 +215,9 @@ def _connect_or_exit(port, board, allow_mismatch=False):
 @click.option("--study", "study_dir", type=click.Path(file_okay=False), default=None,
               help="Blinded study folder (tesctl study init): run the participant's arm without showing it.")
 @click.option("--participant", default=None, help="With --study: the participant's code.")
-@click.option("--fault", "faults", multiple=True, metavar="KIND@SECONDS",
-              help="Simulated board only: inject a fault at a time after START (repeatable).")
+@click.option("--fault", "faults", multiple=True, metavar="KIND[:ELECTRODE]@SECONDS",
+              help="Simulated board only: inject a fault at a time after START (repeatable); liftoff, "
+                   "short and drift may name an electrode of the montage (liftoff:F3@60).")
 @click.option("--fast", is_flag=True, help="Simulated board: virtual clock, as fast as it computes.")
 @click.option("--subject", default=None, help="Subject/participant code recorded in session.json.")
 @click.option("--lsl", is_flag=True, help="Publish LSL marker and telemetry streams.")
@@ -262,11 +263,15 @@ def run(protocol, port, board, out_dir, study_dir, participant, faults, fast, su
         blind = ST.Blinding(study_dir, st, participant, arm, loaded)
         if out_dir is None:
             out_dir = ST.default_session_dir(study_dir, participant)
+        refused = protofile.refuse_multi(loaded.canonical, "run --study")
+        if refused:
+            fail(refused, EXIT_INPUT)
     else:
         loaded, _ = load_valid(protocol, board)
-    refused = protofile.refuse_multi(loaded.canonical, "run")
-    if refused:
-        fail(refused, EXIT_INPUT)
+    # An electrode a fault names must be one of this protocol's (docs/cli.md "Simulated faults").
+    problems = check_fault_specs(faults, loaded.canonical)
+    if problems:
+        fail(problems[0], EXIT_INPUT)
     # Everything the user gave is checked before any current flows: the session directory
     # is made (new, never an existing record) and found writable now, not after the check.
     out_dir, chosen = reserve_out_dir(out_dir, protocol)
@@ -294,6 +299,9 @@ def run(protocol, port, board, out_dir, study_dir, participant, faults, fast, su
     click.echo("session: %s" % safe_text(record_dir))
     if png:
         click.echo("report: %s" % safe_text(png))
+    where = r.rec.meta.get("fault_electrode") if r.rec is not None else None
+    if outcome == "fault" and where:
+        click.echo("fault: %s at electrode %s" % (safe_text(reason), safe_text(where)))
     code = EXIT_OK if outcome in ("completed", "stopped") else EXIT_SESSION
     if r.fell_back():
         from tesctl.errors import EXIT_FALLBACK
@@ -454,7 +462,7 @@ def stream(port, board, current_uA, seconds, allow_mismatch):
 @main.command()
 @click.option("--board", "-b", default="sim", show_default=True,
               help="Board file a fresh flash gets as board.json (its model is the simulated load).")
-@click.option("--fault", "faults", multiple=True, metavar="KIND@SECONDS")
+@click.option("--fault", "faults", multiple=True, metavar="KIND[:ELECTRODE]@SECONDS")
 @click.option("--realtime/--fast", default=True, help="Real-time clock (default) or virtual fast clock.")
 @click.option("--flash", type=click.Path(file_okay=False), default=None,
               help="Folder that is the board's filesystem, kept across runs (default: a fresh one).")

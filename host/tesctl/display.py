@@ -16,7 +16,8 @@ def waveform_info(canon):
     waveform all its stim segments share (dc | sine | noise | pulse), or "mixed";
     frequency_hz the sine/pulse frequency when one (the first), else None; offset True
     when any segment has a DC offset (hybrid tDCS + tACS)."""
-    segs = [s for s in (canon or {}).get("segments", []) if s.get("kind") == "stim"]
+    segs = [c for s in (canon or {}).get("segments", []) if s.get("kind") == "stim"
+            for c in (s["currents"] if isinstance(s.get("currents"), list) else [s])]   # multi: every channel
     kinds = {s.get("waveform", "dc") for s in segs}
     kind = kinds.pop() if len(kinds) == 1 else "mixed"
     freqs = [s.get("frequency_mHz") for s in segs if s.get("waveform") in ("sine", "pulse") and s.get("frequency_mHz")]
@@ -58,14 +59,32 @@ def impedance_text(z_ohm, stats):
     return "%.2f kOhm" % (z_ohm / 1000.0) + ("" if ph is None else " phase %+.1f deg" % (ph / 100.0))
 
 
+def electrode_text(name, fig, kind, ret=None):
+    """One electrode of a multi session (fig: a tes.link.unpack_telem_electrodes row): its
+    current (the 20 ms mean for DC, the whole-period RMS otherwise), voltage and |Z|."""
+    s, m, v, z, srms, mrms, vrms = fig
+    if kind == "dc":
+        text = "%d uA (set %d)  V %.2f V" % (m, s, v / 1000.0)
+    else:
+        text = "RMS %d uA (set RMS %d)  V RMS %.2f V" % (mrms, srms, vrms / 1000.0)
+    if name == ret:
+        return text + "  return (ground)"
+    from tesctl.recorder import z_cell
+    z = z_cell(z)
+    return text + "  Z " + ("unknown" if z is None else "%.2f kOhm" % (z / 1000.0))
+
+
 def _fmt_s(s):
     s = max(0, int(s))
     return "%d:%02d:%02d" % (s // 3600, s // 60 % 60, s % 60)
 
 
 class Display:
-    def __init__(self, title, total_ms, plain=None, blind=False, wave=None):
+    def __init__(self, title, total_ms, plain=None, blind=False, wave=None, electrodes=None, ret=None):
         self.title = title
+        self.electrodes = list(electrodes or ())    # a multi session's names, montage order
+        self.ret = ret                              # its return electrode
+        self.elec = None          # the latest frame's per-electrode figures
         self.wave = wave or ("mixed", None, False)   # waveform_info(canon)
         self.blind = blind        # a blinded study: time only; phase, current, voltage, impedance hidden
         self.total_ms = max(1, total_ms)
@@ -94,10 +113,12 @@ class Display:
         else:
             print(text, flush=True)
 
-    def update(self, elapsed_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, stats=None):
-        """stats: tes.link.unpack_telem_stats of the frame, or None (not shown blinded)."""
+    def update(self, elapsed_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, stats=None, electrodes=None):
+        """stats: tes.link.unpack_telem_stats of the frame, or None (not shown blinded);
+        electrodes: a multi session's tes.link.unpack_telem_electrodes (montage order)."""
         self.row = (elapsed_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC)
         self.stats = None if self.blind else stats
+        self.elec = electrodes if electrodes and len(electrodes) == len(self.electrodes) else None
         if self.live is not None:
             self.live.update(self._render())
         else:
@@ -114,10 +135,16 @@ class Display:
         e, state, s, m, v, z, q = self.row
         if self.blind:
             return "%s / %s  %s" % (_fmt_s(e / 1000), _fmt_s(self.total_ms / 1000), BLIND_PHASE)
-        return ("%s / %s  %-9s %s  %s  Z %s  Q %.1f mC"
+        line = ("%s / %s  %-9s %s  %s  Z %s  Q %.1f mC"
                 % (_fmt_s(e / 1000), _fmt_s(self.total_ms / 1000), state,
                    amplitude_text(*self.wave, s, m, self.stats), self._volts(v),
                    impedance_text(z, self.stats), q / 1000.0))
+        for name, fig in self._electrode_rows():
+            line += "\n    %-8s %s" % (name, electrode_text(name, fig, self.wave[0], self.ret))
+        return line
+
+    def _electrode_rows(self):
+        return list(zip(self.electrodes, self.elec)) if self.elec else []
 
     def _volts(self, v_mV):
         """The 20 ms mean for DC; the whole-period RMS for anything else (a mean of AC is 0)."""
@@ -145,6 +172,8 @@ class Display:
         t.add_row("impedance", impedance_text(z, self.stats))
         t.add_row("voltage", self._volts(v))
         t.add_row("charge", "%.2f mC" % (q / 1000.0))
+        for name, fig in self._electrode_rows():
+            t.add_row(name, electrode_text(name, fig, self.wave[0], self.ret))
         t.add_row("", "Ctrl-C: stop with ramp-down; twice: abort")
         return t
 

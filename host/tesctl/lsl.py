@@ -16,6 +16,15 @@ CLASSIC = 5                     # a frame of CHANNELS[:CLASSIC] only: the rest g
 _UNITS = {"uA": "microamperes", "mV": "millivolts", "ohm": "ohms", "uC": "microcoulombs", "deg": "degrees"}
 
 
+def channels_for(electrodes=None):
+    """The telemetry outlet's channel labels: CHANNELS, then, in a multi-electrode session,
+    per electrode in montage order the telemetry.csv columns of the same names
+    (NAME_set_uA, NAME_meas_uA, ...; NaN when unknown, as the return's impedance is)."""
+    from tesctl.recorder import ELECTRODE_SUFFIXES
+    return CHANNELS + tuple("%s_%s" % (name, suffix) for name in (electrodes or ())
+                            for suffix in ELECTRODE_SUFFIXES)
+
+
 class LslError(InputError):
     """LSL is not usable here (pylsl not installed, liblsl missing or failing): one line,
     exit 2 (an option this install cannot serve)."""
@@ -73,10 +82,12 @@ class LslOutlets:
     def telemetry(self, values, timestamp=None):
         """One frame, in the order of self.channels; None (e.g. open-circuit impedance) goes
         out as NaN. With the default channels, the first CLASSIC values alone are a frame
-        too (the figures after them go out as NaN)."""
+        too (the figures after them go out as NaN), and so are CHANNELS' values alone in a
+        multi session (a frame without the electrodes' figures: NaN for them)."""
         values = list(values)
-        if self.channels == CHANNELS and len(values) == CLASSIC:
-            values += [None] * (len(CHANNELS) - CLASSIC)
+        if self.channels[:len(CHANNELS)] == CHANNELS and len(values) in (CLASSIC, len(CHANNELS)) \
+                and len(values) < len(self.channels):
+            values += [None] * (len(self.channels) - len(values))   # a frame without the later figures
         if len(values) != len(self.channels):
             raise ValueError("telemetry needs %d values, got %d" % (len(self.channels), len(values)))
         if self._telemetry is not None:

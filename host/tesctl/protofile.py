@@ -874,6 +874,25 @@ def electrode_names(canon):
     return [e["name"] for e in m["electrodes"]] if is_multi(canon) else [m["anode"], m["cathode"]]
 
 
+def session_electrodes(canon):
+    """The electrode names (montage order) of a multi session, one with two or more driven
+    electrodes, whose records are per electrode; None for any other protocol (the
+    two-electrode multi form runs and records as the anode/cathode form does)."""
+    if not is_multi(canon) or len(canon["montage"]["electrodes"]) < 3:
+        return None
+    return electrode_names(canon)
+
+
+def montage_record(canon):
+    """session.json `montage` of a multi-form protocol: its electrodes (name, area_mm2),
+    the return and the driven electrodes in driven order; None for anode/cathode."""
+    if not is_multi(canon):
+        return None
+    m = canon["montage"]
+    return {"electrodes": [dict(e) for e in m["electrodes"]], "return": m["return"],
+            "driven": V.driven_names(canon)}
+
+
 def electrode_peaks(canon):
     """{electrode: largest peak current (uA) over the stim segments}: a driven electrode's
     |offset| + |amplitude|, the return's the sum of the others' (its bound). Multi form only."""
@@ -892,7 +911,7 @@ def electrode_peaks(canon):
     return peaks
 
 
-MULTI_ONLY_IN = "tesctl validate and tesctl preview"
+MULTI_ONLY_IN = "tesctl validate, preview and run"
 
 
 def refuse_multi(canon, command):
@@ -901,7 +920,7 @@ def refuse_multi(canon, command):
     if not is_multi(canon):
         return None
     return ("%s does not take a multi-electrode montage (%s) yet: this version runs those in %s only "
-            "(the device's multi-source output is not built yet; docs/montages.md)"
+            "(docs/montages.md)"
             % (command, ", ".join(electrode_names(canon)), MULTI_ONLY_IN))
 
 

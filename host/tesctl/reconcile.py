@@ -15,7 +15,7 @@ import os
 from datetime import datetime, timedelta
 
 from tesctl.errors import safe_text
-from tesctl.recorder import now_iso, sort_events, write_json_atomic
+from tesctl.recorder import fault_label, now_iso, sort_events, write_json_atomic
 from tesctl.report import load_telemetry, outcome_text
 
 STIM_STATES = ("ramp-up", "plateau", "ramp-down")     # the phases with current set
@@ -158,7 +158,9 @@ def complete_from_journal(session_dir, rec, host_saw_end=False, reason=None):
                  "stim_duration_s": round(stim_s, 3), "stim_duration_source": source,
                  "ended_at": _wall(meta, end_t), "complete": True, "telemetry_rows": len(rows),
                  "reconciled_from_journal": True, "reconciled_at": now_iso(), "journal_record": rec})
-    _add_events(session_dir, rows, end_t, outcome, reason)
+    if outcome == "fault" and rec.get("electrode"):
+        meta["fault_electrode"] = rec["electrode"]      # a multi session's fault pinned on one electrode
+    _add_events(session_dir, rows, end_t, outcome, reason, rec.get("electrode") if outcome == "fault" else None)
     write_json_atomic(path, meta)
     return meta
 
@@ -200,7 +202,7 @@ def _wall(meta, end_t):
     return min(t, now).isoformat(timespec="milliseconds")
 
 
-def _add_events(session_dir, rows, end_t, outcome, reason):
+def _add_events(session_dir, rows, end_t, outcome, reason, electrode=None):
     """What a host that saw the end would have written: the phase the telemetry ends in
     (a host that stopped early never wrote it), the fault and the end; then the rows in
     onset order."""
@@ -217,8 +219,8 @@ def _add_events(session_dir, rows, end_t, outcome, reason):
     last = _last_phase(rows)
     if last is not None and not any(name == last[1] and t is not None and t >= last[0] - 0.5 for t, name in events):
         add.append((last[0], max(0.0, end - last[0]), last[1]))
-    if outcome == "fault" and "fault:%s" % reason not in names:
-        add.append((end, 0.0, "fault:%s" % reason))
+    if outcome == "fault" and fault_label(reason, electrode) not in names:
+        add.append((end, 0.0, fault_label(reason, electrode)))
     if "end:%s" % outcome not in names:
         add.append((end, 0.0, "end:%s" % outcome))
     with open(path, "a") as f:

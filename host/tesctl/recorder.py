@@ -18,6 +18,10 @@ EVENTS_HEADER = "onset\tduration\ttrial_type\n"
 # columns and z_ohm (v_rms / meas_rms) are over the device's last whole-period window.
 TELEMETRY_HEADER = ("t_s", "state", "set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC",
                     "set_rms_uA", "meas_rms_uA", "meas_peak_uA", "v_rms_mV", "z_phase_deg")
+# A multi-electrode session (docs/cli.md "Session directory"): after those, per electrode in
+# montage order, the figures of tes.link.unpack_telem_electrodes under NAME_<suffix>.
+ELECTRODE_SUFFIXES = ("set_uA", "meas_uA", "v_mV", "z_ohm", "set_rms_uA", "meas_rms_uA", "v_rms_mV")
+Z_UNKNOWN = 0xFFFFFFFF          # tes.link's "no impedance" (also -1 or None from the codec)
 FLUSH_S = 0.5
 JSON_EVERY_S = 2.0
 # Contact quality (docs/safety.md): a drying sponge shows as an impedance that rises
@@ -41,6 +45,37 @@ def lsl_local_clock():
         return lsl._pylsl().local_clock
     except lsl.LslError:
         return None
+
+
+def telemetry_header(electrodes=None):
+    """The telemetry.csv columns: TELEMETRY_HEADER, then per electrode NAME_<suffix>."""
+    return TELEMETRY_HEADER + tuple("%s_%s" % (name, suffix) for name in (electrodes or ())
+                                    for suffix in ELECTRODE_SUFFIXES)
+
+
+def fault_label(fault, electrode=None):
+    """events.tsv's (and the LSL marker's) name of a fault: fault:NAME, or in a multi session
+    fault:NAME:ELECTRODE for a fault the device pinned on one electrode."""
+    return "fault:%s%s" % (fault, ":%s" % electrode if electrode else "")
+
+
+def z_cell(z):
+    """An impedance figure, or None when the device does not know it."""
+    return None if z is None or z < 0 or z == Z_UNKNOWN else z
+
+
+def electrode_cells(n, rows):
+    """The per-electrode part of a row (leading comma): n electrodes' 7-tuples, or empty
+    cells for a frame without them (an idle frame after the end)."""
+    if not n:
+        return ""
+    if not rows or len(rows) != n:
+        return "," * (len(ELECTRODE_SUFFIXES) * n)
+    out = []
+    for s, m, v, z, srms, mrms, vrms in rows:
+        z = z_cell(z)
+        out.append(",%d,%d,%d,%s,%d,%d,%d" % (s, m, v, "" if z is None else z, srms, mrms, vrms))
+    return "".join(out)
 
 
 def write_json_atomic(path, obj):
@@ -113,8 +148,10 @@ class Recorder:
     row in memory, warns once, and at close writes the whole record again, to its own
     directory if it can, else to a fallback place it names (fallback_dir, failure)."""
 
-    def __init__(self, out_dir, meta, warn=None, memory_only=False):
+    def __init__(self, out_dir, meta, warn=None, memory_only=False, electrodes=None):
         self.dir = str(out_dir)
+        self.electrodes = list(electrodes or ())    # a multi session's names, montage order
+        self.header = ",".join(telemetry_header(self.electrodes)) + "\n"
         self.memory_only = memory_only      # a blinded study's record: kept here, sealed at the end
         self.warn = warn or (lambda m: None)
         self.failure = None           # what went wrong writing the record, or None
@@ -147,7 +184,7 @@ class Recorder:
         try:
             os.makedirs(self.dir, exist_ok=True)
             self._tel_file = open(os.path.join(self.dir, "telemetry.csv"), "w", newline="")
-            self._tel_file.write(",".join(TELEMETRY_HEADER) + "\n")
+            self._tel_file.write(self.header)
             self._ev_file = open(os.path.join(self.dir, "events.tsv"), "w", newline="")
             self._ev_file.write(EVENTS_HEADER)
         except OSError as e:
@@ -206,10 +243,12 @@ class Recorder:
         if self.clock.ready():
             self.meta["clock"] = self.clock.summary()
 
-    def telemetry(self, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, stats=None, rx_s=None):
+    def telemetry(self, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, stats=None, rx_s=None,
+                  electrodes=None):
         """One row. stats: tes.link.unpack_telem_stats of the frame (set_rms_uA, meas_rms_uA,
         meas_peak_uA, v_rms_mV, z_phase_cdeg), or None: those cells stay empty. rx_s: when
-        the host read the frame (time.time()), for the clock mapping; None: now."""
+        the host read the frame (time.time()), for the clock mapping; None: now.
+        electrodes: a multi session's tes.link.unpack_telem_electrodes (montage order)."""
         self.observe_clock(t_ms, rx_s)
         if stats is None:
             tail = ",,,,"
@@ -218,8 +257,9 @@ class Recorder:
             tail = "%d,%d,%d,%d,%s" % (stats[0], stats[1], stats[2], stats[3],
                                        "" if ph is None else "%.2f" % (ph / 100.0))
         t_s = self.t_s(t_ms)
-        line = "%.3f,%s,%d,%d,%d,%s,%s,%s\n" % (t_s, state, set_uA, meas_uA, v_mV,
-                                                "" if z_ohm is None else z_ohm, charge_uC, tail)
+        line = "%.3f,%s,%d,%d,%d,%s,%s,%s%s\n" % (t_s, state, set_uA, meas_uA, v_mV,
+                                                  "" if z_ohm is None else z_ohm, charge_uC, tail,
+                                                  electrode_cells(len(self.electrodes), electrodes))
         if self.contact.feed(t_s, state, z_ohm):
             self.warning(t_ms, CONTACT_WARNING)
         self._tel_rows.append(line)
@@ -374,7 +414,7 @@ class Recorder:
     def files(self, meta=None):
         """The whole record as {file name: bytes}, from memory (what a blinded study seals)."""
         meta = self.meta if meta is None else meta
-        out = {"telemetry.csv": (",".join(TELEMETRY_HEADER) + "\n" + "".join(self._tel_rows)).encode(),
+        out = {"telemetry.csv": (self.header + "".join(self._tel_rows)).encode(),
                "events.tsv": (EVENTS_HEADER + "".join(sorted(self._ev_rows, key=_onset))).encode()}
         if "raw" in meta:
             out["raw_set_uA.txt"] = "".join("%d\n" % v for v in self._raw).encode()

@@ -98,6 +98,9 @@ def load_telemetry(session_dir):
                 if t is None:
                     continue
                 row = {k: _num(rec.get(k)) for k in NUM_COLUMNS}
+                for k in rec:     # a multi session's per-electrode columns (NAME_meas_uA, ...)
+                    if k is not None and k not in row and k != "state":
+                        row[k] = _num(rec.get(k))
                 row["t_s"] = t
                 row["state"] = (rec.get("state") or "").strip()
                 rows.append(row)
@@ -265,7 +268,29 @@ def summarize(session_dir) -> dict:
         "lost_frames": meta.get("lost_frames"),
         "faults": _faults(events),
         "events": len(events),
+        "fault_electrode": meta.get("fault_electrode"),
+        "electrodes": electrode_figures(meta, rows, wave["kind"]),
     }
+
+
+def session_electrodes(meta):
+    """(names in montage order, return) of a multi session's record, or ([], None): the
+    telemetry.csv has per-electrode columns for these (session.json `montage`)."""
+    m = meta.get("montage") if isinstance(meta.get("montage"), dict) else None
+    if not m or not isinstance(m.get("electrodes"), list) or len(m["electrodes"]) < 3:
+        return [], None
+    names = [e.get("name") for e in m["electrodes"] if isinstance(e, dict) and isinstance(e.get("name"), str)]
+    return names, m.get("return")
+
+
+def electrode_figures(meta, rows, kind):
+    """Per electrode of a multi session, its plateau figures: (name, level or RMS uA, mean
+    |Z| ohm or None, is the return); [] for a two-electrode session."""
+    names, ret = session_electrodes(meta)
+    plateau = [r for r in rows if r["state"] == "plateau"] or [r for r in rows if r["state"] in STIM_STATES]
+    key = "meas_uA" if kind == "dc" else "meas_rms_uA"
+    return [(n, _mean(r.get("%s_%s" % (n, key)) for r in plateau), _mean(r.get("%s_z_ohm" % n) for r in plateau),
+             n == ret) for n in names]
 
 
 def outcome_text(outcome, reason):
@@ -290,7 +315,9 @@ def summary_text(s) -> str:
     if not s["complete"]:
         lines.append("INCOMPLETE (host stopped mid-session): figures cover what was recorded")
     lines.append("protocol   %s  [sha256 %s]" % (s["name"], (s["protocol_sha256"] or "?")[:12]))
-    lines.append("outcome    " + outcome_text(s["outcome"], s["reason"]))
+    where = s.get("fault_electrode")
+    lines.append("outcome    " + outcome_text(s["outcome"], s["reason"])
+                 + (" at electrode %s" % where if where and s["outcome"] == "fault" else ""))
     if s["reconciled_at"]:
         lines.append("record     completed from the device journal at %s" % s["reconciled_at"])
     lines.append("time       %s -> %s" % (s["started_at"] or "?", s["ended_at"] or "?"))
@@ -315,6 +342,10 @@ def summary_text(s) -> str:
     lines.append("impedance  plateau " + ("|Z| mean %.0f, min %.0f, max %.0f ohm (%d readings)"
                                           % (z["mean"], z["min"], z["max"], z["n"]) if z else "n/a")
                  + (", phase mean %.1f deg (V relative to I)" % ph["mean"] if ph else ""))
+    for name, level, z, ret in s.get("electrodes") or ():
+        lines.append("%-10s %s %s uA, %s" % (name, "level" if (s.get("waveform") or {}).get("kind") == "dc" else "RMS",
+                                            _fmt(level, "%.0f"), "the return (ground)" if ret else
+                                            "|Z| mean %s ohm" % _fmt(z, "%.0f")) + " (plateau)")
     lines.append("voltage    max |v| %s V" % _fmt(None if s["v_max_mV"] is None else s["v_max_mV"] / 1000.0, "%.2f"))
     lines.append("telemetry  %d rows over %.1f s, %s lost frames"
                  % (s["telemetry_rows"], s["telemetry_span_s"], _fmt(s["lost_frames"], "%d", "?")))
@@ -373,6 +404,43 @@ def _phase_envelope(proto):
             hi.append(e * (off + max(a_lo, amp)))
         k += n
     return t, lo, hi
+
+
+def _engine_envelope_multi(proto, width):
+    """[(name, t, lo, hi)] per electrode in montage order, min/max per bucket of the
+    engine's own samples (Engine.fill_all), streamed."""
+    eng = Engine(proto)
+    fs = proto["sample_rate_hz"]
+    step = max(1, eng.total // width)
+    bufs = [array("i", [0] * step) for _ in range(eng.channels + 1)]
+    t, lo, hi = [], [[] for _ in bufs], [[] for _ in bufs]
+    k = 0
+    while True:
+        n = eng.fill_all(bufs, step)
+        if not n:
+            break
+        t.append(k / fs)
+        for c, buf in enumerate(bufs):
+            part = buf[:n] if n < step else buf
+            lo[c].append(min(part))
+            hi[c].append(max(part))
+        k += n
+    m = proto["montage"]
+    driven = iter(range(eng.channels))
+    return [(e["name"], t, lo[c], hi[c]) for e in m["electrodes"]
+            for c in [eng.channels if e["name"] == m["return"] else next(driven)]]
+
+
+def commanded_multi(proto):
+    """_engine_envelope_multi of a multi-form protocol within the engine budget, else None."""
+    try:
+        total = sum(n for _, n, _ in build_phases(proto)) * len(proto["montage"]["electrodes"])
+        noisy = any(c.get("waveform") == "noise" for s in proto["segments"] for c in s.get("currents", ()))
+        if total * (NOISE_COST if noisy else 1) > ENGINE_BUDGET:
+            return None
+        return _engine_envelope_multi(proto, ENVELOPE_WIDTH)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, IndexError):
+        return None
 
 
 def commanded(proto):
@@ -483,6 +551,57 @@ def _zoom(ax, session_dir, meta, proto, rows, events, s):
     zoom_panel(ax, t_at, fs, samples, tel, peak, rms, what)
 
 
+ELECTRODE_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                    "tab:olive", "tab:cyan")
+
+
+def _commanded_multi_panel(ax, plan, t0):
+    """Every electrode's commanded envelope (engine samples, min/max), overlaid."""
+    if not plan:
+        ax.text(0.5, 0.5, "commanded: too long to synthesize here (each electrode's set current is below)",
+                transform=ax.transAxes, ha="center", color="0.4")
+        return
+    for k, (name, t, lo, hi) in enumerate(plan):
+        ax.fill_between([x + t0 for x in t], lo, hi, step="post", color=ELECTRODE_COLORS[k % 9], alpha=0.5,
+                        lw=0.6, label=name)
+    ax.legend(loc="upper right", fontsize=8, ncol=min(len(plan), 5))
+
+
+def _electrode_panels(ax_rows, ax_v, names, ret, rows, s, proto):
+    """One row per electrode: set and measured current (the 20 ms means; for AC the
+    device's whole-period RMS too) and, on the right axis, its |Z| (not the return's: it
+    is ground); the electrodes' voltages to the return on ax_v."""
+    ac = (s.get("waveform") or {}).get("kind") != "dc"
+    zmax = ((proto or {}).get("safety") or {}).get("impedance_max_ohm")
+    for k, (ax, name) in enumerate(zip(ax_rows, names)):
+        color = ELECTRODE_COLORS[k % 9]
+        if rows:
+            ax.plot(*_series_opt(rows, name + "_set_uA"), color="0.5", lw=1, label="set")
+            ax.plot(*_series_opt(rows, name + "_meas_uA"), color=color, lw=1, label="measured (20 ms means)")
+            if ac:
+                ax.plot(*_series_opt(rows, name + "_meas_rms_uA"), color="black", lw=1, label="measured RMS")
+            ax_v.plot(*_series_opt(rows, name + ("_v_rms_mV" if ac else "_v_mV")), color=color, lw=1,
+                      label=name + (" (RMS)" if ac else ""))
+        ax.set_ylabel("%s%s (uA)" % (name, " return" if name == ret else ""))
+        if name != ret and rows:
+            az = ax.twinx()
+            az.plot(*_series_opt(rows, name + "_z_ohm"), color="tab:green", lw=0.8, ls="--", label="|Z|")
+            if zmax:
+                az.axhline(zmax, color="tab:red", ls=":", lw=0.8)
+            az.set_ylabel("|Z| (ohm)", color="tab:green", fontsize=8)
+        if ax.lines:
+            ax.legend(loc="upper left", fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no telemetry", transform=ax.transAxes, ha="center", color="0.4")
+    if ax_v.lines:
+        ax_v.legend(loc="upper right", fontsize=7, ncol=min(len(names), 5))
+
+
+def _series_opt(rows, key):
+    """_series for a column a row may lack (a per-electrode column)."""
+    return [r["t_s"] for r in rows], [math.nan if r.get(key) is None else r[key] for r in rows]
+
+
 def write_report(session_dir) -> str:
     meta = load_session(session_dir)
     if meta.get("blinded") is True:
@@ -501,14 +620,28 @@ def write_report(session_dir) -> str:
     events = load_events(session_dir)
     proto = meta.get("protocol") if isinstance(meta.get("protocol"), dict) else None
 
-    fig, axes5 = plt.subplots(5, 1, figsize=(11, 12), gridspec_kw={"height_ratios": [1.1, 1.3, 1, 1, 1.2]})
-    ax_cmd, ax_i, ax_z, ax_v, ax_zoom = axes5
-    axes = axes5[:4]
+    names, ret = session_electrodes(meta)
+    if names:
+        # A multi session: the commanded currents, the total (the return's), one row per
+        # electrode (its current and |Z|), the electrodes' voltages, the zoom.
+        n = len(names)
+        fig, axes_all = plt.subplots(4 + n, 1, figsize=(11, 9 + 1.6 * n),
+                                     gridspec_kw={"height_ratios": [1.1, 1.1] + [1] * n + [1, 1.2]})
+        ax_cmd, ax_i = axes_all[0], axes_all[1]
+        ax_rows, ax_v, ax_zoom = axes_all[2:2 + n], axes_all[2 + n], axes_all[3 + n]
+        ax_z = None
+        axes = list(axes_all[:3 + n])
+    else:
+        fig, axes_all = plt.subplots(5, 1, figsize=(11, 12), gridspec_kw={"height_ratios": [1.1, 1.3, 1, 1, 1.2]})
+        ax_cmd, ax_i, ax_z, ax_v, ax_zoom = axes_all
+        axes = list(axes_all[:4])
     for ax in axes[1:]:
         ax.sharex(ax_cmd)
 
-    plan = commanded(proto) if proto else None
-    if plan:
+    plan = commanded(proto) if proto and not names else None
+    if names:
+        _commanded_multi_panel(ax_cmd, commanded_multi(proto) if proto else None, _stim_start(events, rows))
+    elif plan:
         t0 = _stim_start(events, rows)
         t, lo, hi, exact = plan
         t = [x + t0 for x in t]
@@ -525,6 +658,11 @@ def write_report(session_dir) -> str:
     else:
         ax_cmd.text(0.5, 0.5, "no protocol in session.json", transform=ax_cmd.transAxes, ha="center")
     ax_cmd.set_ylabel("commanded (uA)")
+    if names:
+        _electrode_panels(ax_rows, ax_v, names, ret, rows, s, proto)
+        if rows and s["outcome"] != "completed":      # an early end: the x axis on what happened
+            end = rows[-1]["t_s"]
+            ax_cmd.set_xlim(min(0.0, rows[0]["t_s"]), end + max(1.0, 0.1 * end))
 
     if rows:
         ax_i.plot(*_series(rows, "set_uA"), color="tab:blue", lw=1, label="set")
@@ -533,17 +671,19 @@ def write_report(session_dir) -> str:
             ax_i.plot(*_series(rows, "meas_peak_uA"), color="tab:red", lw=1, label="measured peak (device)")
             ax_i.plot(*_series(rows, "meas_rms_uA"), color="black", lw=1, label="measured RMS (device)")
         ax_i.legend(loc="upper right", fontsize=8)
-        ax_z.plot(*_series(rows, "z_ohm"), color="tab:green", lw=1)
-        ax_v.plot(*_series(rows, "v_mV"), color="tab:purple", lw=1)
+        if ax_z is not None:
+            ax_z.plot(*_series(rows, "z_ohm"), color="tab:green", lw=1)
+            ax_v.plot(*_series(rows, "v_mV"), color="tab:purple", lw=1)
         zmax = ((proto or {}).get("safety") or {}).get("impedance_max_ohm")
-        if zmax:
+        if zmax and ax_z is not None:
             ax_z.axhline(zmax, color="tab:red", ls="--", lw=0.8, label="limit %d ohm" % zmax)
             ax_z.legend(loc="upper right", fontsize=8)
     for ax, text in ((ax_i, "no telemetry"), (ax_z, "no impedance readings"), (ax_v, "no telemetry")):
-        if not ax.lines:
+        if ax is not None and not ax.lines:
             ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", color="0.4")
-    ax_i.set_ylabel("current (uA)")
-    ax_z.set_ylabel("impedance (ohm)")
+    ax_i.set_ylabel("total current (uA)" if names else "current (uA)")
+    if ax_z is not None:
+        ax_z.set_ylabel("impedance (ohm)")
     ax_v.set_ylabel("voltage (mV)")
     ax_v.set_xlabel("session time (s)")
 
@@ -559,13 +699,15 @@ def write_report(session_dir) -> str:
         ax_cmd.annotate(label, (onset, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(-2 if right else 2, 3 + 10 * (k % 3)), textcoords="offset points", fontsize=7,
                         va="bottom", ha="right" if right else "left", color=color, annotation_clip=False)
-    for ax in axes5:
+    for ax in axes_all:
         ax.grid(alpha=0.3)
     _zoom(ax_zoom, session_dir, meta, proto, rows, events, s)
 
     flag = "" if s["complete"] else "  [INCOMPLETE]"
     from tesctl.errors import safe_text
-    title = "%s\noutcome: %s%s" % (safe_text(s["name"], limit=120), outcome_text(s["outcome"], s["reason"]), flag)
+    where = " at electrode %s" % s["fault_electrode"] if s.get("fault_electrode") and s["outcome"] == "fault" else ""
+    title = "%s\noutcome: %s%s%s" % (safe_text(s["name"], limit=120), outcome_text(s["outcome"], s["reason"]),
+                                     safe_text(where, limit=40), flag)
     fig.suptitle(title, fontsize=11, color="black" if s["outcome"] == "completed" else "tab:red")
     fig.tight_layout()
     out = os.path.join(str(session_dir), "report.png")

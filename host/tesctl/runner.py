@@ -18,7 +18,7 @@ from tesctl.device import Device, DeviceError
 from tesctl.errors import InputError, SessionEnded, TesctlError, safe_text
 from tesctl.heartbeat import Heartbeat
 from tesctl import blindrec
-from tesctl.recorder import Recorder, RecordLost, fallback_dirs
+from tesctl.recorder import Recorder, RecordLost, fallback_dirs, fault_label
 from tesctl.transport import TransportError, open_port
 
 STIM_STATES = ("ramp-up", "plateau", "ramp-down", "pause", "sham-off")
@@ -176,6 +176,10 @@ class Run:
         self._loop_thread = None      # the thread running the session loop (tesctl.api: not the main one)
         self._dev = None
         self.listeners = []           # more fn(row) per telemetry row (remote subscribers); dropped on error
+        # A multi session (two or more driven electrodes): its electrodes in montage order,
+        # whose figures each telemetry frame carries (tes.link.unpack_telem_electrodes).
+        from tesctl.protofile import session_electrodes
+        self.electrodes = session_electrodes(loaded.canonical) or []
 
     # ---- frames from the device ---------------------------------------------------------
     def on_frame(self, f):
@@ -187,6 +191,7 @@ class Run:
             # clear only when not blinded (they tell a sham arm; blindrec's row bound has
             # no room for them either), so a blinded record keeps its link-1 columns.
             stats = None if self.blind else L.unpack_telem_stats(f.payload)
+            elec = self._electrode_figures(f.payload)
             self.last_tel_t = t_ms
             rx_s = getattr(f, "rx_s", None)     # when the host read it: the clock mapping (tesctl.clock)
             name = L.STATE_NAMES[state] if state < len(L.STATE_NAMES) else str(state)
@@ -197,19 +202,22 @@ class Run:
                     self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats, rx_s)
                     self._seal_snapshot()
                 return
-            self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats, rx_s)
+            self.rec.telemetry(t_ms, name, set_uA, meas_uA, v_mV, z, q, stats, rx_s, elec)
             if self.blind:
                 self._seal_snapshot()
             if self.display:
-                self.display.update(t_ms - (self.rec.t0_ms or t_ms), name, set_uA, meas_uA, v_mV, z, q, stats)
+                self.display.update(t_ms - (self.rec.t0_ms or t_ms), name, set_uA, meas_uA, v_mV, z, q, stats, elec)
             if self.lsl and not self.blind:     # blinded: current, voltage and impedance stay sealed
                 self.lsl.telemetry((set_uA, meas_uA, v_mV, -1 if z is None else z, q) + tuple(stats[:4])
-                                   + (None if stats[4] is None else stats[4] / 100.0,))
+                                   + (None if stats[4] is None else stats[4] / 100.0,)
+                                   + tuple(v for row in (elec or ()) for v in row))
             if self.raw:
                 self._watch_raw(t_ms, name)
             if not self.blind:
                 row = self.last_row = {"t_ms": t_ms, "t_s": self.rec.t_s(t_ms), "state": name, "set_uA": set_uA,
                                        "meas_uA": meas_uA, "v_mV": v_mV, "z_ohm": z, "charge_uC": q}
+                if elec:
+                    row["electrodes"] = {n: dict(zip(L.TELEM_EL_FIELDS, fig)) for n, fig in zip(self.electrodes, elec)}
                 if self.telemetry_hook is not None:
                     self._hook(self.telemetry_hook, row)
                 for fn in list(self.listeners):
@@ -254,21 +262,40 @@ class Run:
                 if self.display:
                     self.display.state_change(safe_text("-> %s" % ev.get("state")))
             elif kind == "fault":
-                self.rec.event(t, "fault:%s" % ev.get("fault"))
+                where = ev.get("electrode") if self.electrodes else None   # a multi session's electrode
+                if where and "fault_electrode" not in self.rec.meta:
+                    self.rec.meta["fault_electrode"] = where
+                self.rec.event(t, fault_label(ev.get("fault"), where))
                 if ev.get("block"):     # the samples that tripped a hard fault
-                    self.rec.meta.setdefault("fault_evidence", []).append(
-                        {"t_ms": t, "fault": ev.get("fault"), "block": ev["block"]})
-                self._marker("fault:%s" % ev.get("fault"))
+                    evidence = {"t_ms": t, "fault": ev.get("fault"), "block": ev["block"]}
+                    if where:
+                        evidence["electrode"] = where
+                    self.rec.meta.setdefault("fault_evidence", []).append(evidence)
+                self._marker(fault_label(ev.get("fault"), where))
                 if self.blind:
                     # Named as in any arm; the detail (a measured current, a voltage) is sealed.
                     self.brec.fault(self.rec.t_s(t), ev.get("fault"))
                     self._say(safe_text("FAULT: %s" % ev.get("fault")))
                 else:
-                    self._say(safe_text("FAULT: %s (%s)" % (ev.get("fault"), ev.get("detail"))))
+                    self._say(safe_text("FAULT: %s%s (%s)" % (ev.get("fault"), " at electrode %s" % where if where
+                                                             else "", ev.get("detail"))))
             elif kind == "end":
+                if self.electrodes and ev.get("electrode") and ev.get("outcome") == "fault":
+                    self.rec.meta.setdefault("fault_electrode", ev["electrode"])
                 self.result = ("end", ev)
             elif kind == "boot":
                 self.result = ("boot", ev)
+
+    def _electrode_figures(self, payload):
+        """A multi session's per-electrode figures of a TELEM payload (montage order), or
+        None: not a multi session, blinded, or a frame without them (idle after the end)."""
+        if not self.electrodes or self.blind:
+            return None
+        try:
+            rows = L.unpack_telem_electrodes(payload)
+        except ValueError:         # cut short: the frame's main figures still count
+            return None
+        return rows if len(rows) == len(self.electrodes) else None
 
     def _watch_raw(self, t_ms, state):
         """The raw stream stopping while current is set (another client's HELLO turns it
@@ -487,9 +514,17 @@ class Run:
         self._interrupted_before_start("before the impedance check")
         check = dev.check()
         z = check.get("z_ohm")
-        log("impedance check: %s (limit %d ohm, test current %d uA): %s" % (
-            "open circuit" if z is None else "%d ohm" % z, check["limit_ohm"], check.get("current_uA", 0),
-            "pass" if check.get("pass") else "FAIL"))
+        if self.electrodes:
+            # The device's CHECK drives one source: its figure is no electrode's contact, so
+            # none is shown as one. It still gates START (the device refuses START without it).
+            check["per_electrode"] = False
+            log("impedance check: the per-electrode check is not built: no electrode's contact was "
+                "measured; the device's one-source test current (%d uA) gates START: %s" % (
+                    check.get("current_uA", 0), "pass" if check.get("pass") else "FAIL"))
+        else:
+            log("impedance check: %s (limit %d ohm, test current %d uA): %s" % (
+                "open circuit" if z is None else "%d ohm" % z, check["limit_ohm"], check.get("current_uA", 0),
+                "pass" if check.get("pass") else "FAIL"))
         if not check.get("pass"):
             raise SessionError("impedance check failed: not starting (check electrode contact and gel)", 1)
         self._interrupted_before_start("after the impedance check")
@@ -502,14 +537,19 @@ class Run:
                 "pre_check": check, "faults_injected": list(self.faults), "fast": bool(self.fast)}
         if getattr(self.loaded, "provenance", None):
             meta["protocol_provenance"] = self.loaded.provenance      # [provenance]: tesctl iaf, titrate
+        from tesctl.protofile import montage_record
+        if montage_record(canon) is not None:
+            meta["montage"] = montage_record(canon)                  # the multi form: electrodes, return
         if self.blind:
             meta.update(self.blind.sealed_meta())
-        self.rec = Recorder(self.out_dir, meta, warn=self.warn, memory_only=bool(self.blind))
+        self.rec = Recorder(self.out_dir, meta, warn=self.warn, memory_only=bool(self.blind),
+                            electrodes=self.electrodes)
         if not self.blind:      # a drying contact shows only where current flows: it would tell the arm
             self.rec.on_warning = self._contact_warning
         if self.lsl_on:
-            from tesctl.lsl import LslOutlets
-            self.lsl = LslOutlets("tesctl", "tesctl-%s-%d" % (dev.info.get("board"), os.getpid()))
+            from tesctl.lsl import LslOutlets, channels_for
+            self.lsl = LslOutlets("tesctl", "tesctl-%s-%d" % (dev.info.get("board"), os.getpid()),
+                                  channels=channels_for(self.electrodes))
         if self.raw:
             self.rec.open_raw()
             dev.raw(True)
@@ -534,7 +574,8 @@ class Run:
         from tesctl.display import Display, Quiet, waveform_info
         title = self.blind.title() if self.blind else canon["name"]
         with (Display(safe_text(title), total_ms(canon), plain=self.plain, blind=bool(self.blind),
-                      wave=None if self.blind else waveform_info(canon)) if self.show else Quiet()) as disp:
+                      wave=None if self.blind else waveform_info(canon), electrodes=self.electrodes,
+                      ret=V.return_name(canon)) if self.show else Quiet()) as disp:
             self.display = disp
             for text in self.unsaid:      # said before the display was up (a fast board's early fault)
                 disp.message(text)

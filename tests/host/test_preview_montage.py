@@ -176,18 +176,6 @@ def test_a_one_source_board_runs_two_electrodes_only():
     assert r.exit_code == 0, r.output
 
 
-def test_run_refuses_a_multi_montage_before_anything(tmp_path):
-    out = tmp_path / "session"
-    r = CliRunner().invoke(main, ["run", str(paths.PROTOCOLS / "tacs-theta-inphase-2site.toml"), "--port", "sim",
-                                  "--fast", "--out", str(out)])
-    assert r.exit_code == 2
-    assert r.output.strip().splitlines() == [
-        "tesctl: run does not take a multi-electrode montage (F3, P3, Cz) yet: this version runs those in "
-        "tesctl validate and tesctl preview only (the device's multi-source output is not built yet; "
-        "docs/montages.md)"]
-    assert not out.exists()
-
-
 def test_titrate_and_iaf_refuse_a_multi_base(tmp_path):
     base = str(paths.PROTOCOLS / "tacs-theta-antiphase-2site.toml")
     r = CliRunner().invoke(main, ["titrate", base, "--port", "sim", "--out", str(tmp_path / "t.toml")])

@@ -258,12 +258,11 @@ def test_structure_problems():
 
 def test_refusal_names_the_command_and_the_electrodes():
     canon, _, _ = parse(SPEC)
-    assert P.refuse_multi(canon, "run") == (
-        "run does not take a multi-electrode montage (F4, P4, Cz) yet: this version runs those in "
-        "tesctl validate and tesctl preview only (the device's multi-source output is not built yet; "
-        "docs/montages.md)")
+    assert P.refuse_multi(canon, "titrate") == (
+        "titrate does not take a multi-electrode montage (F4, P4, Cz) yet: this version runs those in "
+        "tesctl validate, preview and run only (docs/montages.md)")
     pair = P.load(paths.PROTOCOLS / "tdcs-anodal-dlpfc.toml").canonical
-    assert P.refuse_multi(pair, "run") is None
+    assert P.refuse_multi(pair, "titrate") is None
 
 
 def test_schema_knows_the_multi_form():
