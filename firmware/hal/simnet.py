@@ -193,8 +193,8 @@ class SimNet:
                 if thru[c]:
                     tot += i
             # The tissue node and each electrode's voltage; any source past its compliance
-            # (or a current surely past it): solve the network.
-            sat = tot > ifs[C] or tot < -ifs[C]
+            # (or a current surely past it): solve the network. Enable off: no current.
+            sat = en and (tot > ifs[C] or tot < -ifs[C])
             if not sat:
                 vt = tot * rs[C] // 1000 + vcs[C]
                 for c in range(C):
@@ -205,7 +205,7 @@ class SimNet:
                     v = i * rs[c] // 1000 + vcs[c]
                     if thru[c]:
                         v += vt
-                    if v > vcomp or v < -vcomp:
+                    if en and (v > vcomp or v < -vcomp):
                         sat = True
                         break
                     volt[c] = v

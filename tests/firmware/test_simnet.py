@@ -340,3 +340,28 @@ def test_one_channel_is_the_single_model_bit_for_bit():
     k = drive(h, [1000], 300, isum, vsum)
     assert abs(isum[0] // k - 1000) <= 4
     assert abs(vsum[0] // k - 1000 * R // 1000) <= 12      # one contact: the single model
+
+
+def test_simmain_takes_electrode_fault_specs():
+    # CPython only (it starts the unix port): simmain.py's --fault KIND[:ELECTRODE]@SECONDS.
+    if MP:
+        return
+    import os
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    mp = os.environ.get("MICROPYTHON") or os.path.join(os.path.dirname(sys.executable), "micropython")
+    if not os.path.exists(mp):
+        mp = "micropython"
+
+    def sim(*specs):
+        args = [mp, here + "/../../firmware/simmain.py", "--board", here + "/../../boards/sim.json",
+                "--storage", "build/sim-storage-simmain"]
+        for s in specs:
+            args += ["--fault", s]
+        return subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+
+    r = sim("liftoff:C3@1.5", "short:F4@2", "drift@3", "stall@9")
+    assert r.returncode == 0, r.stderr               # no host (stdin at its end): boots and ends
+    for spec, why in (("dac-stuck:C3@1", b"takes no electrode"), ("lift:C3@1", b"unknown fault")):
+        r = sim(spec)
+        assert r.returncode == 3 and why in r.stderr, (spec, r.returncode, r.stderr)
