@@ -365,3 +365,75 @@ def test_simmain_takes_electrode_fault_specs():
     for spec, why in (("dac-stuck:C3@1", b"takes no electrode"), ("lift:C3@1", b"unknown fault")):
         r = sim(spec)
         assert r.returncode == 3 and why in r.stderr, (spec, r.returncode, r.stderr)
+
+
+def run_protocol(canon, seconds, last_ms=1000):
+    """The first seconds of a multi protocol through Engine.fill_all and the network, as the
+    control path plays it (1 ms blocks); per driven electrode over the last last_ms: the
+    peak |voltage| (mV) and the sum of the measured currents, and the set total's sum."""
+    from tes.engine import Engine
+    from tes import validate as Vd
+    eng = Engine(canon)
+    C = eng.channels
+    fs = canon["sample_rate_hz"]
+    h = SimHal(board(skin_ohm_floor=3000), storage="build/sim-storage-test")
+    h.electrodes(Vd.driven_names(canon) + [Vd.return_name(canon)])
+    h.start(fs, C)
+    h.enable(True)
+    blk = h.lead
+    outs = [array("i", [0] * blk) for _ in range(C + 1)]
+    buf = array("i", [0] * blk * C)
+    vpk = [0] * C
+    isum = [0] * C
+    ssum = 0
+    n = seconds * fs // blk
+    for b in range(n):
+        got = eng.fill_all(outs, blk)
+        assert got == blk
+        for k in range(blk):
+            for c in range(C):
+                buf[k * C + c] = outs[c][k]
+        h.write(buf, blk)
+        m = h.sense(_S, _I, _V, _D, Q, blk)
+        if (n - b) * blk * 1000 <= last_ms * fs:
+            for j in range(m):
+                ssum += outs[C][j]
+                for c in range(C):
+                    isum[c] += _I[j * C + c]
+                    v = abs(_V[j * C + c])
+                    if v > vpk[c]:
+                        vpk[c] = v
+        h.feed()
+    return vpk, isum, ssum
+
+
+def test_ready_protocols_through_the_network():
+    # pytest only: the host reads the TOML. Equal contacts: in phase, each site reads its
+    # contact plus the return's carrying twice its current (3 x its contact's drop); anti-
+    # phase, the return carries ~0 and each site reads its own contact alone.
+    if MP:
+        return
+    import os
+    from tesctl import protofile
+    here = os.path.dirname(os.path.abspath(__file__)) + "/../../protocols/"
+
+    def canon(name):
+        with open(here + name + ".toml", "rb") as f:
+            c, problems, _ = protofile.parse(f.read(), name)
+        assert c is not None, problems
+        return c
+
+    pk = {}
+    for name in ("tacs-theta-inphase-2site", "tacs-theta-antiphase-2site"):
+        vpk, isum, ssum = run_protocol(canon(name), 12)
+        pk[name] = vpk
+        assert abs(vpk[0] - vpk[1]) <= 2 * NOISE_MV, (name, vpk)
+        assert abs(sum(isum) + ssum) <= 2 * 1000 * 4, (name, isum, ssum)   # 1 s, 4 uA a sample
+    ratio = pk["tacs-theta-inphase-2site"][0] * 100 // pk["tacs-theta-antiphase-2site"][0]
+    assert 290 <= ratio <= 310, (pk, ratio)
+    # 4x1 HD-tDCS, 2 s into the plateau: the four ring electrodes alike, at -0.5 x 8.5 kohm
+    # - 2 x 8.5 kohm (fresh skin; it has fallen a little over 32 s of current).
+    vpk, isum, ssum = run_protocol(canon("hd-tdcs-4x1"), 32)
+    assert max(vpk) - min(vpk) <= 2 * NOISE_MV, vpk
+    assert 17000 <= vpk[0] <= 21250 + NOISE_MV, vpk
+    assert abs(sum(isum) + ssum) <= 4 * 1000 * 4, (isum, ssum)
