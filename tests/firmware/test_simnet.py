@@ -217,6 +217,28 @@ def test_board_wide_faults_and_unknown_names():
             pass
 
 
+def test_reset_zeroes_every_source_from_its_sample():
+    from hal.sim import SimReset
+    h = net(3, 2000, faults=[("reset", 10, None)])
+    h.session_started()
+    buf = array("i", [800] * 3 * 2)
+    k = 0
+    try:
+        for _ in range(20):
+            h.write(buf, 2)
+            k += h.sense(_S, _I, _V, _D, Q, 2)
+        raise AssertionError("no reset")
+    except SimReset:
+        pass
+    assert k == 18 and h.ms == 10               # the write reaching sample 20 (10 ms) raised
+    assert h.log() == [(10, "reset")] and not h.en
+    assert list(h.net.code) == [h.z] * 3
+    h.start(2000, 3)                            # the app boots and starts again: same network
+    h.enable(True)
+    im, _ = means(h, [300, 300, 300], 100)
+    assert abs(im[0] - 300) <= 4, im
+
+
 def test_start_checks_the_sources():
     h = SimHal(board(), storage="build/sim-storage-test")
     assert h.channels == 8
@@ -279,7 +301,7 @@ def test_heap_locked_write_and_sense():
         return
     import micropython
     h = net(4, 5000, faults=[("liftoff", 5, "C1"), ("short", 6, "C5"), ("drift", 7, None),
-                             ("adc-stuck", 9, None), ("liftoff", 8, "C3")])
+                             ("adc-stuck", 9, None), ("liftoff", 8, "C3"), ("short", 8, "O2")])
     h.start_watchdog(1000)
     h.session_started()
     buf = array("i", [700] * 4 * 5)
