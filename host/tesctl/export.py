@@ -11,6 +11,7 @@ import os
 import click
 
 from tesctl.errors import InputError, safe_text
+from tesctl.recorder import ELECTRODE_SUFFIXES
 
 TELEMETRY_HEAD = ("t_s", "state", "set_uA", "meas_uA", "v_mV", "z_ohm", "charge_uC")
 EVENTS_HEAD = ("onset", "duration", "trial_type")
@@ -93,6 +94,9 @@ def _read_telemetry(folder):
                 row[key] = _number(cell) if cell != "" else None
             if len(cells) < len(TELEMETRY_HEAD) or any(row[k] is None for k in TELEMETRY_HEAD[2:] if k != "z_ohm"):
                 raise ValueError("short row")
+            for key, cell in zip(head[len(TELEMETRY_HEAD):], cells[len(TELEMETRY_HEAD):]):
+                if any(key.endswith("_" + suffix) for suffix in ELECTRODE_SUFFIXES):
+                    row[key] = _number(cell) if cell != "" else None    # a multi session's NAME_meas_uA, ...
         except (ValueError, IndexError):
             if n == len(raw) + 1:       # the last row of a record cut short (host killed mid-write)
                 break

@@ -113,31 +113,66 @@ def nibs_rows(session):
     protocol = meta.get("protocol")
     if not isinstance(protocol, dict):
         return [dict(common)]
-    montage = protocol.get("montage", {})
-    area_cm2 = (montage.get("electrode_area_mm2") or 0) / 100
     rows = []
     stims = [s for s in protocol.get("segments", ()) if s.get("kind") == "stim"]
     for n, seg in enumerate(stims, start=1):
-        wf = seg.get("waveform")
-        peak_mA = (seg.get("amplitude_uA", 0) + abs(seg.get("offset_uA", 0))) / 1000
-        freq = seg.get("frequency_mHz", 0) / 1000 if wf in ("sine", "pulse") else None
         up, full, down = (seg.get(k, 0) / 1000 for k in ("ramp_up_ms", "duration_ms", "ramp_down_ms"))
         sham = protocol.get("sham")
         if isinstance(sham, dict):      # a sham delivers only its fade (twice if double)
             up, full, down = (sham.get(k, 0) / 1000 for k in ("ramp_up_ms", "plateau_ms", "ramp_down_ms"))
             full += (up + full + down) if sham.get("double") else 0
-        for e, role in enumerate(("anode", "cathode"), start=1):
-            rows.append(dict(common, **{
-                "electrode_id": "el_%s" % role, "tes_stim_mode": TES_MODE.get(wf, wf),
+        for e, (eid, name, role, ch, peak_mA, area_cm2, measured) in enumerate(
+                electrode_channels(protocol, seg, session.telemetry), start=1):
+            wf = ch.get("waveform")
+            freq = ch.get("frequency_mHz", 0) / 1000 if wf in ("sine", "pulse") else None
+            rows.append(dict(common, **measured, **{
+                "electrode_id": eid, "tes_stim_mode": TES_MODE.get(wf, wf),
                 "protocol_name": protocol.get("name"), "waveform": wf, "waveform_frequency": freq,
                 "noise_type": "band-limited" if wf == "noise" else None,
                 "stimulation_duration": up + full + down, "ramp_up_duration": up, "ramp_down_duration": down,
-                "pulse_width": seg.get("pulse_width_us", 0) / 1000 if wf == "pulse" else None,
+                "pulse_width": ch.get("pulse_width_us", 0) / 1000 if wf == "pulse" else None,
                 "pulse_rate": freq if wf == "pulse" else None,
-                "stim_id": "stim_%d.%d" % (n, e), "channel_name": montage.get(role), "channel_type": role,
+                "stim_id": "stim_%d.%d" % (n, e), "channel_name": name, "channel_type": role,
                 "current_intensity": peak_mA, "current_density": peak_mA / area_cm2 if area_cm2 else None,
             }))
     return rows or [dict(common)]
+
+
+def electrode_channels(protocol, seg, telemetry):
+    """[(electrode_id, name, role, channel, peak mA, area cm^2, measured)] of a stim segment:
+    the anode and cathode of the two-electrode form (measured: {}, the session's figures
+    stand), or each electrode of the multi form in montage order (role driven or return;
+    the return's channel: the driven ones' waveform when they share it, its peak their
+    sum; measured: the electrode's own plateau figures from its telemetry.csv columns)."""
+    montage = protocol.get("montage", {})
+    if "electrodes" not in montage:
+        area = (montage.get("electrode_area_mm2") or 0) / 100
+        peak = (seg.get("amplitude_uA", 0) + abs(seg.get("offset_uA", 0))) / 1000
+        return [("el_%s" % role, montage.get(role), role, seg, peak, area, {}) for role in ("anode", "cathode")]
+    chans = {c.get("electrode"): c for c in seg.get("currents", ())}
+    peaks = {k: (abs(c.get("amplitude_uA", 0)) + abs(c.get("offset_uA", 0))) / 1000 for k, c in chans.items()}
+    kinds = {c.get("waveform") for c in chans.values()}
+    shared = dict(next(iter(chans.values()))) if len(kinds) == 1 and chans else {"waveform": "mixed"}
+    out = []
+    for e in montage["electrodes"]:
+        name = e.get("name")
+        ret = name == montage.get("return")
+        out.append(("el_%s" % _label(name), name, "return" if ret else "driven", shared if ret else chans.get(name, {}),
+                    sum(peaks.values()) if ret else peaks.get(name), (e.get("area_mm2") or 0) / 100,
+                    _electrode_measured(telemetry, name)))
+    return out
+
+
+def _electrode_measured(rows, name):
+    """A multi session's electrode: its plateau impedance (kOhm) and |measured| (mA) columns."""
+    plateau = [r for r in rows or () if r["state"] == "plateau" and r.get(name + "_meas_uA") is not None]
+    if not plateau:
+        return {"impedance": None, "measured_current_intensity": None, "current_statistics": None}
+    meas = [abs(r[name + "_meas_uA"]) / 1000 for r in plateau]
+    zs = [r[name + "_z_ohm"] / 1000 for r in plateau if r.get(name + "_z_ohm") is not None]
+    mean, hi, lo = statistics.fmean(meas), max(meas), min(meas)
+    return {"impedance": statistics.fmean(zs) if zs else None, "measured_current_intensity": mean,
+            "current_statistics": "mean=%.3f;max=%.3f;min=%.3f" % (mean, hi, lo)}
 
 
 def nibs_sidecar(session, task):
@@ -153,11 +188,11 @@ def nibs_sidecar(session, task):
         "NIBSDraft": NIBS_DRAFT,
     }
     if protocol:
-        area = (protocol.get("montage", {}).get("electrode_area_mm2") or 0) / 100
-        side["ElectrodeSet"] = [{"ElectrodeID": "el_%s" % role, "ElectrodeType": "pad",
+        stim = next((s for s in protocol.get("segments", ()) if s.get("kind") == "stim"), {})
+        side["ElectrodeSet"] = [{"ElectrodeID": eid, "ElectrodeType": "pad",
                                  "ElectrodeSize": {"Value": area, "Units": "cm^2",
                                                    "Description": "Electrode surface area"}}
-                                for role in ("anode", "cathode")]
+                                for eid, _, _, _, _, area, _ in electrode_channels(protocol, stim, ())]
         side["TesctlSegments"] = protocol.get("segments")
         side["TesctlSham"] = protocol.get("sham")
     for col, desc, units in NIBS_COLUMNS:

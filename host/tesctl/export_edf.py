@@ -19,6 +19,19 @@ CHANNELS = (
 Z_UNKNOWN = -1       # EDF has no NaN: an empty z_ohm (unknown or open circuit) is written as -1
 
 
+def channels_of(meta):
+    """CHANNELS, then for a multi-electrode session (session.json `montage`, three or more
+    electrodes) each electrode's set and measured current, voltage and impedance columns."""
+    from tesctl.report import session_electrodes
+    names, _ = session_electrodes(meta)
+    return CHANNELS + tuple(
+        ("%s_%s" % (n, key), "%s_%s" % (label, n), unit, "%s: %s" % (n, what)) for n in names
+        for key, label, unit, what in (("set_uA", "I_set", "uA", "commanded current, window mean"),
+                                       ("meas_uA", "I_meas", "uA", "measured current, window mean"),
+                                       ("v_mV", "V", "mV", "voltage to the return, window mean"),
+                                       ("z_ohm", "Z", "Ohm", "path impedance; -1 = no reading")))
+
+
 def frame_period_ms(rows):
     """The telemetry frame period in whole ms: the median step of t_s (20 ms at 50 frames/s)."""
     steps = [round((b["t_s"] - a["t_s"]) * 1000) for a, b in zip(rows, rows[1:])]
@@ -26,7 +39,7 @@ def frame_period_ms(rows):
     return max(1, int(statistics.median(steps))) if steps else 20
 
 
-def on_grid(rows):
+def on_grid(rows, channels=CHANNELS):
     """(period_ms, {column: [values]}, gaps): rows placed on a regular grid of the frame period.
 
     A row goes to the nearest grid sample (the device stamps frames every period, the last one
@@ -38,7 +51,7 @@ def on_grid(rows):
     for r in rows:
         placed[int(round(r["t_s"] * 1000 / period))] = r
     n = max(placed) + 1
-    columns = {key: [] for key, *_ in CHANNELS}
+    columns = {key: [] for key, *_ in channels}
     gaps = []
     prev = placed[min(placed)]
     missing = 0
@@ -51,7 +64,7 @@ def on_grid(rows):
             gaps.append(((i - missing) * period / 1000, missing))
             missing = 0
         for key in columns:
-            v = r[key]
+            v = r.get(key)
             columns[key].append(Z_UNKNOWN if v is None else float(v))
         prev = r
     return period, columns, gaps
@@ -89,10 +102,11 @@ def build(session):
     if not session.telemetry:
         raise InputError("%s: no telemetry.csv rows (a sealed session?): nothing to write as EDF"
                          % safe_text(session.path))
-    period, columns, gaps = on_grid(session.telemetry)
+    channels = channels_of(session.meta)
+    period, columns, gaps = on_grid(session.telemetry, channels)
     fs = 1000 / period
     signals = []
-    for key, label, unit, transducer in CHANNELS:
+    for key, label, unit, transducer in channels:
         data = np.asarray(columns[key], dtype=float)
         lo, hi = float(data.min()), float(data.max())
         if lo == hi:            # a flat channel still needs a physical range

@@ -291,3 +291,40 @@ def test_the_codec_is_the_firmware_s():
     assert buf[L.TELEM_SIZE] == 1
     assert struct.unpack_from("<iiiiiii", buf, L.TELEM_SIZE + 1) == (1, -2, 3, -1, 5, 6, 7)
     assert L.unpack_telem_electrodes(bytes(buf)) == rows
+
+
+def test_export_of_a_multi_session_is_per_electrode(tmp_path):
+    """BIDS nibs rows per electrode (driven with its own current, the return with the sum)
+    and the EDF+ with each electrode's signals, from a record read back from its files."""
+    import edfio
+
+    from tesctl.cli import TesctlGroup
+    from tesctl.export import export_group
+    run = session_run(tmp_path)
+    rec = run.rec
+    rec.meta.update({"started_at": "2026-11-26T10:00:00.000+00:00", "subject": "P01", "board": "sim"})
+    rows = [(1000, 995, 5000, 5010, 707, 705, 3500), (-2000, -1990, 0, None, 1414, 1410, 0),
+            (1000, 995, 5100, 5110, 707, 705, 3600)]
+    for k in range(60):
+        run.on_frame(telem(1000 + 20 * k, "plateau", rows, set_uA=2000, meas_uA=1990))
+    rec.finish("completed", "completed", 100, 1200, 1000 + 20 * 60)
+    root = TesctlGroup()
+    root.add_command(export_group)
+    r = CliRunner().invoke(root, ["export", "bids", str(tmp_path / "s"), "--to", str(tmp_path / "ds")])
+    assert r.exit_code == 0, r.output
+    (nibs,) = (tmp_path / "ds").glob("sub-P01/*/nibs/*_nibs.tsv")
+    lines = nibs.read_text().splitlines()
+    table = [dict(zip(lines[0].split("\t"), ln.split("\t"))) for ln in lines[1:]]
+    got = [(t["channel_name"], t["channel_type"], t["current_intensity"], t["measured_current_intensity"],
+            t["impedance"], t["current_density"]) for t in table]
+    assert got == [("F3", "driven", "1", "0.995", "5.01", "0.04"), ("Cz", "return", "2", "1.99", "n/a", "0.057143"),
+                   ("P3", "driven", "1", "0.995", "5.11", "0.04")]
+    assert {t["waveform"] for t in table} == {"sine"}
+    side = json.loads(nibs.with_suffix(".json").read_text())
+    assert [e["ElectrodeID"] for e in side["ElectrodeSet"]] == ["el_F3", "el_Cz", "el_P3"]
+    (edf,) = (tmp_path / "ds").glob("sub-P01/*/nibs/*_telemetry.edf")
+    labels = [s.label for s in edfio.read_edf(edf).signals]
+    assert labels[5:] == ["I_set_F3", "I_meas_F3", "V_F3", "Z_F3", "I_set_Cz", "I_meas_Cz", "V_Cz", "Z_Cz",
+                          "I_set_P3", "I_meas_P3", "V_P3", "Z_P3"]
+    z_cz = edfio.read_edf(edf).signals[labels.index("Z_Cz")].data
+    assert abs(z_cz.max() + 1) < 0.01                 # the return's impedance: -1, never known
