@@ -339,9 +339,13 @@ def summary_text(s) -> str:
     lines.append("current    peak |meas| %s uA%s" % (_fmt(s["peak_meas_uA"], "%.0f"), src))
     z = s["plateau_z_ohm"]
     ph = s.get("plateau_z_phase_deg")
-    lines.append("impedance  plateau " + ("|Z| mean %.0f, min %.0f, max %.0f ohm (%d readings)"
-                                          % (z["mean"], z["min"], z["max"], z["n"]) if z else "n/a")
-                 + (", phase mean %.1f deg (V relative to I)" % ph["mean"] if ph else ""))
+    if s.get("electrodes"):
+        lines.append("impedance  per electrode, below (each driven electrode's path: its contact and its share "
+                     "of the return's)")
+    else:
+        lines.append("impedance  plateau " + ("|Z| mean %.0f, min %.0f, max %.0f ohm (%d readings)"
+                                              % (z["mean"], z["min"], z["max"], z["n"]) if z else "n/a")
+                     + (", phase mean %.1f deg (V relative to I)" % ph["mean"] if ph else ""))
     for name, level, z, ret in s.get("electrodes") or ():
         lines.append("%-10s %s %s uA, %s" % (name, "level" if (s.get("waveform") or {}).get("kind") == "dc" else "RMS",
                                             _fmt(level, "%.0f"), "the return (ground)" if ret else
