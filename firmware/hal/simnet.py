@@ -86,7 +86,7 @@ class SimNet:
         if r == 0:
             self.k1[e] = self.k2[e] = 0
         else:
-            k1 = 1024 * tau_us // (tau_us + dt_us)
+            k1 = 1024 + (-1024 * dt_us) // (tau_us + dt_us)   # 1024 tau / (tau + dt), floored, in small ints
             k2 = (1024 - k1) * r // 1000
             top = self.k2_ret if e == self.C else _K2_MAX
             self.k1[e] = k1
