@@ -239,6 +239,21 @@ def test_reset_zeroes_every_source_from_its_sample():
     assert abs(im[0] - 300) <= 4, im
 
 
+def test_two_electrode_session_takes_its_own_names():
+    # One source: a fault naming either electrode hits the one load; another name is ignored.
+    for name, hit in (("F3", True), ("Fp2", True), ("C3", False)):
+        h = SimHal(board(), storage="build/sim-storage-test", faults=[("liftoff", 50, name)])
+        h.electrodes(["F3", "Fp2"])
+        h.start(1000)
+        h.enable(True)
+        h.session_started()
+        isum = [0]
+        vsum = [0]
+        k = drive(h, [1000], 200, isum, vsum)
+        assert (abs(isum[0] // k) <= NOISE_UA) == hit, (name, isum[0] // k)
+        assert h.log() == ([(50, "liftoff")] if hit else []), h.log()
+
+
 def test_start_checks_the_sources():
     h = SimHal(board(), storage="build/sim-storage-test")
     assert h.channels == 8
