@@ -233,7 +233,12 @@ class App:
         if s.kind == CHECK:
             self.check_span(s)
         elif ticks_diff(due, self.last_telem) >= TELEM_MS:
-            w = s.sup.window()
+            if s.channels > 1:
+                if self.telem_multi(s):
+                    self.last_telem = due
+                w = None
+            else:
+                w = s.sup.window()
             if w is not None:
                 p = s.sup.period()
                 if p is None:
@@ -323,6 +328,35 @@ class App:
         n += L.pack_telem_electrodes(buf, n, rows)
         self.link.send(L.TELEM, memoryview(buf)[:n])
 
+    def telem_multi(self, s):
+        """TELEM of a session of several driven electrodes: a row per electrode (montage
+        order) and the main fields (docs/wire.md): the total current (the return's, signed
+        as the driven ones), the voltage of the driven electrode with the largest mean
+        |v|. The return's means are minus the sums of the driven rows': each column sums
+        to zero. -> False when nothing was measured since the last frame."""
+        sups = s.sups
+        C = s.channels
+        w = sups[C].window()
+        if w is None:
+            return False
+        pr = sups[C].period()
+        rows = []
+        tset = tmeas = 0
+        top = None
+        for c in range(C):
+            w = sups[c].window() or (0, 0, 0, 0, 0, 0, 0)
+            p = sups[c].period()
+            row = (w[1], w[3], w[5], p[6] if p else None, p[1] if p else 0, p[2] if p else 0, p[4] if p else 0)
+            tset += w[1]
+            tmeas += w[3]
+            if top is None or abs(w[5]) > abs(top[2]):
+                top = row
+            rows.append(row)
+        rows.append((-tset, -tmeas, 0, None, pr[1] if pr else 0, pr[2] if pr else 0, 0))
+        self.send_telem(tset, tmeas, top[2], None, pr[1] if pr else 0, pr[2] if pr else 0, pr[3] if pr else 0,
+                        top[6], None, rows=[rows[k] for k in s.order])
+        return True
+
     def raw_append(self, buf, n):
         """Copy the block's set samples into the raw buffer (no allocation: the tick sends
         it). A full buffer drops samples; the host sees the gap in the sample index."""
@@ -366,7 +400,11 @@ class App:
         hal.feed()
         st = s.sup.st               # the supervisor's per-sample HARD limits, for a HAL's fast trip
         hal.arm_trip(st[S.T_IOVER], st[S.T_VCOMP])
-        hal.start(s.fs)
+        hal.electrodes(s.names)     # driven first, the return last
+        if s.channels > 1:
+            hal.start(s.fs, s.channels)
+        else:
+            hal.start(s.fs)
         now = self.link.last_rx = hal.ticks_ms()
         s.t0_ms = now               # the device clock at the first sample (pacing starts here)
         # The first tick is due at once and, a whole period "late", starts the 20 ms grid
@@ -388,18 +426,24 @@ class App:
             if s.kind == CHECK:
                 self.end_check(s, "")
             else:
-                self.end_session(*(s.outcome or ("completed", "completed")))
+                outcome = s.outcome or ("completed", "completed")
+                self.end_session(*outcome, electrode=s.fault_electrode if outcome[0] == "fault" else None)
             return
         name = S.name(code)
+        # A multi session's fault names an electrode (tes.multicontrol); the HAL's, never.
+        el = None
+        if s.channels > 1 and code != S.UNDERRUN and code != S.MEMORY:
+            el = s.control.electrode_name(s.names)
+        named = {} if el is None else {"electrode": el}
         if S.is_hard(code):
             self.hal.zero()          # first: output zero and enable off, then report
             if s.kind == CHECK and code in _LOAD_FAULTS:
                 self.end_check(s, name)
                 return
             self.note_fault(name)
-            self.link.event("fault", fault=name, detail="hard", block=self.evidence(s))
+            self.link.event("fault", fault=name, detail="hard", block=self.evidence(s), **named)
             self.link.flush()
-            self.end_session("fault", name)
+            self.end_session("fault", name, electrode=el)
         elif s.kind == CHECK:
             pass                     # soft rules (budgets, impedance) do not apply to a 0.5 s tickle
         elif not s.fault_stop:
@@ -407,9 +451,10 @@ class App:
             # (a protocol's ramp-down may be minutes) and the record names the fault.
             s.fault_stop = True
             s.outcome = ("fault", name)
+            s.fault_electrode = el
             self.note_fault(name)
             s.engine.soft_stop(S.SOFT_RAMP_MS)
-            self.link.event("fault", fault=name, detail="ramp-down")
+            self.link.event("fault", fault=name, detail="ramp-down", **named)
 
     def note_fault(self, name):
         """The last FAULTS_KEPT faults, for STATUS: a bounded list (a board up for months
@@ -424,7 +469,12 @@ class App:
         voltage, readback), so the operator can read why: after hal.zero(), heap unlocked."""
         c = s.control
         n = c.last_m
-        return {"set_uA": list(c.sb[:n]), "i_uA": list(c.ib[:n]), "v_mV": list(c.vb[:n]), "dac_uA": list(c.db[:n]),
+        if s.channels > 1:          # the named electrode's block (tes.multicontrol)
+            sb, ib, vb, db, a = c.evidence()
+        else:
+            sb, ib, vb, db, a = c.sb, c.ib, c.vb, c.db, 0
+        return {"set_uA": list(sb[a:a + n]), "i_uA": list(ib[a:a + n]), "v_mV": list(vb[a:a + n]),
+                "dac_uA": list(db[a:a + n]),
                 "written": c.written, "checked": c.checked, "owed": c.owed, "engine_done": c.engine_done,
                 "longest_tick_ms": s.tick_max_ms}
 
@@ -437,7 +487,9 @@ class App:
         if s.kind == STIM:
             hal.session_ended()
 
-    def end_session(self, outcome, reason):
+    def end_session(self, outcome, reason, electrode=None):
+        """electrode: the electrode a fault named (a multi session), in the END event and
+        the journal's record; None: neither carries the key."""
         s = self.session
         hal = self.hal
         self._close(s)
@@ -448,13 +500,17 @@ class App:
             try:
                 if s.kind == STIM and s.engine.applied != s.reported:
                     self.report_changes(s)
-                J.finish(self.storage, s.sid, outcome, reason, charge, hal.ticks_ms(), opened=s.opened,
-                         stim_ms=stim_ms, changes=s.changes)
+                if electrode is None:
+                    J.finish(self.storage, s.sid, outcome, reason, charge, hal.ticks_ms(), opened=s.opened,
+                             stim_ms=stim_ms, changes=s.changes)
+                else:
+                    self.finish_named(s, outcome, reason, charge, stim_ms, electrode)
             except Exception as e:  # the output is already off; report the lost record
                 self.link.event("log", level="error", msg="journal record failed: %s" % e)
         self.send_telem(0, 0, 0, None)
+        named = {} if electrode is None else {"electrode": electrode}
         self.link.event("end", outcome=outcome, reason=reason, delivered_charge_uC=charge,
-                        stim_duration_ms=stim_ms, sha256=s.sha, longest_tick_ms=s.tick_max_ms)
+                        stim_duration_ms=stim_ms, sha256=s.sha, longest_tick_ms=s.tick_max_ms, **named)
         if outcome == "fault":
             self.set_state(L.FAULT, reason)
         elif s.kind == STREAM:   # streaming ends where it started, but a START needs a new CHECK
@@ -462,6 +518,17 @@ class App:
         else:
             self.set_state(L.LOADED, reason)
         self.link.flush()
+
+    def finish_named(self, s, outcome, reason, charge, stim_ms, electrode):
+        """J.finish's record with the electrode a fault named (tes.journal's finish takes no
+        such field; the same keys and values otherwise)."""
+        o = s.opened
+        rec = {"id": s.sid, "protocol_sha256": o["protocol_sha256"], "start_ms": o["start_ms"],
+               "end_ms": self.hal.ticks_ms(), "outcome": outcome, "reason": reason, "delivered_charge_uC": charge,
+               "stim_ms": stim_ms, "electrode": electrode}
+        if s.changes:
+            rec["changes"] = s.changes
+        J.append(self.storage, rec)
 
     def end_check(self, s, reason):
         self._close(s)
@@ -542,12 +609,14 @@ class App:
         except ValueError:
             return link.error(seq, L.E_BAD_JSON, "protocol is not JSON")
         problems = V.check(proto, self.limits)     # the device never trusts the host
-        if not problems and V.is_multi(proto):
-            # The validator proves such a montage sums to zero, but this firmware's session
-            # (block path, supervisor, check) runs the anode/cathode form only: refused
-            # here, never half-driven (issue 12; docs/montages.md).
-            problems = [("montage", "electrodes", "is", "anode and cathode",
-                         "this firmware runs two-electrode protocols only: multi-electrode montages are not built yet")]
+        need = _sources(proto)
+        have = self.hal.channels
+        if self.board.get("current_sources", 1) < have:
+            have = self.board.get("current_sources", 1)
+        if need > 1 and need > have:
+            # A source per driven electrode, or the montage is never half-driven (issue 12).
+            return link.error(seq, L.E_INVALID_PROTOCOL, "this board drives %d current source(s); the montage needs %d"
+                              % (have, need))
         if problems:
             p = problems[0]
             return link.error(seq, L.E_INVALID_PROTOCOL, "%s %s %s %s (%s)" % (p[0], p[1], p[2], p[3], p[4]))
@@ -681,6 +750,13 @@ class App:
             self.cmd_stop(seq, obj)
             return
         link.reply(seq, state=L.STATE_NAMES[self.state])
+
+
+def _sources(proto):
+    """Driven electrodes of a multi-electrode montage (its electrodes but the return), else 1."""
+    m = proto.get("montage") if isinstance(proto, dict) else None
+    e = m.get("electrodes") if isinstance(m, dict) else None
+    return len(e) - 1 if isinstance(e, list) else 1
 
 
 def _random_bytes(n):

@@ -10,6 +10,7 @@ except ImportError:  # CPython
     from tes import compat as micropython
 
 from tes import engine as E
+from tes import validate as V
 from tes.control import Control
 from tes.supervisor import Supervisor
 
@@ -44,14 +45,18 @@ def ticks_add(a, b):
 
 def period_samples(proto):
     """Samples in one period of the slowest periodic segment (sine, pulse), 0 if none:
-    the supervisor's impedance window spans whole periods of it."""
+    the supervisor's impedance window spans whole periods of it. A multi-electrode
+    segment counts each of its currents (every electrode's window is this one)."""
     fs = proto["sample_rate_hz"]
     slowest = 0
     for seg in proto["segments"]:
-        if seg["kind"] == "stim" and seg["waveform"] in ("sine", "pulse") and seg["frequency_mHz"] > 0:
-            p = (fs * 1000 + seg["frequency_mHz"] // 2) // seg["frequency_mHz"]
-            if p > slowest:
-                slowest = p
+        if seg["kind"] != "stim":
+            continue
+        for ch in seg.get("currents") or (seg,):
+            if ch["waveform"] in ("sine", "pulse") and ch["frequency_mHz"] > 0:
+                p = (fs * 1000 + ch["frequency_mHz"] // 2) // ch["frequency_mHz"]
+                if p > slowest:
+                    slowest = p
     return slowest
 
 
@@ -74,12 +79,26 @@ class Session:
         self.sha = sha
         fs = self.fs = proto["sample_rate_hz"]
         self.engine = E.Engine(proto)
-        sense = board.get("sense") or {}
-        self.sup = Supervisor(limits, proto["safety"], fs,
-                              compliance_mV=board.get("compliance_V", 30) * 1000,
-                              dac_tol_uA=sense.get("readback_tol_uA", 50),
-                              period_samples=period_samples(proto))
-        self.control = Control(hal, self.engine, self.sup, fs)
+        C = self.channels = self.engine.channels
+        # The HAL's electrode names: driven first, the return last (hal.electrodes).
+        self.names = V.driven_names(proto) + [V.return_name(proto)]
+        self.fault_electrode = None     # the electrode a fault named (a multi session)
+        if C >= 2:
+            # Several driven electrodes (issue 12): their own block loop and a supervisor
+            # each, loaded only for such a session.
+            from tes import multicontrol as MC
+            self.sups = MC.supervisors(proto, limits, board, fs, period_samples(proto))
+            self.sup = MC.MultiSup(self.sups)
+            self.control = MC.MultiControl(hal, self.engine, self.sups, fs, C)
+            # TELEM rows in montage order: each electrode's index in names
+            self.order = [self.names.index(n) for n in V.electrode_names(proto)]
+        else:
+            sense = board.get("sense") or {}
+            self.sup = Supervisor(limits, proto["safety"], fs,
+                                  compliance_mV=board.get("compliance_V", 30) * 1000,
+                                  dac_tol_uA=sense.get("readback_tol_uA", 50),
+                                  period_samples=period_samples(proto))
+            self.control = Control(hal, self.engine, self.sup, fs)
         self.outcome = None       # (outcome, reason) once a stop is decided
         self.fault_stop = False   # a supervisor soft stop is under way
         self.sid = None           # journal id (STIM)

@@ -1,0 +1,316 @@
+"""The block loop of a session of C >= 2 driven electrodes (issue 12): tes.control's loop
+over interleaved buffers, one Supervisor per driven electrode and one for the return.
+
+Imported only by such a session (a board's RAM pays for what it imports). The HAL takes
+and gives samples interleaved, sample-major (word k*C + c: driven electrode c at sample
+k; docs/wire.md, hal/base.py). The engine's fill_all gives one array per electrode; they
+are interleaved for write(), and what sense() hands over is split back into one block per
+electrode, so each Supervisor runs its unchanged kernel on its own electrode.
+
+The return is the board's ground: its current is minus the sum of the driven ones', sample
+by sample, in set, measured and readback alike. Its Supervisor checks overcurrent against
+the return's own bound, the readback, tracking, charge; it has no voltage of its own, so
+its kernel gets v = i (a fixed 1 kOhm, on which no voltage rule trips) and its impedance
+lockout is off. Faults: the first block in which any electrode faults decides; in it a
+hard fault wins over a soft one, then the lower index (driven order, the return last).
+Naming: that electrode, except
+  - open-circuit or compliance (or impedance-high) on two or more driven electrodes in the
+    block, every other one carrying no current there (mean |set| under 50 uA): their
+    common node, the return (one electrode open alone is itself, even when the others are
+    between two phases);
+  - host-lost and duration-budget: the session's rules, not an electrode's (-1).
+The app zeroes every source (hal.zero) on a hard fault and soft-stops every channel on a
+soft one. Nothing in run() allocates (tests/firmware/test_multicontrol.py runs it heap
+locked); every per-sample int stays well within +/-2**30 (C <= 8 currents of a few mA).
+"""
+try:
+    import micropython
+except ImportError:  # CPython
+    from tes import compat as micropython
+
+from array import array
+
+from tes import supervisor as S
+from tes import validate as V
+from tes.control import FILL_MAX, Control
+
+NONE = -1               # electrode: no electrode named
+
+
+def supervisors(proto, limits, board, fs, period):
+    """One Supervisor per driven electrode (driven order) and the return's last, each with
+    its own current bound: its peak over the segments (tes.validate.electrode_bounds; the
+    return's is the sum of the channels') plus the margin every supervisor allows. The
+    charge budget stays the board's per-electrode limit, as for two electrodes: the
+    validator proved every electrode's bound under it, and a budget at the bound itself
+    would stop an honest session whose measured current runs within the tracking rule's
+    10 % above its set."""
+    sense = board.get("sense") or {}
+    comp = board.get("compliance_V", 30) * 1000
+    tol = sense.get("readback_tol_uA", 50)
+    peak = {}
+    for b in V.electrode_bounds(proto):
+        peak[b[0]] = b[2]
+    ret = V.return_name(proto)
+    zmax = proto["safety"]["impedance_max_ohm"]
+    out = []
+    for name in V.driven_names(proto) + [ret]:
+        lim = dict(limits)
+        if peak[name] < lim["max_current_uA"]:
+            lim["max_current_uA"] = peak[name]
+        out.append(S.Supervisor(lim, {"impedance_max_ohm": lockout(zmax, peak[name], peak[ret])}, fs,
+                                compliance_mV=comp, dac_tol_uA=tol, period_samples=period))
+    st = out[-1].st
+    st[S.T_ZMAX] = S.OPEN_OHM   # the return's v = i reads 1 kOhm: no lockout applies
+    st[S.T_NOISY] = 0           # a sum of C noisy channels; stuck only if the set moves
+    return out
+
+
+def lockout(zmax, peak, ret_peak):
+    """Electrode c's impedance lockout. What it measures, V_c / I_c, is its own contact plus
+    the return's times I_return / I_c (the return's voltage is in every electrode's): a 4x1
+    montage reads its centre's contact plus four times the return's. The protocol's
+    lockout bounds a two-electrode path, two contacts; this one locks out where a montage
+    whose contacts are all at half of it would: zmax * (1 + k) / 2 with k = the return's
+    peak over c's (its bound: k is at most that), which is zmax itself for one driven
+    electrode. An electrode without current has no impedance to judge."""
+    if peak <= 0:
+        return S.OPEN_OHM
+    z = zmax * (peak + ret_peak) // (2 * peak)
+    return z if z < S.OPEN_OHM else S.OPEN_OHM
+
+
+class MultiSup:
+    """The session's supervisor as the app sees it (tes.app: charge, time, the HAL's fast
+    trip): the return's state and figures (the total current), and the largest charge
+    and stimulation time of any electrode, which the record and TELEM carry."""
+
+    def __init__(self, sups):
+        self.sups = sups
+        self.ret = sups[-1]
+        self.st = self.ret.st
+
+    @property
+    def charge_uC(self):
+        return max([s.charge_uC for s in self.sups])
+
+    @property
+    def stim_ms(self):
+        return max([s.stim_ms for s in self.sups])
+
+    @property
+    def code(self):
+        return self.ret.code
+
+    def window(self):
+        return self.ret.window()
+
+    def period(self):
+        return self.ret.period()
+
+
+def _arrays(k, n):
+    return [array("i", [0] * n) for _ in range(k)]
+
+
+class MultiControl(Control):
+    """tes.control.Control's loop, unchanged, over C electrodes: its fill is fill_all
+    interleaved, its sense is hal.sense split per electrode, its check runs every
+    electrode's supervisor on the blocks sensed (check_run each) and names the fault."""
+
+    def __init__(self, hal, engine, sups, fs, C):
+        Control.__init__(self, hal, engine, sups[C], fs)
+        self.sups = sups
+        self.C = C
+        cap = self.cap
+        self.outs = _arrays(C + 1, FILL_MAX)        # engine.fill_all -> per electrode
+        self.out = array("i", [0] * (FILL_MAX * C))     # -> hal.write, interleaved
+        w = cap * C
+        self.rsb = array("i", [0] * w)              # hal.sense, interleaved
+        self.rib = array("i", [0] * w)
+        self.rvb = array("i", [0] * w)
+        self.rdb = array("i", [0] * w)
+        self.sbs = _arrays(C + 1, cap)              # per electrode (the return last)
+        self.ibs = _arrays(C + 1, cap)
+        self.vbs = _arrays(C + 1, cap)
+        self.dbs = _arrays(C + 1, cap)
+        self.zero_v = array("i", [0] * cap)        # the return's voltage, for the evidence
+        self.sts = [s.st for s in sups]
+        self.checks = [s.kernel_run for s in sups]
+        self.codes = array("i", [0] * (C + 1))      # per electrode: (samples checked << 5) | code
+        self.electrode = NONE               # the electrode the last check's fault names (C: the return)
+        self.esb = self.sbs[C]              # the evidence: the named electrode's arrays...
+        self.eib = self.ibs[C]
+        self.evb = self.zero_v
+        self.edb = self.dbs[C]
+        self.j0 = 0                         # ...from this sample of them
+        # Control's loop calls these (bound once: binding allocates, the loop runs heap-locked)
+        self._fill_all = engine.fill_all
+        self._hal_sense = hal.sense
+        self._neg = engine.mk.neg_into
+        self._fill = self.fill_words
+        self._sense = self.sense_split
+        self._check = self.check_all
+        self._multi = True
+
+    def evidence(self):
+        """The faulting block, tes.app's fault event: (set, measured, voltage, readback, first)."""
+        return self.esb, self.eib, self.evb, self.edb, self.j0
+
+    def electrode_name(self, names):
+        """The name of the electrode the last fault names (names: driven order, the return
+        last), or None."""
+        return names[self.electrode] if self.electrode >= 0 else None
+
+    @micropython.native
+    def fill_words(self, out, n):
+        """Control's fill: n samples of every driven electrode, interleaved into out."""
+        k = self._fill_all(self.outs, n)
+        interleave(out, self.outs, k, self.C)
+        return k
+
+    @micropython.native
+    def sense_split(self, sb, ib, vb, db, cap, b):
+        """Control's sense: hal.sense's interleaved samples split per electrode; sb gets the
+        total current's set (the driven ones' sum) for the raw stream's tap."""
+        m = self._hal_sense(self.rsb, self.rib, self.rvb, self.rdb, cap, b)
+        if m:
+            C = self.C
+            split(self.rsb, self.rib, self.rvb, self.rdb, self.sbs, self.ibs, self.vbs, self.dbs, m, C)
+            if self.tap is not None:
+                self._neg(sb, self.sbs[C], 0, m)
+        return m
+
+    @micropython.native
+    def check_all(self, st, sb, ib, vb, db, m, host_age_ms, j0, b):
+        """Control's check (supervisor.check_run's contract): every electrode's supervisor
+        over the m samples in blocks of b -> (samples up to and including the first block
+        with a fault << 5) | its code (decide)."""
+        C = self.C
+        codes = self.codes
+        checks = self.checks
+        sts = self.sts
+        sbs = self.sbs
+        ibs = self.ibs
+        vbs = self.vbs
+        dbs = self.dbs
+        self.electrode = NONE
+        j = m
+        hit = False
+        for c in range(C + 1):
+            k = checks[c](sts[c], sbs[c], ibs[c], vbs[c], dbs[c], m, host_age_ms, 0, b)
+            codes[c] = k
+            if k & 31:
+                hit = True
+                if (k >> 5) < j:
+                    j = k >> 5
+        if not hit:
+            return m << 5
+        return (j << 5) | self.decide(j)
+
+    @micropython.native
+    def decide(self, j):
+        """The fault of the block ending at sample j -> its code; sets electrode and the
+        evidence. Only on a fault: its cost does not matter, its allocation would (the
+        heap is locked)."""
+        C = self.C
+        codes = self.codes
+        b = self.block
+        code = 0
+        e = NONE
+        hard = False
+        for c in range(C + 1):
+            k = codes[c]
+            x = k & 31
+            if x == 0 or (k >> 5) != j:
+                continue
+            h = (S.OPEN_CIRCUIT <= x <= S.COMPLIANCE) or x >= S.MEMORY
+            if code == 0 or (h and not hard):
+                code = x
+                e = c
+                hard = h
+        j0 = (j - 1) // b * b               # the block's first sample
+        n = j - j0
+        if code == S.HOST_LOST or code == S.DURATION_BUDGET:
+            e = NONE
+        elif code == S.OPEN_CIRCUIT or code == S.COMPLIANCE or code == S.IMPEDANCE_HIGH:
+            opened = 0                      # driven electrodes with a load fault of the same kind
+            fine = 0                        # ...and others carrying current all the same
+            for c in range(C):
+                x = codes[c] & 31
+                if (codes[c] >> 5) == j and (x == code or (hard and (x == S.OPEN_CIRCUIT or x == S.COMPLIANCE))):
+                    opened += 1
+                    continue
+                sb = self.sbs[c]
+                a = 0
+                for k in range(j0, j):
+                    v = sb[k]
+                    a += v if v >= 0 else -v
+                if a >= S.OPEN_MIN_uA * n:
+                    fine += 1
+            if opened >= 2 and fine == 0:
+                e = C
+        self.electrode = e
+        k = e if e >= 0 else 0
+        self.esb = self.sbs[k]
+        self.eib = self.ibs[k]
+        self.evb = self.zero_v if k == C else self.vbs[k]
+        self.edb = self.dbs[k]
+        self.j0 = j0
+        return code
+
+
+@micropython.native
+def interleave(out, outs, n, C):
+    """out[k*C + c] = outs[c][k] for the n samples of the C driven electrodes."""
+    for c in range(C):
+        o = outs[c]
+        w = c
+        for k in range(n):
+            out[w] = o[k]
+            w += C
+
+
+@micropython.native
+def split(rsb, rib, rvb, rdb, sbs, ibs, vbs, dbs, m, C):
+    """The m interleaved samples of each array into electrode c's sbs[c]... (c < C), and the
+    return's (sbs[C]...): minus the sums of set, measured current and readback, and its
+    'voltage' = its current (see the module's text)."""
+    rs = sbs[C]
+    ri = ibs[C]
+    rd = dbs[C]
+    for c in range(C):
+        s = sbs[c]
+        i = ibs[c]
+        v = vbs[c]
+        d = dbs[c]
+        w = c
+        if c == 0:
+            for k in range(m):
+                x = rsb[w]
+                s[k] = x
+                rs[k] = -x
+                x = rib[w]
+                i[k] = x
+                ri[k] = -x
+                v[k] = rvb[w]
+                x = rdb[w]
+                d[k] = x
+                rd[k] = -x
+                w += C
+        else:
+            for k in range(m):
+                x = rsb[w]
+                s[k] = x
+                rs[k] -= x
+                x = rib[w]
+                i[k] = x
+                ri[k] -= x
+                v[k] = rvb[w]
+                x = rdb[w]
+                d[k] = x
+                rd[k] -= x
+                w += C
+    rv = vbs[C]
+    for k in range(m):
+        rv[k] = ri[k]
