@@ -14,10 +14,11 @@ its kernel gets v = i (a fixed 1 kOhm, on which no voltage rule trips) and its i
 lockout is off. Faults: the first block in which any electrode faults decides; in it a
 hard fault wins over a soft one, then the lower index (driven order, the return last).
 Naming: that electrode, except
-  - open-circuit or compliance (or impedance-high) on two or more driven electrodes in the
-    block, every other one carrying no current there (mean |set| under 50 uA): their
-    common node, the return (one electrode open alone is itself, even when the others are
-    between two phases);
+  - open-circuit or compliance on two or more driven electrodes in the block, every other
+    one carrying no current there (mean |set| under 50 uA): their common node, the return
+    (one electrode open alone is itself, even when the others are between two phases);
+  - impedance-high with every driven electrode carrying current (two at least) risen
+    alike since its first impedance window (common_rise): the return;
   - host-lost and duration-budget: the session's rules, not an electrode's (-1).
 The app zeroes every source (hal.zero) on a hard fault and soft-stops every channel on a
 soft one. Nothing in run() allocates (tests/firmware/test_multicontrol.py runs it heap
@@ -138,6 +139,7 @@ class MultiControl(Control):
         self.sts = [s.st for s in sups]
         self.checks = [s.kernel_run for s in sups]
         self.codes = array("i", [0] * (C + 1))      # per electrode: (samples checked << 5) | code
+        self.zbase = array("i", [0] * C)            # each driven electrode's first impedance window
         self.electrode = NONE               # the electrode the last check's fault names (C: the return)
         self.esb = self.sbs[C]              # the evidence: the named electrode's arrays...
         self.eib = self.ibs[C]
@@ -156,6 +158,42 @@ class MultiControl(Control):
     def evidence(self):
         """The faulting block, tes.app's fault event: (set, measured, voltage, readback, first)."""
         return self.esb, self.eib, self.evb, self.edb, self.j0
+
+    @micropython.native
+    def carries(self, c, j0, j):
+        """Driven electrode c asked for current in samples j0..j-1 (mean |set| >= 50 uA)."""
+        sb = self.sbs[c]
+        a = 0
+        for k in range(j0, j):
+            v = sb[k]
+            a += v if v >= 0 else -v
+        return a >= S.OPEN_MIN_uA * (j - j0)
+
+    @micropython.native
+    def common_rise(self, j0, j):
+        """Impedance-high: the return's contact, when every driven electrode carrying current
+        (two at least) reads an impedance risen since its first window by at least half the
+        largest rise, in per mille of that first window: the return's voltage is in every
+        electrode's, an electrode's own contact in its own alone."""
+        C = self.C
+        sts = self.sts
+        zb = self.zbase
+        lo = 1 << 29
+        hi = 0
+        n = 0
+        for c in range(C):
+            if not self.carries(c, j0, j):
+                continue
+            z0 = zb[c]
+            if z0 <= 0:
+                return False
+            r = (sts[c][S.S_ZLAST] - z0) * 1000 // z0
+            n += 1
+            if r < lo:
+                lo = r
+            if r > hi:
+                hi = r
+        return n >= 2 and hi > 0 and 2 * lo >= hi
 
     def electrode_name(self, names):
         """The name of the electrode the last fault names (names: driven order, the return
@@ -194,6 +232,7 @@ class MultiControl(Control):
         ibs = self.ibs
         vbs = self.vbs
         dbs = self.dbs
+        zb = self.zbase
         self.electrode = NONE
         j = m
         hit = False
@@ -204,6 +243,8 @@ class MultiControl(Control):
                 hit = True
                 if (k >> 5) < j:
                     j = k >> 5
+            if c < C and zb[c] <= 0:
+                zb[c] = sts[c][S.S_ZLAST]
         if not hit:
             return m << 5
         return (j << 5) | self.decide(j)
@@ -230,23 +271,20 @@ class MultiControl(Control):
                 e = c
                 hard = h
         j0 = (j - 1) // b * b               # the block's first sample
-        n = j - j0
         if code == S.HOST_LOST or code == S.DURATION_BUDGET:
             e = NONE
-        elif code == S.OPEN_CIRCUIT or code == S.COMPLIANCE or code == S.IMPEDANCE_HIGH:
+        elif code == S.IMPEDANCE_HIGH:
+            if self.common_rise(j0, j):
+                e = C
+        elif code == S.OPEN_CIRCUIT or code == S.COMPLIANCE:
             opened = 0                      # driven electrodes with a load fault of the same kind
             fine = 0                        # ...and others carrying current all the same
             for c in range(C):
                 x = codes[c] & 31
-                if (codes[c] >> 5) == j and (x == code or (hard and (x == S.OPEN_CIRCUIT or x == S.COMPLIANCE))):
+                if (codes[c] >> 5) == j and (x == S.OPEN_CIRCUIT or x == S.COMPLIANCE):
                     opened += 1
                     continue
-                sb = self.sbs[c]
-                a = 0
-                for k in range(j0, j):
-                    v = sb[k]
-                    a += v if v >= 0 else -v
-                if a >= S.OPEN_MIN_uA * n:
+                if self.carries(c, j0, j):
                     fine += 1
             if opened >= 2 and fine == 0:
                 e = C

@@ -321,3 +321,54 @@ def test_sim_liftoff_names_the_electrode_within_the_two_electrode_bound():
         assert end["electrode"] == name and rec["electrode"] == name, (end, rec)
         assert rec["outcome"] == "fault" and rec["reason"] == f["fault"]
         assert 0 <= latency <= 2000, (name, latency)      # test_app_faults.check_hard's bound
+
+
+def fault_named(proto, kind, name, at_ms, tag):
+    d = sim_run(proto, tag, faults=[(kind, at_ms, name)])
+    d.run_to_end()
+    onset = [ms for ms, ev in d.hal.log() if ev == kind][0]
+    return d, onset, sim_events(d, "fault")[-1], sim_events(d, "end")[-1], d.last_record()
+
+
+def test_sim_short_names_the_driven_electrode():
+    # after SIGN_HOLD_MS of one sign, within the two-electrode bound (test_app_faults: 2 ms)
+    d, onset, f, end, rec = fault_named(ring4x1(duration_ms=3000), "short", "FC3", 1500, "h24-short")
+    assert (f["fault"], f["electrode"], end["electrode"], rec["electrode"]) == ("short", "FC3", "FC3", "FC3"), f
+    assert 0 <= d.hal.zero_at_us - onset * 1000 <= 2000
+
+
+def test_sim_drift_names_the_electrode_or_the_return():
+    # A contact drifting up: its own impedance rises, or, the return's, every electrode's
+    # alike (the return's voltage is in each): impedance-high, soft, names which.
+    for name, tag in (("CP3", "h24-drift-cp3"), ("C3", "h24-drift-c3")):
+        d, onset, f, end, rec = fault_named(ring4x1(duration_ms=30000), "drift", name, 1000, tag)
+        assert (f["fault"], f["detail"], f["electrode"]) == ("impedance-high", "ramp-down", name), (name, f)
+        assert (rec["outcome"], rec["reason"], rec["electrode"]) == ("fault", "impedance-high", name)
+
+
+def test_sim_two_electrodes_of_the_multi_form_run_the_single_path():
+    # protocols/tdcs-bilateral.toml, shorter: one driven electrode (C4), the return C3. The
+    # same samples as its anode/cathode twin, TELEM without the extension, start(fs) alone.
+    seg = {"kind": "stim", "duration_ms": 1000, "ramp_up_ms": 200, "ramp_down_ms": 200, "ramp_shape": "linear",
+           "currents": [cur("C4", 1000)]}
+    multi = {"schema": 1, "name": "bilateral", "sample_rate_hz": 1000,
+             "montage": {"electrodes": [{"name": "C4", "area_mm2": 2500}, {"name": "C3", "area_mm2": 2500}],
+                         "return": "C3"},
+             "segments": [seg], "sham": None, "safety": {"impedance_max_ohm": 20000}}
+    flat = dict(seg)
+    del flat["currents"]
+    flat.update(cur("C4", 1000))
+    del flat["electrode"]
+    two = {"schema": 1, "name": "bilateral", "sample_rate_hz": 1000,
+           "montage": {"anode": "C4", "cathode": "C3", "electrode_area_mm2": 2500},
+           "segments": [flat], "sham": None, "safety": {"impedance_max_ohm": 20000}}
+    runs = []
+    for p, tag in ((multi, "h24-bi-multi"), (two, "h24-bi-flat")):
+        d = sim_run(p, tag)
+        assert d.app.session.channels == 1 and d.hal.names == ("C4", "C3") and d.hal.net is None
+        d.run_to_end()
+        assert d.outcome() == ("completed", "completed")
+        assert all(len(f[2]) == L.TELEM_SIZE for f in d.frames if f[0] == L.TELEM)
+        assert "electrode" not in sim_events(d, "end")[-1] and "electrode" not in d.last_record()
+        runs.append(list(d.rec.w[d.first:d.rec.n]))
+    assert runs[0] == runs[1] and max(runs[0]) == 1000

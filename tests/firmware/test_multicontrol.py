@@ -9,6 +9,7 @@ import sys
 from array import array
 
 from tes import engine as E
+from tes import multicontrol as MC
 from tes import supervisor as S
 from tes.control import END
 from tes.limits import board_limits
@@ -259,7 +260,12 @@ def test_the_bounds_are_each_electrodes_own():
     s = Session(STIM, p, "x", FakeHal(), LIMITS, BOARD)
     over = [x.st[S.T_IOVER] for x in s.sups]
     assert over == [1100, 800, 400, 2100], over     # the return: the sum of the peaks
-    assert s.sups[3].st[S.T_ZMAX] == S.OPEN_OHM
+    # the impedance lockout: the protocol's for a path of two contacts, scaled by the
+    # return's share (peak 2000 uA) in each electrode's reading
+    assert [x.st[S.T_ZMAX] for x in s.sups] == [30000, 38571, 76666, S.OPEN_OHM]
+    assert MC.lockout(20000, 1000, 1000) == 20000       # one driven electrode: the protocol's own
+    assert MC.lockout(20000, 500, 2000) == 50000        # a 4x1 ring electrode
+    assert MC.lockout(20000, 0, 2000) == MC.lockout(900000, 1, 8000) == S.OPEN_OHM
     assert all(x.st[S.T_QMAX] == LIMITS["max_charge_uC"] for x in s.sups)
 
 
