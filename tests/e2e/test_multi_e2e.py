@@ -1,0 +1,107 @@
+"""Multi-electrode sessions end to end (issue 12): the ready protocols, shortened, run on
+the simulated board's electrode network through the real CLI (`--fast`); the records are
+per electrode and every row's currents sum to 0; a liftoff on one electrode ends the
+session naming it."""
+import json
+
+import pytest
+
+from conftest import ROOT, tesctl
+from session_checks import common
+
+SUFFIXES = ("set_uA", "meas_uA", "v_mV", "z_ohm", "set_rms_uA", "meas_rms_uA", "v_rms_mV")
+# Each row's currents sum to 0 up to rounding: every electrode's 20 ms mean is rounded on
+# its own (the return's is minus the sum of the others' samples), so at most 1 uA each.
+SUM_TOL_UA = 1
+
+
+def shortened(tmp_path, name, duration_s, ramp_s):
+    """A ready protocol with its plateau and ramps shortened (the dose otherwise as shipped)."""
+    text = (ROOT / "protocols" / (name + ".toml")).read_text(encoding="utf-8")
+    out = []
+    for line in text.splitlines():
+        key = line.split("=")[0].strip()
+        if key == "duration_s":
+            line = "duration_s = %d" % duration_s
+        elif key in ("ramp_up_s", "ramp_down_s"):
+            line = "%s = %d" % (key, ramp_s)
+        out.append(line)
+    p = tmp_path / (name + ".toml")
+    p.write_text("\n".join(out) + "\n")
+    return p
+
+
+def electrodes(meta):
+    return [e["name"] for e in meta["montage"]["electrodes"]]
+
+
+def check_record(out):
+    meta, rows, events = common(out)
+    names = electrodes(meta)
+    header = list(rows[0].keys())
+    assert header[12:] == ["%s_%s" % (n, s) for n in names for s in SUFFIXES]
+    stim = [r for r in rows if r["state"] in ("ramp-up", "plateau", "ramp-down") and r[names[0] + "_set_uA"]]
+    assert len(stim) > 100
+    for r in stim:
+        assert abs(sum(int(r[n + "_set_uA"]) for n in names)) <= SUM_TOL_UA * len(names), r
+        assert abs(sum(int(r[n + "_meas_uA"]) for n in names)) <= SUM_TOL_UA * len(names), r
+        assert r[meta["montage"]["return"] + "_z_ohm"] == ""          # the return is ground
+    return meta, rows, events, names
+
+
+@pytest.mark.parametrize("name, fs", [("tacs-theta-inphase-2site", 1000), ("hd-tdcs-4x1", 1000)])
+def test_multi_protocol_runs_with_records_per_electrode(name, fs, tmp_path, cli_env):
+    src = shortened(tmp_path, name, 4, 1)
+    out = tmp_path / "session"
+    p = tesctl(["run", src, "--port", "sim", "--fast", "--plain", "--out", out], cli_env, check=0)
+    assert "impedance check: the per-electrode check is not built" in p.stdout
+    meta, rows, events, names = check_record(out)
+    assert meta["outcome"] == "completed"
+    assert meta["montage"]["return"] == meta["protocol"]["montage"]["return"]
+    assert meta["montage"]["electrodes"] == meta["protocol"]["montage"]["electrodes"]
+    assert meta["pre_check"]["per_electrode"] is False
+    plateau = [r for r in rows if r["state"] == "plateau"][10:]
+    ret = meta["montage"]["return"]
+    if name == "hd-tdcs-4x1":
+        # The ring at -500 uA each, the centre (the return) at +2000 uA, measured.
+        for r in plateau:
+            for n in names:
+                want = 2000 if n == ret else -500
+                assert abs(int(r[n + "_meas_uA"]) - want) <= 20, (n, r)
+                if n != ret:
+                    assert int(r[n + "_z_ohm"]) > 0
+        # The main columns carry the total: the driven electrodes' sum, minus the return's.
+        assert int(plateau[-1]["meas_uA"]) == -int(plateau[-1][ret + "_meas_uA"])
+    else:
+        # In phase: F3 and P3 carry the same 1 mA-peak sine (about 707 uA RMS), Cz twice it.
+        for r in plateau:
+            for n, want in (("F3", 707), ("P3", 707), ("Cz", 1414)):
+                assert abs(int(r[n + "_meas_rms_uA"]) - want) <= 0.03 * want, (n, r)
+    assert "F3" in p.stdout or "C1" in p.stdout          # the summary's line per electrode
+
+
+def test_liftoff_on_one_electrode_ends_the_session_naming_it(tmp_path, cli_env):
+    src = shortened(tmp_path, "tacs-theta-inphase-2site", 6, 1)
+    out = tmp_path / "session"
+    p = tesctl(["run", src, "--port", "sim", "--fast", "--plain", "--out", out, "--fault", "liftoff:F3@3"],
+               cli_env, check=1)
+    meta, rows, events, names = check_record(out)
+    assert (meta["outcome"], meta["reason"], meta["fault_electrode"]) == ("fault", "open-circuit", "F3")
+    assert p.stdout.strip().splitlines()[-1] == "fault: open-circuit at electrode F3"
+    faults = [e["trial_type"] for e in events if e["trial_type"].startswith("fault:")]
+    assert faults == ["fault:open-circuit:F3"]
+    assert 2.9 <= float([e for e in events if e["trial_type"].startswith("fault:")][0]["onset"]) <= 3.2
+    # The output is at zero on every electrode at the end.
+    last = rows[-1]
+    assert all(abs(int(last[n + "_meas_uA"] or 0)) < 20 for n in names)
+    with open(out / "session.json") as f:
+        assert json.load(f)["faults_injected"] == ["liftoff:F3@3"]
+
+
+def test_fault_on_an_electrode_not_in_the_montage_is_refused(tmp_path, cli_env):
+    src = shortened(tmp_path, "hd-tdcs-4x1", 4, 1)
+    out = tmp_path / "session"
+    p = tesctl(["run", src, "--port", "sim", "--fast", "--out", out, "--fault", "liftoff:F3@2"], cli_env, check=2)
+    assert p.stderr.strip() == ("tesctl: --fault liftoff:F3@2: F3 is not an electrode of the protocol's montage "
+                                "(C1, C5, FC3, CP3, C3)")
+    assert not out.exists()
