@@ -207,6 +207,13 @@ def cobs_decode_into(src, n, out):
     return w
 
 
+_cobs_decode_plain = cobs_decode_into
+try:
+    from tes.link_fast import cobs_decode_into  # noqa: F811 (viper twin on MicroPython)
+except (ImportError, SyntaxError, NameError):    # CPython, or a port without viper
+    pass
+
+
 def cobs_decode(data):
     """Decode a COBS block (no delimiter). Raises ValueError if malformed."""
     data = bytes(data)

@@ -50,3 +50,47 @@ def test_frames_made_with_whichever_encoder_decode():
         frame = bytes(enc.frame(L.TELEM, 513, payload))
         assert frame[-1] == 0 and 0 not in frame[:-1]
         assert L.decode(frame) == (L.TELEM, 513, payload)
+
+
+def decode_cases():
+    """(block, n, out size): every encoding of cases() and its truncations, the same with
+    a code byte changed, random blocks (with and without 0x00), outs one byte too small."""
+    x = 11
+    for data in cases():
+        enc = L.cobs_encode(data)
+        yield enc, len(enc), len(data)                 # exact fit
+        yield enc, len(enc), len(data) - 1 if data else 0   # one byte short of room
+        yield enc, len(enc) - 1, len(data)             # a block running past the end
+        yield enc + b"\x05\x01", len(enc), len(data) + 4   # bytes after n are not read
+        if enc:
+            bad = bytearray(enc)
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            bad[(x >> 8) % len(bad)] = (x >> 16) & 0xFF
+            yield bytes(bad), len(bad), len(data) + 2
+    for n in range(0, 300, 3):
+        buf = bytearray(n)
+        for j in range(n):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            buf[j] = (x >> 16) & 0xFF if n % 2 else 1 + (x >> 16) % 255
+        yield bytes(buf), n, n
+
+
+def test_the_viper_decoder_gives_the_plain_result():
+    if sys.implementation.name != "micropython":
+        assert F is None and L.cobs_decode_into is L._cobs_decode_plain
+        return
+    if F is None:
+        return
+    assert L.cobs_decode_into is F.cobs_decode_into
+    bad = good = 0
+    for src, n, size in decode_cases():
+        a = bytearray(b"\xaa" * size)
+        b = bytearray(b"\xaa" * size)
+        ra = L._cobs_decode_plain(src, n, a)
+        rb = F.cobs_decode_into(src, n, b)
+        assert ra == rb and a == b, (n, size, ra, rb)
+        if ra < 0:
+            bad += 1
+        else:
+            good += 1
+    assert bad > 50 and good > 100, (bad, good)       # both outcomes covered
