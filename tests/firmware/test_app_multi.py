@@ -314,7 +314,8 @@ def liftoff(proto, name, at_ms, tag):
 
 def test_sim_liftoff_names_the_electrode_within_the_two_electrode_bound():
     for proto, name, tag in ((ring4x1(), "FC3", "h24-lift-fc3"), (ring4x1(), "C3", "h24-lift-c3"),
-                             (tacs3(0), "P3", "h24-lift-p3"), (tacs3(0), "Cz", "h24-lift-cz")):
+                             (tacs3(0), "P3", "h24-lift-p3"), (tacs3(0), "Cz", "h24-lift-cz"),
+                             (ring4x1(fs=5000), "C3", "h24-lift-c3-5k")):
         latency, f, end, rec = liftoff(proto, name, 800, tag)
         assert f["fault"] in ("open-circuit", "compliance") and f["detail"] == "hard", f
         assert f["electrode"] == name, (name, f)
