@@ -23,7 +23,8 @@ from tes.fwhash import tree_sha256
 from tesctl import paths
 
 # Drivers only one kind of board needs; every other hal module goes to every board.
-_ONLY_FOR = {"sim.py": "sim", "rp2.py": "rp2", "pio_dac.py": "rp2", "rp2_pacing.py": "rp2", "esp32.py": "esp32"}
+_ONLY_FOR = {"sim.py": "sim", "simnet.py": "sim", "rp2.py": "rp2", "pio_dac.py": "rp2", "rp2_pacing.py": "rp2",
+             "esp32.py": "esp32"}
 # mpy-cross -march per MCU (.mpy for boards; the sim gets sources)
 ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 
