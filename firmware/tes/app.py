@@ -234,7 +234,7 @@ class App:
             self.check_span(s)
         elif ticks_diff(due, self.last_telem) >= TELEM_MS:
             if s.channels > 1:
-                if self.telem_multi(s):
+                if s.MC.telemetry(self, s):
                     self.last_telem = due
                 w = None
             else:
@@ -327,35 +327,6 @@ class App:
                          meas_peak_uA, v_rms_mV, z_phase_cdeg)
         n += L.pack_telem_electrodes(buf, n, rows)
         self.link.send(L.TELEM, memoryview(buf)[:n])
-
-    def telem_multi(self, s):
-        """TELEM of a session of several driven electrodes: a row per electrode (montage
-        order) and the main fields (docs/wire.md): the total current (the return's, signed
-        as the driven ones), the voltage of the driven electrode with the largest mean
-        |v|. The return's means are minus the sums of the driven rows': each column sums
-        to zero. -> False when nothing was measured since the last frame."""
-        sups = s.sups
-        C = s.channels
-        w = sups[C].window()
-        if w is None:
-            return False
-        pr = sups[C].period()
-        rows = []
-        tset = tmeas = 0
-        top = None
-        for c in range(C):
-            w = sups[c].window() or (0, 0, 0, 0, 0, 0, 0)
-            p = sups[c].period()
-            row = (w[1], w[3], w[5], p[6] if p else None, p[1] if p else 0, p[2] if p else 0, p[4] if p else 0)
-            tset += w[1]
-            tmeas += w[3]
-            if top is None or abs(w[5]) > abs(top[2]):
-                top = row
-            rows.append(row)
-        rows.append((-tset, -tmeas, 0, None, pr[1] if pr else 0, pr[2] if pr else 0, 0))
-        self.send_telem(tset, tmeas, top[2], None, pr[1] if pr else 0, pr[2] if pr else 0, pr[3] if pr else 0,
-                        top[6], None, rows=[rows[k] for k in s.order])
-        return True
 
     def raw_append(self, buf, n):
         """Copy the block's set samples into the raw buffer (no allocation: the tick sends
@@ -504,7 +475,7 @@ class App:
                     J.finish(self.storage, s.sid, outcome, reason, charge, hal.ticks_ms(), opened=s.opened,
                              stim_ms=stim_ms, changes=s.changes)
                 else:
-                    self.finish_named(s, outcome, reason, charge, stim_ms, electrode)
+                    s.MC.finish_named(self, s, outcome, reason, charge, stim_ms, electrode)
             except Exception as e:  # the output is already off; report the lost record
                 self.link.event("log", level="error", msg="journal record failed: %s" % e)
         self.send_telem(0, 0, 0, None)
@@ -518,17 +489,6 @@ class App:
         else:
             self.set_state(L.LOADED, reason)
         self.link.flush()
-
-    def finish_named(self, s, outcome, reason, charge, stim_ms, electrode):
-        """J.finish's record with the electrode a fault named (tes.journal's finish takes no
-        such field; the same keys and values otherwise)."""
-        o = s.opened
-        rec = {"id": s.sid, "protocol_sha256": o["protocol_sha256"], "start_ms": o["start_ms"],
-               "end_ms": self.hal.ticks_ms(), "outcome": outcome, "reason": reason, "delivered_charge_uC": charge,
-               "stim_ms": stim_ms, "electrode": electrode}
-        if s.changes:
-            rec["changes"] = s.changes
-        J.append(self.storage, rec)
 
     def end_check(self, s, reason):
         self._close(s)

@@ -352,3 +352,48 @@ def split(rsb, rib, rvb, rdb, sbs, ibs, vbs, dbs, m, C):
     rv = vbs[C]
     for k in range(m):
         rv[k] = ri[k]
+
+
+# ---- the app's part of such a session (here, not in tes.app: a board pays for its bytecode
+# only when it runs one) ---------------------------------------------------------------------
+def telemetry(app, s):
+    """TELEM of a session of several driven electrodes: a row per electrode (montage order)
+    and the main fields (docs/wire.md): the total current (the return's, signed as the
+    driven ones), the voltage of the driven electrode with the largest mean |v|. The
+    return's means are minus the sums of the driven rows': each column sums to zero.
+    -> False when nothing was measured since the last frame."""
+    sups = s.sups
+    C = s.channels
+    w = sups[C].window()
+    if w is None:
+        return False
+    pr = sups[C].period()
+    rows = []
+    tset = tmeas = 0
+    top = None
+    for c in range(C):
+        w = sups[c].window() or (0, 0, 0, 0, 0, 0, 0)
+        p = sups[c].period()
+        row = (w[1], w[3], w[5], p[6] if p else None, p[1] if p else 0, p[2] if p else 0, p[4] if p else 0)
+        tset += w[1]
+        tmeas += w[3]
+        if top is None or abs(w[5]) > abs(top[2]):
+            top = row
+        rows.append(row)
+    rows.append((-tset, -tmeas, 0, None, pr[1] if pr else 0, pr[2] if pr else 0, 0))
+    app.send_telem(tset, tmeas, top[2], None, pr[1] if pr else 0, pr[2] if pr else 0, pr[3] if pr else 0,
+                   top[6], None, rows=[rows[k] for k in s.order])
+    return True
+
+
+def finish_named(app, s, outcome, reason, charge, stim_ms, electrode):
+    """tes.journal.finish's record with the electrode a fault named (finish takes no such
+    field; the same keys and values otherwise)."""
+    from tes import journal as J
+    o = s.opened
+    rec = {"id": s.sid, "protocol_sha256": o["protocol_sha256"], "start_ms": o["start_ms"],
+           "end_ms": app.hal.ticks_ms(), "outcome": outcome, "reason": reason, "delivered_charge_uC": charge,
+           "stim_ms": stim_ms, "electrode": electrode}
+    if s.changes:
+        rec["changes"] = s.changes
+    J.append(app.storage, rec)

@@ -87,6 +87,7 @@ class Session:
             # Several driven electrodes (issue 12): their own block loop and a supervisor
             # each, loaded only for such a session.
             from tes import multicontrol as MC
+            self.MC = MC                # the app's part too (telemetry, the named record)
             self.sups = MC.supervisors(proto, limits, board, fs, period_samples(proto))
             self.sup = MC.MultiSup(self.sups)
             self.control = MC.MultiControl(hal, self.engine, self.sups, fs, C)
