@@ -373,3 +373,20 @@ def test_sim_two_electrodes_of_the_multi_form_run_the_single_path():
         assert "electrode" not in sim_events(d, "end")[-1] and "electrode" not in d.last_record()
         runs.append(list(d.rec.w[d.first:d.rec.n]))
     assert runs[0] == runs[1] and max(runs[0]) == 1000
+
+
+def test_raw_streaming_carries_the_total_current():
+    hal = FakeHal()
+    r = AppRun(three(), hal)
+    r.start()
+    r.send(L.RAWREQ, {"on": True})
+    r.run_to_end()
+    raws = [L.unpack_raw(f[2]) for f in r.frames if f[0] == L.RAW]
+    assert raws and all(ch == L.CH_SET for _, ch, _ in raws)
+    n = 0
+    for first, _, vals in raws:
+        for k, v in enumerate(vals):
+            i = first + k
+            assert v == hal.out[3 * i] + hal.out[3 * i + 1] + hal.out[3 * i + 2], i
+            n += 1
+    assert n >= hal.k // 2 and max(abs(v) for _, _, vals in raws for v in vals) >= 390

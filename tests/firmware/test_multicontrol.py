@@ -17,6 +17,12 @@ from tes.session import STIM, Session
 
 from devrun import BOARD
 
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as hst
+except ImportError:     # MicroPython: the seeded sequence below stands in
+    given = None
+
 MICROPYTHON = sys.implementation.name == "micropython"
 if MICROPYTHON:
     import micropython
@@ -386,3 +392,53 @@ class _Tap:
 
     def add(self, buf, n):
         self.n += n
+
+
+def random_case(rnd):
+    """A montage of 2..6 driven electrodes (DC or 6 Hz sines, signed), a fault on one of
+    them or on the return, on the plateau -> (proto, faults, electrode expected)."""
+    C = rnd(2, 6)
+    dc = rnd(0, 1) == 1
+    kind = "over" if dc and rnd(0, 2) == 0 else "open"
+    currents = []
+    for k in range(C):
+        a = rnd(200, 600) * (1 if rnd(0, 1) else -1)
+        currents.append(cur("E%d" % k, a) if dc else cur("E%d" % k, a, "sine", 6000, rnd(0, 359)))
+    p = mproto(currents, ret="R", fs=1000 * rnd(1, 2), duration_ms=600)
+    e = rnd(0, C if kind == "open" else C - 1)
+    at = p["sample_rate_hz"] * rnd(120, 400) // 1000
+    extra = 300 if currents[e if e < C else 0]["amplitude_uA"] > 0 else -300
+    return p, {e: (kind, at, extra)}, e, at
+
+
+def check_case(p, faults, e, at):
+    hal = FakeHal()
+    hal.faults = faults
+    s = session(p, hal)
+    code = run(s)
+    kind = faults[e][0]
+    want = (S.OVERCURRENT,) if kind == "over" else (S.OPEN_CIRCUIT, S.COMPLIANCE)
+    assert code in want, (code, faults, e)
+    assert s.control.electrode == e, (s.control.electrode, faults)
+    assert at < s.control.checked <= at + s.control.block, (at, s.control.checked)
+
+
+class _Lcg:
+    def __init__(self, seed):
+        self.x = seed * 2654435761 % 2147483647 or 1
+
+    def __call__(self, lo, hi):
+        self.x = self.x * 48271 % 2147483647
+        return lo + self.x % (hi - lo + 1)
+
+
+def test_seeded_random_montages_name_the_faulting_electrode():
+    for seed in range(12):
+        check_case(*random_case(_Lcg(seed)))
+
+
+if given is not None:
+    @settings(max_examples=40, deadline=None)
+    @given(hst.data())
+    def test_hypothesis_random_montages_name_the_faulting_electrode(data):
+        check_case(*random_case(lambda lo, hi: data.draw(hst.integers(lo, hi))))
