@@ -222,8 +222,12 @@ class MultiControl(Control):
     @micropython.native
     def check_all(self, st, sb, ib, vb, db, m, host_age_ms, j0, b):
         """Control's check (supervisor.check_run's contract): every electrode's supervisor
-        over the m samples in blocks of b -> (samples up to and including the first block
-        with a fault << 5) | its code (decide)."""
+        over the m samples in blocks of b -> (samples up to and including the block of the
+        first hard fault << 5) | its code, or, with soft faults only, (m << 5) | the first
+        one's code: every sample is checked (Control drops what follows the block it is
+        given, and a soft code, host-lost say, comes every block of a soft stop: a driver
+        that senses several blocks at once would never see its checked count reach its
+        written one). decide() names the electrode."""
         C = self.C
         codes = self.codes
         checks = self.checks
@@ -234,20 +238,33 @@ class MultiControl(Control):
         dbs = self.dbs
         zb = self.zbase
         self.electrode = NONE
-        j = m
-        hit = False
+        jh = m + 1                  # the first hard fault's block end, over every electrode
+        js = m + 1                  # ...and the first soft one's
         for c in range(C + 1):
-            k = checks[c](sts[c], sbs[c], ibs[c], vbs[c], dbs[c], m, host_age_ms, 0, b)
-            codes[c] = k
-            if k & 31:
-                hit = True
-                if (k >> 5) < j:
-                    j = k >> 5
+            codes[c] = 0
+            j = 0
+            while j < m:            # past a soft fault's block: the rest is checked too
+                k = checks[c](sts[c], sbs[c], ibs[c], vbs[c], dbs[c], m - j, host_age_ms, j, b)
+                j += k >> 5
+                x = k & 31
+                if x == 0:
+                    break
+                if (S.OPEN_CIRCUIT <= x <= S.COMPLIANCE) or x >= S.MEMORY:
+                    codes[c] = (j << 5) | x
+                    if j < jh:
+                        jh = j
+                    break
+                if codes[c] == 0:
+                    codes[c] = (j << 5) | x
+                    if j < js:
+                        js = j
             if c < C and zb[c] <= 0:
                 zb[c] = sts[c][S.S_ZLAST]
-        if not hit:
-            return m << 5
-        return (j << 5) | self.decide(j)
+        if jh <= m:
+            return (jh << 5) | self.decide(jh)
+        if js <= m:
+            return (m << 5) | self.decide(js)
+        return m << 5
 
     @micropython.native
     def decide(self, j):

@@ -390,3 +390,18 @@ def test_raw_streaming_carries_the_total_current():
             assert v == hal.out[3 * i] + hal.out[3 * i + 1] + hal.out[3 * i + 2], i
             n += 1
     assert n >= hal.k // 2 and max(abs(v) for _, _, vals in raws for v in vals) >= 390
+
+
+def test_a_soft_stop_ends_on_a_driver_that_senses_several_blocks_at_once():
+    # hal.rp2 hands over up to 4 blocks a sense: during a soft stop the persistent code
+    # (host-lost) must not leave samples unchecked, or the session never reaches its end.
+    hal = FakeHal()
+    hal.lead = 8                    # 4 blocks of 2 samples written and sensed at once
+    r = AppRun(three(duration_ms=6000), hal)
+    r.start()
+    while hal.ticks_ms() < 300 + r.app.session.t0_ms:
+        r.step()
+    c = r.app.session.control
+    r.run_to_end(host_alive=False, limit=100000)
+    assert (r.events("end")[-1]["reason"], c.checked) == ("host-lost", c.written)
+    assert c.written < 2000 * 6                 # cut short: 3 s after the host went silent
