@@ -11,9 +11,9 @@ The return is the board's ground: its current is minus the sum of the driven one
 by sample, in set, measured and readback alike. Its Supervisor checks overcurrent against
 the return's own bound, the readback, tracking, charge; it has no voltage of its own, so
 its kernel gets v = i (a fixed 1 kOhm, on which no voltage rule trips) and its impedance
-lockout is off. Faults: the first block in which any electrode faults decides; in it a
-hard fault wins over a soft one, then the lower index (driven order, the return last).
-Naming: that electrode, except
+lockout is off. Faults: the first block with a hard fault on any electrode decides (in it
+the lower index: driven order, the return last); with soft faults only, the first soft
+one's block, every sample sensed checked all the same. Naming: that electrode, except
   - open-circuit or compliance on two or more driven electrodes in the block, every other
     one carrying no current there (mean |set| under 50 uA): their common node, the return
     (one electrode open alone is itself, even when the others are between two phases);
