@@ -405,3 +405,22 @@ def test_a_soft_stop_ends_on_a_driver_that_senses_several_blocks_at_once():
     r.run_to_end(host_alive=False, limit=100000)
     assert (r.events("end")[-1]["reason"], c.checked) == ("host-lost", c.written)
     assert c.written < 2000 * 6                 # cut short: 3 s after the host went silent
+
+
+def test_an_operator_stop_ramps_every_source_down():
+    hal = FakeHal()
+    r = AppRun(three(duration_ms=3000), hal)
+    r.start()
+    while hal.ticks_ms() < 1000 + r.app.session.t0_ms:
+        r.step()
+    r.send(L.STOP)
+    stop_k = hal.k
+    r.run_to_end()
+    end = r.events("end")[-1]
+    assert (end["outcome"], end["reason"]) == ("stopped", "operator-stop") and "electrode" not in end
+    assert not r.events("fault")
+    # the segment's own 100 ms ramp-down, every source together, from the plateau: T8 400 -> 0
+    t8 = [hal.out[3 * k + 2] for k in range(stop_k, hal.k)]
+    assert t8[0] >= 390 and all(t8[k + 1] <= t8[k] for k in range(len(t8) - 1)) and t8[-1] <= 5
+    assert hal.k - stop_k <= 100 * 2 + 8
+    assert all(abs(hal.out[3 * (hal.k - 1) + c]) <= 10 for c in range(3)) and hal.zeros >= 1 and not hal.en
