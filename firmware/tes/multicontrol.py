@@ -70,7 +70,7 @@ def supervisors(proto, limits, board, fs, period):
 def lockout(zmax, peak, ret_peak):
     """Electrode c's impedance lockout. What it measures, V_c / I_c, is its own contact plus
     the return's times I_return / I_c (the return's voltage is in every electrode's): a 4x1
-    montage reads its centre's contact plus four times the return's. The protocol's
+    ring electrode reads its own contact plus four times the centre's (the return). The protocol's
     lockout bounds a two-electrode path, two contacts; this one locks out where a montage
     whose contacts are all at half of it would: zmax * (1 + k) / 2 with k = the return's
     peak over c's (its bound: k is at most that), which is zmax itself for one driven
