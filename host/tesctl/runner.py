@@ -179,7 +179,7 @@ class Run:
         # A multi session (two or more driven electrodes): its electrodes in montage order,
         # whose figures each telemetry frame carries (tes.link.unpack_telem_electrodes).
         from tesctl.protofile import session_electrodes
-        self.electrodes = session_electrodes(loaded.canonical) or []
+        self.electrodes = (session_electrodes(loaded.canonical) if loaded is not None else None) or []
 
     # ---- frames from the device ---------------------------------------------------------
     def on_frame(self, f):
