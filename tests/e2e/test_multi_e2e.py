@@ -85,22 +85,24 @@ def test_multi_protocol_runs_with_records_per_electrode(name, tmp_path, cli_env)
     assert "F3" in p.stdout or "C1" in p.stdout          # the summary's line per electrode
 
 
-def test_liftoff_on_one_electrode_ends_the_session_naming_it(tmp_path, cli_env):
-    src = shortened(tmp_path, "tacs-theta-inphase-2site", 6, 1)
+@pytest.mark.parametrize("name, spec, reason", [("tacs-theta-inphase-2site", "liftoff:F3@3", "open-circuit"),
+                                                ("hd-tdcs-4x1", "short:C1@3", "short")])
+def test_a_fault_on_one_electrode_ends_the_session_naming_it(name, spec, reason, tmp_path, cli_env):
+    src = shortened(tmp_path, name, 6, 1)
     out = tmp_path / "session"
-    p = tesctl(["run", src, "--port", "sim", "--fast", "--plain", "--out", out, "--fault", "liftoff:F3@3"],
-               cli_env, check=1)
+    where = spec.split(":")[1].split("@")[0]
+    p = tesctl(["run", src, "--port", "sim", "--fast", "--plain", "--out", out, "--fault", spec], cli_env, check=1)
     meta, rows, events, names = check_record(out)
-    assert (meta["outcome"], meta["reason"], meta["fault_electrode"]) == ("fault", "open-circuit", "F3")
-    assert p.stdout.strip().splitlines()[-1] == "fault: open-circuit at electrode F3"
+    assert (meta["outcome"], meta["reason"], meta["fault_electrode"]) == ("fault", reason, where)
+    assert p.stdout.strip().splitlines()[-1] == "fault: %s at electrode %s" % (reason, where)
     faults = [e["trial_type"] for e in events if e["trial_type"].startswith("fault:")]
-    assert faults == ["fault:open-circuit:F3"]
+    assert faults == ["fault:%s:%s" % (reason, where)]
     assert 2.9 <= float([e for e in events if e["trial_type"].startswith("fault:")][0]["onset"]) <= 3.2
     # The output is at zero on every electrode at the end.
     last = rows[-1]
     assert all(abs(int(last[n + "_meas_uA"] or 0)) < 20 for n in names)
     with open(out / "session.json") as f:
-        assert json.load(f)["faults_injected"] == ["liftoff:F3@3"]
+        assert json.load(f)["faults_injected"] == [spec]
 
 
 def test_fault_on_an_electrode_not_in_the_montage_is_refused(tmp_path, cli_env):
