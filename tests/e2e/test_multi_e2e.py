@@ -1,7 +1,7 @@
 """Multi-electrode sessions end to end (issue 12): the ready protocols, shortened, run on
 the simulated board's electrode network through the real CLI (`--fast`); the records are
-per electrode and every row's currents sum to 0; a liftoff on one electrode ends the
-session naming it."""
+per electrode and every row's currents sum to 0; a liftoff or a short on one electrode
+ends the session naming it."""
 import json
 
 import pytest
