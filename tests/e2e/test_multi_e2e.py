@@ -3,10 +3,14 @@ the simulated board's electrode network through the real CLI (`--fast`); the rec
 per electrode and every row's currents sum to 0; a liftoff or a short on one electrode
 ends the session naming it."""
 import json
+import math
+import subprocess
+import time
 
+import pylsl
 import pytest
 
-from conftest import ROOT, tesctl
+from conftest import ROOT, TESCTL, tesctl
 from session_checks import common
 
 SUFFIXES = ("set_uA", "meas_uA", "v_mV", "z_ohm", "set_rms_uA", "meas_rms_uA", "v_rms_mV")
@@ -112,3 +116,45 @@ def test_fault_on_an_electrode_not_in_the_montage_is_refused(tmp_path, cli_env):
     assert p.stderr.strip() == ("tesctl: --fault liftoff:F3@2: F3 is not an electrode of the protocol's montage "
                                 "(C1, C5, FC3, CP3, C3)")
     assert not out.exists()
+
+
+def test_lsl_telemetry_per_electrode_reaches_an_inlet(tmp_path, cli_env):
+    """--lsl in a multi session (real time): the telemetry stream has the ten channels, then
+    seven per electrode labelled as telemetry.csv's columns; an inlet sees the ring at
+    -500 uA, the centre at +2000 uA, the return's impedance NaN."""
+    src = shortened(tmp_path, "hd-tdcs-4x1", 3, 1)
+    out = tmp_path / "session"
+    p = subprocess.Popen([TESCTL, "run", str(src), "--port", "sim", "--plain", "--lsl", "--out", str(out)],
+                         env=cli_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    names = ["C1", "C5", "FC3", "CP3", "C3"]
+    try:
+        width = 10 + 7 * len(names)
+        mine = []
+        deadline = time.monotonic() + 30
+        while not mine and time.monotonic() < deadline:     # other runs may publish tES streams too
+            mine = [s for s in pylsl.resolve_byprop("type", "tES", minimum=1, timeout=2)
+                    if s.channel_count() == width]
+        assert mine, "no multi-electrode telemetry stream"
+        inlet = pylsl.StreamInlet(mine[0])
+        info = inlet.info(timeout=10)
+        ch = info.desc().child("channels").child("channel")
+        labels = []
+        while not ch.empty():
+            labels.append(ch.child_value("label"))
+            ch = ch.next_sibling()
+        samples = []
+        deadline = time.monotonic() + 40
+        while p.poll() is None and time.monotonic() < deadline:
+            chunk, _ = inlet.pull_chunk(timeout=0.2)
+            samples += chunk
+        p.wait(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 0, p.stderr.read()
+    assert labels[10:] == ["%s_%s" % (n, s) for n in names for s in SUFFIXES]
+    col = {label: k for k, label in enumerate(labels)}
+    plateau = [s for s in samples if not math.isnan(s[col["C3_meas_uA"]]) and s[col["C3_meas_uA"]] > 1950]
+    assert len(plateau) > 50, len(samples)
+    for s in plateau:
+        assert all(abs(s[col[n + "_meas_uA"]] + 500) <= 20 for n in names[:4]), s
+        assert math.isnan(s[col["C3_z_ohm"]]) and s[col["C1_z_ohm"]] > 0
