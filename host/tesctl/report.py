@@ -669,8 +669,13 @@ def write_report(session_dir) -> str:
             ax_cmd.set_xlim(min(0.0, rows[0]["t_s"]), end + max(1.0, 0.1 * end))
 
     if rows:
-        ax_i.plot(*_series(rows, "set_uA"), color="tab:blue", lw=1, label="set")
-        ax_i.plot(*_series(rows, "meas_uA"), color="tab:orange", lw=1, label="measured (20 ms means)", alpha=0.85)
+        # A multi session's main columns carry the driven electrodes' sum: drawn negated, as
+        # the return's current (the total), so its means and its RMS and peak share a sign.
+        sign = -1 if names else 1
+        for key, color, label, alpha in (("set_uA", "tab:blue", "set", 1), ("meas_uA", "tab:orange",
+                                                                              "measured (20 ms means)", 0.85)):
+            t, y = _series(rows, key)
+            ax_i.plot(t, [sign * v for v in y], color=color, lw=1, label=label, alpha=alpha)
         if any(r["meas_rms_uA"] is not None for r in rows):
             ax_i.plot(*_series(rows, "meas_peak_uA"), color="tab:red", lw=1, label="measured peak (device)")
             ax_i.plot(*_series(rows, "meas_rms_uA"), color="black", lw=1, label="measured RMS (device)")
@@ -685,7 +690,7 @@ def write_report(session_dir) -> str:
     for ax, text in ((ax_i, "no telemetry"), (ax_z, "no impedance readings"), (ax_v, "no telemetry")):
         if ax is not None and not ax.lines:
             ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", color="0.4")
-    ax_i.set_ylabel("total current (uA)" if names else "current (uA)")
+    ax_i.set_ylabel("total = %s (uA)" % ret if names else "current (uA)")
     if ax_z is not None:
         ax_z.set_ylabel("impedance (ohm)")
     ax_v.set_ylabel("voltage (mV)")
