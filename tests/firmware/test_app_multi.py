@@ -424,3 +424,31 @@ def test_an_operator_stop_ramps_every_source_down():
     assert t8[0] >= 390 and all(t8[k + 1] <= t8[k] for k in range(len(t8) - 1)) and t8[-1] <= 5
     assert hal.k - stop_k <= 100 * 2 + 8
     assert all(abs(hal.out[3 * (hal.k - 1) + c]) <= 10 for c in range(3)) and hal.zeros >= 1 and not hal.en
+
+
+def test_multicontrol_is_loaded_only_by_a_multi_session():
+    import sys
+
+    import tes
+    from tes import app, session
+    from tes import multicontrol as mc
+    for mod in (app, session):      # no module-level import of it...
+        assert not any(getattr(mod, k, None) is mc for k in dir(mod)), mod
+    # ...and none while a two-electrode session runs
+    old = sys.modules.pop("tes.multicontrol", None)
+    if hasattr(tes, "multicontrol"):
+        delattr(tes, "multicontrol")
+    try:
+        from test_app_faults import protocol
+        r = AppRun(protocol(1000, "dc", 300), FakeHal())
+        r.start()
+        r.run_to_end()
+        assert "tes.multicontrol" not in sys.modules     # a two-electrode session never imports it
+        r = AppRun(mproto([cur("F4", 500), cur("P4", 500)], duration_ms=100), FakeHal())
+        r.start()
+        assert "tes.multicontrol" in sys.modules
+        r.run_to_end()
+    finally:
+        if old is not None:
+            sys.modules["tes.multicontrol"] = old
+            tes.multicontrol = old
