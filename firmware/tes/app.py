@@ -443,7 +443,7 @@ class App:
         if s.channels > 1:          # the named electrode's block (tes.multicontrol)
             sb, ib, vb, db, a = c.evidence()
         else:
-            sb, ib, vb, db, a = c.sb, c.ib, c.vb, c.db, 0
+            sb, ib, vb, db, a = c.sb, c.ib, c.vb, c.db, c.last_at
         return {"set_uA": list(sb[a:a + n]), "i_uA": list(ib[a:a + n]), "v_mV": list(vb[a:a + n]),
                 "dac_uA": list(db[a:a + n]),
                 "written": c.written, "checked": c.checked, "owed": c.owed, "engine_done": c.engine_done,

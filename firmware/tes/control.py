@@ -27,6 +27,10 @@ FILL_MAX = const(64)
 SENSE_BLOCKS = const(4)  # blocks one sense() call may hand over (a call costs ~40 us on an RP2040)
 END = const(-1)         # step(): the engine is done and every sample it made has been checked
 UNDERRUN = const(13)    # tes.supervisor.UNDERRUN: the output ran dry (it put out zero current)
+# tes.supervisor.is_hard, inline: codes OPEN_CIRCUIT..COMPLIANCE and MEMORY on are hard
+HARD_LO = const(1)
+HARD_HI = const(7)
+MEMORY = const(12)
 
 
 def block_for(fs):
@@ -45,7 +49,8 @@ class Control:
         self.block = block_for(fs)
         b = self.block
         self.out = array("i", [0] * FILL_MAX)      # engine -> hal: up to FILL_MAX at a time
-        self.last_m = 0
+        self.last_m = 0                     # the last block checked (size) and, after a fault,
+        self.last_at = 0                    # where the faulting block starts in sb..db
         self.cap = b * SENSE_BLOCKS
         c = self.cap
         self.sb = array("i", [0] * c)       # hal.sense -> supervisor: set, i, v, readback
@@ -117,6 +122,7 @@ class Control:
         checked = self.checked
         done = self.engine_done
         last_m = self.last_m
+        last_at = self.last_at
         code = 0
         owed = self.owed
         pause = self.pause
@@ -147,13 +153,27 @@ class Control:
                     self.hal.drain()
             m = sense(sb, ib, vb, db, cap, b)   # up to SENSE_BLOCKS whole blocks in one call
             while m:
+                # Up to the first HARD fault; past a soft one's block every sample is still
+                # checked and its code reported: a soft code (host-lost, say) comes every block
+                # of the soft stop it began, and a driver that senses several blocks at once
+                # would otherwise drop the rest of each batch unchecked, and its checked count
+                # would never reach the written one (the session would never end).
                 if multi:           # in blocks of b, up to the first fault, in one call
                     code = check(st, sb, ib, vb, db, m, host_age_ms, 0, b)
                     j = code >> 5
                     code &= 31
                     last_m = j - (j - 1) // b * b   # the last block checked (size)
+                    while code and j < m and not (HARD_LO <= code <= HARD_HI or code >= MEMORY):
+                        k = check(st, sb, ib, vb, db, m - j, host_age_ms, j, b)
+                        j += k >> 5
+                        k &= 31
+                        if k and (HARD_LO <= k <= HARD_HI or k >= MEMORY):
+                            code = k
+                            last_m = j - (j - 1) // b * b
+                            break
                 else:
                     j = 0
+                    soft = 0
                     while j < m:    # checked in blocks of b, in place (j0 = j)
                         k = m - j
                         if k > b:
@@ -162,7 +182,14 @@ class Control:
                         code = check(st, sb, ib, vb, db, k, host_age_ms, j)
                         j += k
                         if code:
-                            break
+                            if HARD_LO <= code <= HARD_HI or code >= MEMORY:
+                                break
+                            if not soft:
+                                soft = code
+                    if soft and not (HARD_LO <= code <= HARD_HI or code >= MEMORY):
+                        code = soft
+                if code:
+                    last_at = j - last_m    # where that block starts in sb..db (the evidence)
                 checked += j
                 if tap is not None:
                     tap(sb, j)      # what was checked, the faulting block included
@@ -184,5 +211,6 @@ class Control:
         self.checked = checked
         self.engine_done = done
         self.last_m = last_m
+        self.last_at = last_at
         self.busy = busy
         return code
