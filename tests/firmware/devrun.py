@@ -6,7 +6,8 @@ Tests use only this API, so they follow the app through refactors:
     d.run_until(2500)            # control steps until the simulated clock passes 2500 ms
     d.send(L.STOP)               # a host command
     d.run_to_end()               # until the session ends
-    d.samples[k], d.n            # every sample written to the HAL, in order
+    d.samples[k], d.n            # every sample written to the HAL, in order (a session of C
+                                 # driven electrodes: C words a sample, sample-major)
     d.stop_index                 # samples written before the first stop decision
     d.first                      # index of the session's first sample (CHECK writes before)
     d.t0                         # the simulated clock (ms) at START
@@ -65,9 +66,12 @@ class RecordingHal(SimHal):
         self.n = 0
 
     def write(self, buf, n):
+        # n samples of C words each in a session of C driven electrodes (sample-major):
+        # every word is kept, so rec holds what the sources were given, interleaved
+        w = n * (self.net.C if self.net is not None else 1)
         k = self.n
         room = len(self.rec) - k
-        m = n if n <= room else room
+        m = w if w <= room else room
         rec = self.rec
         for j in range(m):
             rec[k + j] = buf[j]

@@ -220,8 +220,8 @@ def tacs3(phase, fs=1000, duration_ms=1500):
 
 
 class Rec:
-    """Every word the simulated board is given, C per sample (devrun's RecordingHal keeps
-    the first n words of a write: one per sample). Preallocated: write() runs heap-locked."""
+    """Every word the simulated board is given, C per sample, kept independently of devrun's
+    RecordingHal (completes() checks the two agree). Preallocated: write() runs heap-locked."""
 
     def __init__(self, hal, cap):
         self.hal = hal
@@ -271,6 +271,8 @@ def completes(d, C):
     n = d.rec.n
     fs = d.app.proto["sample_rate_hz"]
     assert (n - d.first) % C == 0 and n - d.first >= C * fs
+    k = d.hal.n                     # devrun's RecordingHal keeps every word too (up to its capacity)
+    assert k == min(n, len(d.hal.rec)) and list(d.hal.rec[:k]) == list(w[:k])
     assert all(abs(w[n - 1 - c]) <= 10 for c in range(C)), list(w[n - 2 * C:n])
     assert max(abs(w[k]) for k in range(d.first, n)) >= 500
     assert all(d.hal.net.code[c] == d.hal.z for c in range(C))
