@@ -571,12 +571,27 @@ def _commanded_multi_panel(ax, plan, t0):
     ax.legend(loc="upper right", fontsize=8, ncol=min(len(plan), 5))
 
 
+def electrode_lockouts(proto, names, ret):
+    """{driven electrode: its impedance lockout (ohm)} as the device computes it (its
+    reading holds its share of the return's contact: tes.multicontrol.lockout), not the
+    protocol's figure; {} when the record's protocol cannot say."""
+    from tes import validate as V
+    from tes.multicontrol import lockout
+    try:
+        zmax = proto["safety"]["impedance_max_ohm"]
+        peaks = {e[0]: e[2] for e in V.electrode_bounds(proto)}
+        return {n: lockout(zmax, peaks[n], peaks[ret]) for n in names if n != ret}
+    except (KeyError, TypeError, ValueError, IndexError):
+        return {}
+
+
 def _electrode_panels(ax_rows, ax_v, names, ret, rows, s, proto):
     """One row per electrode: set and measured current (the 20 ms means; for AC the
     device's whole-period RMS too) and, on the right axis, its |Z| (not the return's: it
     is ground); the electrodes' voltages to the return on ax_v."""
     ac = (s.get("waveform") or {}).get("kind") != "dc"
     zmax = ((proto or {}).get("safety") or {}).get("impedance_max_ohm")
+    locks = electrode_lockouts(proto, names, ret) if zmax and proto else {}
     for k, (ax, name) in enumerate(zip(ax_rows, names)):
         color = ELECTRODE_COLORS[k % 9]
         if rows:
@@ -590,8 +605,8 @@ def _electrode_panels(ax_rows, ax_v, names, ret, rows, s, proto):
         if name != ret and rows:
             az = ax.twinx()
             az.plot(*_series_opt(rows, name + "_z_ohm"), color="tab:green", lw=0.8, ls="--", label="|Z|")
-            if zmax:
-                az.axhline(zmax, color="tab:red", ls=":", lw=0.8)
+            if locks.get(name):
+                az.axhline(locks[name], color="tab:red", ls=":", lw=0.8, label="lockout")
             az.set_ylabel("|Z| (ohm)", color="tab:green", fontsize=8)
         if ax.lines:
             ax.legend(loc="upper left", fontsize=7)

@@ -328,3 +328,15 @@ def test_export_of_a_multi_session_is_per_electrode(tmp_path):
                           "I_set_P3", "I_meas_P3", "V_P3", "Z_P3"]
     z_cz = edfio.read_edf(edf).signals[labels.index("Z_Cz")].data
     assert abs(z_cz.max() + 1) < 0.01                 # the return's impedance: -1, never known
+
+
+def test_report_draws_each_electrode_s_own_lockout():
+    # the 4x1 ring reads its contact plus 4x the centre's: locked out at 20k x (1 + 4) / 2
+    from tesctl.report import electrode_lockouts
+    proto = protofile.load(paths.PROTOCOLS / "hd-tdcs-4x1.toml").canonical
+    assert electrode_lockouts(proto, ["C1", "C5", "FC3", "CP3", "C3"], "C3") == {
+        "C1": 50000, "C5": 50000, "FC3": 50000, "CP3": 50000}
+    # two sites and a return carrying both: 20k x (1 + 2) / 2; no safety figure: none
+    proto = protofile.load(paths.PROTOCOLS / "tacs-theta-inphase-2site.toml").canonical
+    assert electrode_lockouts(proto, ["F3", "P3", "Cz"], "Cz") == {"F3": 30000, "P3": 30000}
+    assert electrode_lockouts(dict(proto, safety={}), ["F3", "P3", "Cz"], "Cz") == {}
