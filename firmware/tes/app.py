@@ -181,7 +181,7 @@ class App:
         if code:
             self.on_code(s, code)
         if self.session is not None and ticks_diff(self.hal.ticks_ms(), self.next_tick) >= 0:
-            self.tick(s)
+            self.tick(self.session)     # (a check's next step may have replaced s)
         # The output queue must outlast this (hal.rp2 LEAD_MS): the margin, measured.
         t = ticks_diff(self.hal.ticks_ms(), t)
         if t > s.tick_max_ms:
@@ -275,6 +275,8 @@ class App:
 
     def check_span(self, s):
         """The impedance check measures over the second half of its plateau."""
+        if s.mcheck is not None:
+            return s.mcheck.span(s)            # a step of the multi-electrode check
         done = s.control.checked
         if not s.span_open and done >= s.span[0]:
             s.sup.window()                     # discard what came before the span
@@ -492,14 +494,20 @@ class App:
 
     def end_check(self, s, reason):
         self._close(s)
-        z = s.z if s.z is not None and s.z >= 0 else None
-        reason = reason or s.check_reason
-        limit = self.proto["safety"]["impedance_max_ohm"] if self.proto else 20000
-        ok = z is not None and not reason and S.SHORT_OHM <= z <= limit
-        current = s.proto["segments"][0]["amplitude_uA"]
-        fields = {"z_ohm": z, "limit_ohm": limit, "current_uA": current, "pass": ok}
-        if reason:
-            fields["reason"] = reason
+        if s.mcheck is not None:              # tes.multicheck: its next step, or its result
+            fields = s.mcheck.end(self, s, reason)
+            if fields is None:
+                return
+        else:
+            z = s.z if s.z is not None and s.z >= 0 else None
+            reason = reason or s.check_reason
+            limit = self.proto["safety"]["impedance_max_ohm"] if self.proto else 20000
+            ok = z is not None and not reason and S.SHORT_OHM <= z <= limit
+            current = s.proto["segments"][0]["amplitude_uA"]
+            fields = {"z_ohm": z, "limit_ohm": limit, "current_uA": current, "pass": ok}
+            if reason:
+                fields["reason"] = reason
+        ok = fields["pass"]
         self.link.event("check", **fields)
         if self.proto is None:
             self.set_state(L.IDLE, "check")
@@ -598,7 +606,11 @@ class App:
             return link.error(seq, L.E_BAD_FIELD, "current_uA 1..%d, duration_ms 50..5000" % CHECK_UA)
         self.set_state(L.CHECKING, "check")
         link.reply(seq, state="checking")
-        self.begin(CHECK, test_current_protocol(current, duration), None)
+        if self.proto is not None and _sources(self.proto) > 1:
+            from tes import multicheck        # a contact per electrode: steps of its own
+            multicheck.begin(self, current, duration)
+        else:
+            self.begin(CHECK, test_current_protocol(current, duration), None)
 
     def cmd_start(self, seq, obj):
         link = self.link

@@ -115,6 +115,7 @@ class Session:
         self.span_open = False
         self.z = None
         self.check_reason = ""
+        self.mcheck = None        # a step of the multi-electrode check (tes.multicheck)
         if kind == CHECK:
             seg = proto["segments"][0]
             up = seg["ramp_up_ms"] * fs // 1000

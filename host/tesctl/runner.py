@@ -126,6 +126,39 @@ def reserve_out_dir(out_dir, protocol_path):
     return path, chosen
 
 
+def per_electrode_record(rows, names, ret):
+    """session.json pre_check.per_electrode: the device's EVENT check `electrodes` (tes.multicheck)
+    as [{name, contact_ohm, path_ohm, return}] in montage order (None: not measured; the return
+    has no path of its own)."""
+    got = {r.get("name"): r for r in rows if isinstance(r, dict)}
+    out = []
+    for n in names:
+        r = got.get(n, {})
+        out.append({"name": n, "contact_ohm": r.get("z_ohm"), "path_ohm": r.get("path_ohm"), "return": n == ret})
+    return out
+
+
+def _kohm(z):
+    return "unknown" if z is None else "%.1f kOhm" % (z / 1000.0)
+
+
+def check_lines(check):
+    """The per-electrode check's lines: the verdict, then one per electrode ("C1 contact 8.5 kOhm,
+    path 17.2 kOhm"); a path is a contact plus the return's, what the limit bounds."""
+    why = ""
+    if check.get("reason"):
+        why = ": %s" % check["reason"] + (" at electrode %s" % check["electrode"] if check.get("electrode") else "")
+    lines = ["impedance check per electrode (limit %d ohm a path, test current %d uA): %s%s" % (
+        check.get("limit_ohm", 0), check.get("current_uA", 0), "pass" if check.get("pass") else "FAIL", why)]
+    for e in check["per_electrode"]:
+        if e["return"]:
+            lines.append("  %s contact %s (the return)" % (e["name"], _kohm(e["contact_ohm"])))
+        else:
+            path = "open" if e["path_ohm"] is None else _kohm(e["path_ohm"])
+            lines.append("  %s contact %s, path %s" % (e["name"], _kohm(e["contact_ohm"]), path))
+    return lines
+
+
 def total_ms(canon):
     return sum(V.stim_ms(s) if s["kind"] == "stim" else s["duration_ms"] for s in canon["segments"])
 
@@ -514,8 +547,15 @@ class Run:
         self._interrupted_before_start("before the impedance check")
         check = dev.check()
         z = check.get("z_ohm")
-        if self.electrodes:
-            # The device's CHECK drives one source: its figure is no electrode's contact, so
+        if self.electrodes and isinstance(check.get("electrodes"), list):
+            # The device's per-electrode check (tes.multicheck): a line per electrode, and the
+            # figures in session.json's pre_check.per_electrode (montage order).
+            check["per_electrode"] = per_electrode_record(check.pop("electrodes"), self.electrodes,
+                                                          canon["montage"]["return"])
+            for line in check_lines(check):
+                log(line)
+        elif self.electrodes:
+            # A firmware without it: its CHECK drives one source, no electrode's contact, so
             # none is shown as one. It still gates START (the device refuses START without it).
             check["per_electrode"] = False
             log("impedance check: the per-electrode check is not built: no electrode's contact was "

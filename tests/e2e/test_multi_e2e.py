@@ -58,12 +58,28 @@ def test_multi_protocol_runs_with_records_per_electrode(name, tmp_path, cli_env)
     src = shortened(tmp_path, name, 4, 1)
     out = tmp_path / "session"
     p = tesctl(["run", src, "--port", "sim", "--fast", "--plain", "--out", out], cli_env, check=0)
-    assert "impedance check: the per-electrode check is not built" in p.stdout
+    # The per-electrode check (tes.multicheck): a line per electrode, each fresh contact of the
+    # simulated board (series 500 + skin 8000 ohm) near 8.5 kOhm, each path (a contact plus the
+    # return's) near 17 kOhm; the same figures in session.json.
+    assert "impedance check per electrode (limit 20000 ohm a path, test current 100 uA): pass" in p.stdout
+    lines = p.stdout.splitlines()
     meta, rows, events, names = check_record(out)
     assert meta["outcome"] == "completed"
     assert meta["montage"]["return"] == meta["protocol"]["montage"]["return"]
     assert meta["montage"]["electrodes"] == meta["protocol"]["montage"]["electrodes"]
-    assert meta["pre_check"]["per_electrode"] is False
+    figures = meta["pre_check"]["per_electrode"]
+    assert [e["name"] for e in figures] == names and "electrodes" not in meta["pre_check"]
+    for e in figures:
+        assert abs(e["contact_ohm"] - 8500) <= 500, e
+        if e["name"] == meta["montage"]["return"]:
+            assert e["return"] is True and e["path_ohm"] is None
+            line = "  %s contact %.1f kOhm (the return)" % (e["name"], e["contact_ohm"] / 1000.0)
+        else:
+            assert e["return"] is False and abs(e["path_ohm"] - 17000) <= 700, e
+            line = "  %s contact %.1f kOhm, path %.1f kOhm" % (e["name"], e["contact_ohm"] / 1000.0,
+                                                                e["path_ohm"] / 1000.0)
+        assert line in lines, (line, lines)
+    assert meta["pre_check"]["z_ohm"] == max(e["path_ohm"] for e in figures if not e["return"])
     plateau = [r for r in rows if r["state"] == "plateau"][10:]
     ret = meta["montage"]["return"]
     if name == "hd-tdcs-4x1":

@@ -19,7 +19,7 @@ from tesctl.display import Display, electrode_text
 from tesctl.lsl import CHANNELS, channels_for
 from tesctl.recorder import TELEMETRY_HEADER, Recorder, telemetry_header
 from tesctl.report import load_telemetry, summarize, summary_text, write_report
-from tesctl.runner import Run
+from tesctl.runner import Run, SessionError, check_lines, per_electrode_record
 from tesctl.simfaults import check_fault_specs
 
 TWO_SITES = """schema = 1
@@ -340,3 +340,54 @@ def test_report_draws_each_electrode_s_own_lockout():
     proto = protofile.load(paths.PROTOCOLS / "tacs-theta-inphase-2site.toml").canonical
     assert electrode_lockouts(proto, ["F3", "P3", "Cz"], "Cz") == {"F3": 30000, "P3": 30000}
     assert electrode_lockouts(dict(proto, safety={}), ["F3", "P3", "Cz"], "Cz") == {}
+
+
+# ---- the per-electrode impedance check (tes.multicheck) ---------------------------------------
+
+class CheckDev:
+    """The device as Run._execute sees it up to the check: LOAD accepted, CHECK's event."""
+
+    def __init__(self, lo, check):
+        self.lo = lo
+        self.event = check
+
+    def load(self, data):
+        return {"sha256": self.lo.sha256()}
+
+    def check(self):
+        return dict(self.event)
+
+
+def test_a_failed_per_electrode_check_prints_each_electrode_and_does_not_start(tmp_path):
+    lo = loaded(tmp_path)
+    run = Run(lo, "sim", tmp_path / "s")
+    ev = {"ev": "check", "z_ohm": None, "limit_ohm": 20000, "current_uA": 100, "pass": False,
+          "reason": "open-circuit", "electrode": "P3",
+          "electrodes": [{"name": "F3", "z_ohm": None, "path_ohm": 17041},
+                         {"name": "Cz", "z_ohm": None, "path_ohm": None},
+                         {"name": "P3", "z_ohm": None, "path_ohm": None}]}
+    out = []
+    try:
+        run._execute(CheckDev(lo, ev), lo.canonical, out.append)
+        raise AssertionError("the run started")
+    except SessionError as e:
+        assert e.code == 1 and "impedance check failed" in str(e)
+    assert out == ["impedance check per electrode (limit 20000 ohm a path, test current 100 uA): FAIL: "
+                   "open-circuit at electrode P3",
+                   "  F3 contact unknown, path 17.0 kOhm",
+                   "  Cz contact unknown (the return)",
+                   "  P3 contact unknown, path open"]
+    assert run.rec is None and not (tmp_path / "s").exists()
+
+
+def test_per_electrode_figures_for_session_json():
+    rows = [{"name": "P3", "z_ohm": 8515, "path_ohm": 17218}, {"name": "F3", "z_ohm": 8338, "path_ohm": 17041},
+            {"name": "Cz", "z_ohm": 8703, "path_ohm": None}]
+    rec = per_electrode_record(rows, NAMES, "Cz")       # montage order whatever the device's
+    assert rec == [{"name": "F3", "contact_ohm": 8338, "path_ohm": 17041, "return": False},
+                   {"name": "Cz", "contact_ohm": 8703, "path_ohm": None, "return": True},
+                   {"name": "P3", "contact_ohm": 8515, "path_ohm": 17218, "return": False}]
+    lines = check_lines({"limit_ohm": 20000, "current_uA": 100, "pass": True, "per_electrode": rec})
+    assert lines == ["impedance check per electrode (limit 20000 ohm a path, test current 100 uA): pass",
+                     "  F3 contact 8.3 kOhm, path 17.0 kOhm", "  Cz contact 8.7 kOhm (the return)",
+                     "  P3 contact 8.5 kOhm, path 17.2 kOhm"]
