@@ -98,3 +98,102 @@ def test_a_small_electrode_with_a_high_lockout_still_opens_at_once():
         assert f["fault"] in ("open-circuit", "compliance") and f["detail"] == "hard", (amp, f)
         assert f["electrode"] == "F4" and rec["electrode"] == "F4", (amp, f, rec)
         assert 0 <= latency <= 2000, (amp, latency)
+
+
+def test_a_compliance_fault_wins_over_host_lost_in_its_block():
+    # onset mid-block (current in its first sample): compliance, hard, over the soft
+    # host-lost every electrode reports in the same block
+    code, c = batch_case({2: ("open", 607)}, host_lost_from=600)
+    assert code == S.COMPLIANCE and c.electrode == 2 and c.checked == 608, (code, c.electrode, c.checked)
+
+
+def test_a_soft_code_every_step_is_reported_every_step():
+    # host-lost comes each block of the soft stop it begins: every check reports it (the
+    # app's stop logic sees it; a stale per-electrode code must not swallow it)
+    s = session(four(), FakeHal())
+    c = s.control
+    for _ in range(3):
+        assert c.step(S.HOST_LOST_MS + 1) == S.HOST_LOST and c.electrode == -1
+    c.electrode = 2                 # a clean check names no electrode, whatever came before
+    assert c.step(0) == 0 and c.electrode == -1
+
+
+def test_one_sample_blocks_name_and_evidence():
+    # 1 kS/s: blocks of one sample, 4 sensed at once; the open electrode's block is the third
+    p = mproto([cur("C3", 500), cur("FC1", 500), cur("CP5", 500), cur("FC5", 500)], ret="Cz", fs=1000)
+    hal = FakeHal()
+    hal.lead = 4
+    hal.faults = {1: ("open", 302)}
+    s = session(p, hal)
+    assert run(s) == S.OPEN_CIRCUIT
+    c = s.control
+    assert c.electrode == 1 and c.checked == 303 and c.last_m == 1
+    sb, ib, vb, db, a = c.evidence()
+    assert a == 2 and abs(ib[a]) <= 2 and vb[a] >= 29000 and sb[a] == 500
+
+
+def test_the_supervisors_thresholds_are_the_boards():
+    from devrun import BOARD
+
+    from test_multicontrol import LIMITS
+    p = mproto([cur("F4", 1000), cur("P4", 500)])
+    sups = MC.supervisors(p, LIMITS, BOARD, 2000, 0)
+    comp = BOARD["compliance_V"] * 1000
+    for x in sups:
+        assert x.st[S.T_VCOMP] == comp * S.COMPLIANCE_PCT // 100
+        assert x.st[S.T_DACTOL] == BOARD["sense"]["readback_tol_uA"]
+    # a board that leaves them out: 30 V and 50 uA
+    bare = dict(BOARD)
+    del bare["compliance_V"]
+    bare["sense"] = {}
+    for x in MC.supervisors(p, LIMITS, bare, 2000, 0):
+        assert x.st[S.T_VCOMP] == 30000 * S.COMPLIANCE_PCT // 100 and x.st[S.T_DACTOL] == 50
+    del bare["sense"]
+    assert MC.supervisors(p, LIMITS, bare, 2000, 0)[0].st[S.T_DACTOL] == 50
+    assert MC.lockout(20000, 1, 1) == 20000          # one microampere is a current: judged
+
+
+def control4():
+    return session(four(), FakeHal()).control
+
+
+def test_carries_is_a_mean_of_fifty_microamps_over_the_block():
+    c = control4()
+    sb = c.sbs[2]
+    for vals, want in (((50, 50), True), ((50, 49), False), ((-50, -50), True), ((-1, 99), True),
+                       ((-1, 98), False), ((0, 100), True), ((0, 99), False)):
+        sb[4] = vals[0]
+        sb[5] = vals[1]
+        assert c.carries(2, 4, 6) == want, (vals, want)     # a later block of the batch
+        sb[0] = vals[0]
+        sb[1] = vals[1]
+        assert c.carries(2, 0, 2) == want, (vals, want)
+
+
+def rise_case(z0s, zs, sets):
+    """common_rise over block 0..1 with each driven electrode's first impedance window z0,
+    its last z and its set current."""
+    c = control4()
+    for k in range(4):
+        c.zbase[k] = z0s[k]
+        c.sts[k][S.S_ZLAST] = zs[k]
+        c.sbs[k][0] = c.sbs[k][1] = sets[k]
+    return c.common_rise(0, 2)
+
+
+def test_common_rise_names_the_return_only_for_a_rise_alike():
+    on = (500, 500, 500, 500)
+    base = (1000, 1000, 1000, 1000)
+    assert rise_case(base, (2000, 1500, 1600, 1900), on)          # 1000, 500, 600, 900 per mille
+    assert not rise_case(base, (2000, 1499, 1600, 1900), on)      # 499: under half of 1000
+    assert rise_case(base, (1002, 1001, 1001, 1002), on)          # tiny, but alike
+    assert not rise_case(base, (1000, 1000, 1000, 1000), on)      # no rise
+    assert not rise_case(base, (900, 800, 900, 900), on)          # a fall
+    assert not rise_case(base, (3000, 3000, 1000, 3000), on)      # one of them did not rise
+    # only the electrodes carrying current count, two at least
+    assert rise_case(base, (2000, 1000, 2000, 1000), (500, 0, 500, 0))
+    assert not rise_case(base, (2000, 1000, 1000, 1000), (500, 0, 0, 0))
+    # a carrying electrode without a first window yet: no judgement (the first electrode)
+    assert not rise_case((1000, 0, 1000, 1000), (2000, 2000, 2000, 2000), on)
+    assert not rise_case((1000, -1, 1000, 1000), (2000, 2000, 2000, 2000), on)
+    assert rise_case((1000, -1, 1000, 1000), (2000, 2000, 2000, 2000), (500, 0, 500, 500))
