@@ -187,6 +187,7 @@ def test_common_rise_names_the_return_only_for_a_rise_alike():
     assert rise_case(base, (2000, 1500, 1600, 1900), on)          # 1000, 500, 600, 900 per mille
     assert not rise_case(base, (2000, 1499, 1600, 1900), on)      # 499: under half of 1000
     assert rise_case(base, (1002, 1001, 1001, 1002), on)          # tiny, but alike
+    assert rise_case(base, (1001, 1001, 1001, 1001), on)          # one per mille each
     assert not rise_case(base, (1000, 1000, 1000, 1000), on)      # no rise
     assert not rise_case(base, (900, 800, 900, 900), on)          # a fall
     assert not rise_case(base, (3000, 3000, 1000, 3000), on)      # one of them did not rise
@@ -197,3 +198,50 @@ def test_common_rise_names_the_return_only_for_a_rise_alike():
     assert not rise_case((1000, 0, 1000, 1000), (2000, 2000, 2000, 2000), on)
     assert not rise_case((1000, -1, 1000, 1000), (2000, 2000, 2000, 2000), on)
     assert rise_case((1000, -1, 1000, 1000), (2000, 2000, 2000, 2000), (500, 0, 500, 500))
+
+
+class HeadroomHal(FakeHal):
+    """The fake HAL with electrode e's voltage at 26 V (past the 85 % headroom, under the
+    97 % compliance: impedance-high, soft) on the samples high[e] = (first, end)."""
+
+    def __init__(self, high):
+        FakeHal.__init__(self)
+        self.high = high
+        self.sensed = 0
+
+    def start(self, fs, channels=1):
+        FakeHal.start(self, fs, channels)
+        self.sensed = 0
+
+    def sense(self, sb, ib, vb, db, n, b):
+        m = FakeHal.sense(self, sb, ib, vb, db, n, b)
+        C = self.C
+        for e in self.high:
+            a, z = self.high[e]
+            for k in range(m):
+                if a <= self.sensed + k < z:
+                    vb[k * C + e] = 26000
+        self.sensed += m
+        return m
+
+
+def headroom_case(high, faults):
+    hal = HeadroomHal(high)
+    hal.lead = 8
+    hal.faults = faults
+    s = session(four(), hal)
+    return run(s), s.control
+
+
+def test_a_soft_fault_in_one_block_of_a_batch_checks_the_rest_of_it():
+    # impedance-high in the batch's second block only: the rest of the batch is checked
+    # (no more, no less), the fault named
+    code, c = headroom_case({1: (602, 604)}, {})
+    assert code == S.IMPEDANCE_HIGH and c.electrode == 1 and c.checked == 608, (code, c.electrode, c.checked)
+
+
+def test_a_hard_fault_beside_a_soft_one_of_a_lower_index_in_one_block_is_hard():
+    # electrode 0 past the headroom (soft) and electrode 2 at compliance (hard) in the
+    # batch's last block: compliance, electrode 2 (a soft code there would only ramp down)
+    code, c = headroom_case({0: (606, 608)}, {2: ("open", 607)})
+    assert code == S.COMPLIANCE and c.electrode == 2 and c.checked == 608, (code, c.electrode, c.checked)
