@@ -222,12 +222,14 @@ class MultiControl(Control):
     @micropython.native
     def check_all(self, st, sb, ib, vb, db, m, host_age_ms, j0, b):
         """Control's check (supervisor.check_run's contract): every electrode's supervisor
-        over the m samples in blocks of b -> (samples up to and including the block of the
-        first hard fault << 5) | its code, or, with soft faults only, (m << 5) | the first
-        one's code: every sample is checked (Control drops what follows the block it is
-        given, and a soft code, host-lost say, comes every block of a soft stop: a driver
+        over the m samples from j0 in blocks of b -> (samples up to and including the block
+        of the first hard fault << 5) | its code, or, with soft faults only, (m << 5) | the
+        first one's code: every sample is checked (Control drops what follows the block it
+        is given, and a soft code, host-lost say, comes every block of a soft stop: a driver
         that senses several blocks at once would never see its checked count reach its
-        written one). decide() names the electrode."""
+        written one). decide() names the electrode. (Control calls it with j0 = 0 but for
+        a soft code that left samples, which this never returns: j0 is honoured all the
+        same, or such a call would check the batch's first samples again.)"""
         C = self.C
         codes = self.codes
         checks = self.checks
@@ -244,7 +246,7 @@ class MultiControl(Control):
             codes[c] = 0
             j = 0
             while j < m:            # past a soft fault's block: the rest is checked too
-                k = checks[c](sts[c], sbs[c], ibs[c], vbs[c], dbs[c], m - j, host_age_ms, j, b)
+                k = checks[c](sts[c], sbs[c], ibs[c], vbs[c], dbs[c], m - j, host_age_ms, j0 + j, b)
                 j += k >> 5
                 x = k & 31
                 if x == 0:
@@ -261,16 +263,16 @@ class MultiControl(Control):
             if c < C and zb[c] <= 0:
                 zb[c] = sts[c][S.S_ZLAST]
         if jh <= m:
-            return (jh << 5) | self.decide(jh)
+            return (jh << 5) | self.decide(jh, j0)
         if js <= m:
-            return (m << 5) | self.decide(js)
+            return (m << 5) | self.decide(js, j0)
         return m << 5
 
     @micropython.native
-    def decide(self, j):
-        """The fault of the block ending at sample j -> its code; sets electrode and the
-        evidence. Only on a fault: its cost does not matter, its allocation would (the
-        heap is locked)."""
+    def decide(self, j, at):
+        """The fault of the block ending j samples after `at` (check_all's j0) -> its code;
+        sets electrode and the evidence. Only on a fault: its cost does not matter, its
+        allocation would (the heap is locked)."""
         C = self.C
         codes = self.codes
         b = self.block
@@ -287,11 +289,12 @@ class MultiControl(Control):
                 code = x
                 e = c
                 hard = h
-        j0 = (j - 1) // b * b               # the block's first sample
+        j0 = at + (j - 1) // b * b          # the block's first sample in the arrays
+        je = at + j                         # ...and its end
         if code == S.HOST_LOST or code == S.DURATION_BUDGET:
             e = NONE
         elif code == S.IMPEDANCE_HIGH:
-            if self.common_rise(j0, j):
+            if self.common_rise(j0, je):
                 e = C
         elif code == S.OPEN_CIRCUIT or code == S.COMPLIANCE:
             opened = 0                      # driven electrodes with a load fault of the same kind
@@ -301,7 +304,7 @@ class MultiControl(Control):
                 if (codes[c] >> 5) == j and (x == S.OPEN_CIRCUIT or x == S.COMPLIANCE):
                     opened += 1
                     continue
-                if self.carries(c, j0, j):
+                if self.carries(c, j0, je):
                     fine += 1
             if opened >= 2 and fine == 0:
                 e = C

@@ -245,3 +245,30 @@ def test_a_hard_fault_beside_a_soft_one_of_a_lower_index_in_one_block_is_hard():
     # batch's last block: compliance, electrode 2 (a soft code there would only ramp down)
     code, c = headroom_case({0: (606, 608)}, {2: ("open", 607)})
     assert code == S.COMPLIANCE and c.electrode == 2 and c.checked == 608, (code, c.electrode, c.checked)
+
+
+def test_check_all_checks_the_samples_from_its_j0():
+    # Control.run calls its check again from j0 = j after a soft code that left samples
+    # (check_run's contract): check_all must check samples j0.., not 0.. again.
+    c = control4()
+    C = 4
+    for k in range(8):
+        for e in range(C):
+            i = 500 + (k + e) % 3 - 1            # a noisy ADC: never still
+            c.sbs[e][k] = 500
+            c.ibs[e][k] = i
+            c.vbs[e][k] = i * 5
+            c.dbs[e][k] = 500
+        c.sbs[C][k] = -2000
+        c.ibs[C][k] = c.vbs[C][k] = -sum(c.ibs[e][k] for e in range(C))
+        c.dbs[C][k] = -2000
+    for k in (4, 5):                             # electrode 1 off the skin in samples 4 and 5
+        c.ibs[1][k] = 0
+        c.vbs[1][k] = 29500
+        c.ibs[C][k] = c.vbs[C][k] = -sum(c.ibs[e][k] for e in range(C))
+    st = c.sts[C]
+    assert c.check_all(st, c.sb, c.ib, c.vb, c.db, 4, 0, 0, 2) == 4 << 5     # 0..3: clean
+    assert c.check_all(st, c.sb, c.ib, c.vb, c.db, 4, 0, 4, 2) == (2 << 5) | S.OPEN_CIRCUIT
+    assert c.electrode == 1
+    sb, ib, vb, db, a = c.evidence()
+    assert a == 4 and list(ib[4:6]) == [0, 0] and list(vb[4:6]) == [29500, 29500]
