@@ -5,6 +5,7 @@ command ends the app; the board then reboots once straight into its REPL (a flag
 the next boot to skip the app), because a watchdog that a session started cannot be
 stopped and would reset the board under mpremote a second later.
 """
+import gc
 import sys
 
 import machine
@@ -40,6 +41,16 @@ def main():
     from tes.port import StreamPort
 
     board = load_checked(BOARD_FILE)
+    # tes.board (~8 KiB of an RP2040's RAM) checks the board file once, here: drop it, so the
+    # app's modules and a session's buffers have that room (main's HEAD ran out at boot).
+    load_checked = None
+    sys.modules.pop("tes.board", None)
+    try:
+        import tes
+        del tes.board           # the package's reference to it
+    except (AttributeError, TypeError):
+        pass
+    gc.collect()
     # The big buffers first (the HAL's rings, 16 + 8 KiB on rp2; the port's queue), then the
     # app's modules: allocated after the app's bytecode they found no block that large in
     # an RP2040's fragmented heap (a MemoryError at boot, measured on the virtual RP2040).

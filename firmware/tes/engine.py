@@ -23,7 +23,6 @@ except ImportError:  # CPython
 from array import array
 
 from tes import kernels as K
-from tes import multi as M
 from tes import noise
 from tes.tables import SINE, RCOS
 
@@ -31,10 +30,6 @@ try:
     from tes import kernels_fast as F  # viper twins on MicroPython; absent under CPython
 except (ImportError, SyntaxError):  # CPython, or a port without viper (WebAssembly)
     F = None
-try:
-    from tes import multi_fast as MF  # the return's kernels in viper, likewise
-except (ImportError, SyntaxError):
-    MF = None
 
 # Phase states, as reported in telemetry and events.
 OFF = 0
@@ -77,6 +72,20 @@ def _osc_init(seg, fs):
     elif wf == "noise":
         init[K.NOISE_BASE:] = noise.design(seg, fs)
     return array("i", init)
+
+
+def return_kernels(fast):
+    """tes.multi's kernels, or their viper twins (tes.multi_fast) where fast and the emitter
+    exists: imported only here, by a multi-electrode engine."""
+    if fast:
+        try:
+            from tes import multi_fast as MF
+            if MF.AVAILABLE:
+                return MF
+        except (ImportError, SyntaxError):  # CPython, or a port without viper
+            pass
+    from tes import multi as M
+    return M
 
 
 def mirror(seg):
@@ -176,7 +185,9 @@ class Engine:
             self._enter = self._enter_all
             self._block = self._block_all
             self._ret = 1
-        self.mk = MF if self.fast and MF is not None and MF.AVAILABLE else M   # the return's kernels
+        # the return's kernels: loaded by a multi-electrode engine only (an RP2040 holds
+        # every imported module in its RAM; a two-electrode session must not pay for them)
+        self.mk = return_kernels(self.fast) if self.multi else None
         # Online changes (tes.online): accepted ones wait in q as (at, code, value, iq, ir), in
         # order; the fill splits at next_at. Applied ones go to the ring `done` for the
         # app to report. An amplitude/offset change ramps linearly from the level of the
@@ -419,7 +430,10 @@ class Engine:
         their sum). Returns how many (0 when done). Allocates nothing."""
         if not self.multi:          # the two-electrode path, exactly: fill and negate
             k = self.fill(outs[0], n)
-            self.mk.neg_into(outs[1], outs[0], 0, k)
+            a = outs[0]
+            r = outs[1]
+            for j in range(k):
+                r[j] = -a[j]
             return k
         self._ret = 1
         return Engine.fill(self, outs, n)   # its _enter and _block are the instance's, below

@@ -43,7 +43,7 @@ def board_env(tmp_path, monkeypatch):
     mods = {"machine": machine, "micropython": mp,
             "hal.rp2": types.SimpleNamespace(Rp2Hal=Hal),
             "tes.app": types.SimpleNamespace(App=App),
-            "tes.board": types.SimpleNamespace(load_checked=lambda p: {"mcu": "rp2"}),
+            "tes.board": FAKE_BOARD,
             "tes.fwhash": types.SimpleNamespace(tree_sha256=lambda r: "0" * 64),
             "tes.port": types.SimpleNamespace(StreamPort=lambda i, o, **kw: None)}
     for name, mod in mods.items():
@@ -53,7 +53,11 @@ def board_env(tmp_path, monkeypatch):
     return fk, tmp_path
 
 
+FAKE_BOARD = types.SimpleNamespace(load_checked=lambda p: {"mcu": "rp2"})
+
+
 def boot():
+    sys.modules["tes.board"] = FAKE_BOARD   # main drops it once the board file is read
     exec(compile(SOURCE, "main.py", "exec"), {"__name__": "__main__"})
 
 
@@ -61,6 +65,8 @@ def test_exit_reboots_once_into_the_repl(board_env):
     fk, folder = board_env
     boot()                                   # power-on: the app runs, then EXIT
     assert fk.apps_run == 1 and fk.resets == 1
+    # the board file's checker is dropped after boot (its RAM is the app's on an RP2040)
+    assert "tes.board" not in sys.modules
     assert fk.kbd == [-1, 3] and fk.zeroed >= 2
     assert (folder / "skip_app").exists()
     boot()                                   # the reboot after EXIT: REPL, no app
