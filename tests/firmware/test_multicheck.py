@@ -5,8 +5,8 @@ C + 1 steps and reports each contact. boards/sim.json's fresh contact is series 
 the return's) to about 17 kOhm. A liftoff on a driven electrode fails the check naming it;
 on the return, every path fails and the return is named. The two-electrode CHECK stays as
 it was (test_app*.py). Every step runs through the app's heap-locked block path (an
-allocation there would fault the step as `memory`, not pass). Runs under the unix port (tools/mptest.py), the 32-bit WebAssembly
-port and CPython."""
+allocation there would fault the step as `memory`, not pass). Runs under the unix port
+(tools/mptest.py), the 32-bit WebAssembly port and CPython."""
 import sys
 
 from tes import link as L
