@@ -313,8 +313,13 @@ class Run:
                     self._say(safe_text("FAULT: %s%s (%s)" % (ev.get("fault"), " at electrode %s" % where if where
                                                              else "", ev.get("detail"))))
             elif kind == "end":
-                if self.electrodes and ev.get("electrode") and ev.get("outcome") == "fault":
-                    self.rec.meta.setdefault("fault_electrode", ev["electrode"])
+                if self.electrodes and ev.get("outcome") == "fault":
+                    # The fault that ended the session names it (its reason is END's), not
+                    # the first one: a soft stop on one electrode, then a hard fault on another.
+                    if ev.get("electrode"):
+                        self.rec.meta["fault_electrode"] = ev["electrode"]
+                    else:
+                        self.rec.meta.pop("fault_electrode", None)
                 self.result = ("end", ev)
             elif kind == "boot":
                 self.result = ("boot", ev)

@@ -391,3 +391,23 @@ def test_per_electrode_figures_for_session_json():
     assert lines == ["impedance check per electrode (limit 20000 ohm a path, test current 100 uA): pass",
                      "  F3 contact 8.3 kOhm, path 17.0 kOhm", "  Cz contact 8.7 kOhm (the return)",
                      "  P3 contact 8.5 kOhm, path 17.2 kOhm"]
+
+
+def test_the_fault_that_ends_the_session_names_the_electrode(tmp_path):
+    # a soft stop on P3 (impedance-high, ramping down), then a liftoff on F3 zeroes the
+    # output: the record's reason is END's (open-circuit) and so is its electrode
+    run = session_run(tmp_path)
+    run.on_frame(event({"ev": "fault", "t_ms": 1000, "fault": "impedance-high", "detail": "ramp-down",
+                        "electrode": "P3"}))
+    run.on_frame(event({"ev": "fault", "t_ms": 1100, "fault": "open-circuit", "detail": "hard", "electrode": "F3"}))
+    run.on_frame(event({"ev": "end", "t_ms": 1110, "outcome": "fault", "reason": "open-circuit", "electrode": "F3",
+                        "delivered_charge_uC": 5, "stim_duration_ms": 60}))
+    assert run.rec.meta["fault_electrode"] == "F3"
+    # a session-wide fault ends it (host-lost names none): no electrode in the record
+    (tmp_path / "b").mkdir()
+    run = session_run(tmp_path / "b")
+    run.on_frame(event({"ev": "fault", "t_ms": 1000, "fault": "impedance-high", "detail": "ramp-down",
+                        "electrode": "P3"}))
+    run.on_frame(event({"ev": "end", "t_ms": 1110, "outcome": "fault", "reason": "host-lost",
+                        "delivered_charge_uC": 5, "stim_duration_ms": 60}))
+    assert "fault_electrode" not in run.rec.meta
