@@ -293,6 +293,16 @@ class MultiControl(Control):
         je = at + j                         # ...and its end
         if code == S.HOST_LOST or code == S.DURATION_BUDGET:
             e = NONE
+        elif code == S.DAC_STUCK or code == S.ADC_STUCK:
+            # The return has no converter of its own (its readback and current are the
+            # driven ones' sums): tripped there first, or on every driven electrode at once,
+            # the fault is the board's converters', named for no electrode.
+            n = 0
+            for c in range(C):
+                if (codes[c] >> 5) == j and codes[c] & 31 == code:
+                    n += 1
+            if e == C or n == C:
+                e = NONE
         elif code == S.IMPEDANCE_HIGH:
             if self.common_rise(j0, je):
                 e = C

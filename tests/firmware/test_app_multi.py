@@ -454,3 +454,16 @@ def test_multicontrol_is_loaded_only_by_a_multi_session():
         if old is not None:
             sys.modules["tes.multicontrol"] = old
             tes.multicontrol = old
+
+
+def test_sim_board_wide_converter_faults_name_no_electrode():
+    # a stuck DAC (every source holds its code: the return's sums see it first) and stuck
+    # ADCs (every driven electrode at once) are the board's, not one electrode's
+    for proto, kind, tag in ((tacs3(0), "dac-stuck", "h28-dac"), (ring4x1(), "adc-stuck", "h28-adc")):
+        d = sim_run(proto, tag, faults=[(kind, 800)])
+        d.run_to_end()
+        f = sim_events(d, "fault")[-1]
+        end = sim_events(d, "end")[-1]
+        assert (f["fault"], f["detail"]) == (kind, "hard"), f
+        assert "electrode" not in f and "electrode" not in end, (f, end)
+        assert "electrode" not in d.last_record() and not d.hal.en
