@@ -47,7 +47,7 @@ def main():
     sys.modules.pop("tes.board", None)
     try:
         import tes
-        del tes.board           # the package's reference to it
+        del tes.board  # pyright: ignore[reportAttributeAccessIssue]  (the package's reference to it)
     except (AttributeError, TypeError):
         pass
     gc.collect()
