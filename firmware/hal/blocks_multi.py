@@ -1,0 +1,187 @@
+"""Whole-block conversions for a DMA-paced board with C current sources (issue 12's two-source
+board: one MCP4922, channel A = source 1, channel B = source 2, each pump against a fixed
+mid reference). Plain code that runs anywhere (the reference); hal.blocks_multi_fast is its
+viper twin, bit-exact (tests/firmware/test_blocks_multi.py). Not imported at boot: only a
+driver for such a board uses it. With C = 1 it gives what hal.blocks gives (tested).
+
+Buffers are interleaved as hal.base says (value k*C + c: source c at sample k).
+Output ring: C 16-bit DAC words per sample, source c's at halfword (k*C + c) & mask_w, its
+code through its own calibration with its channel bits (A, B) ORed in; the set ring keeps
+every source's set current (uA) at (k*C + c) & mask_s.
+ADC ring: round-robin conversions, NCH = 2*C per sample (a current and a voltage per source,
+no DAC readback: the RP2040's four inputs are spent), position p of sample slot s at
+(NCH*s + p) & mask_a; a channel with latency L measures sample k in slot k + L.
+Every int stays within +/-2**30 (uA <= 5000, codes < 4096, k*NCH < 2**22 * 16). Rings are
+powers of two up to 2**22 values, so the counters' wrap at 2**22 samples is a whole number of laps.
+"""
+from array import array
+
+from hal import calib, mcp4922
+from hal.blocks import G_KI, G_KV, G_MID, G_SI, G_SV, P_BASE, P_HW, P_SC, P_SU, P_TOP, P_Z
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+MAX_SOURCES = const(8)  # NCH * 2**22 stays below 2**30 (the sample counters wrap at 2**22)
+
+# cfg of put_words_multi (array('i')): a header, then per source c a block of M_SRC ints at
+# M_HEAD + M_SRC * c, laid out as hal.blocks' put cfg (P_Z, P_SC, P_SU, P_HW, P_TOP, P_BASE)
+M_C = const(0)        # sources C
+M_MASKW = const(1)    # output ring length in halfwords - 1
+M_MASKS = const(2)    # set ring length in values - 1
+M_HEAD = const(3)
+M_SRC = const(6)      # P_BASE + 1: base = the word's bits above the code, channel bit included
+
+# cfg of get_sense_multi (array('i')): the shared sense scaling at hal.blocks' indices (so
+# hal.blocks.trip_limits reads it as it reads get_sense's), then per source c a block of
+# N_SRC ints at N_HEAD + N_SRC * c
+N_C = const(5)        # sources C
+N_NCH = const(6)      # conversions per sample (2 * C)
+N_MASKA = const(7)    # ADC ring length in halfwords - 1
+N_MASKS = const(8)    # set ring length in values - 1
+N_HEAD = const(9)
+N_CI = const(0)       # round-robin position of source c's current
+N_CV = const(1)       #   and of its voltage
+N_LI = const(2)       # their latencies, samples
+N_LV = const(3)
+N_SRC = const(4)
+
+
+def put_words_multi(ring, sring, buf, n, k0, cfg):
+    """buf[0:n*C] (uA, interleaved) -> the DAC words of samples k0..k0+n-1, and their set
+    currents. Source by source (its calibration loaded once), each as hal.calib.ua_to_code:
+    nearest code, the hardware limit, the DAC range."""
+    nc = cfg[M_C]
+    mw = cfg[M_MASKW]
+    ms = cfg[M_MASKS]
+    for c in range(nc):
+        o = M_HEAD + M_SRC * c
+        z = cfg[o + P_Z]
+        sc = cfg[o + P_SC]
+        su = cfg[o + P_SU]
+        half = su >> 1
+        hw = cfg[o + P_HW]
+        top = cfg[o + P_TOP]
+        base = cfg[o + P_BASE]
+        lim = hw * sc
+        i = c                   # buf's index: j*C + c for sample k0 + j
+        x = k0 * nc + c         # the rings' index, before the mask
+        end = n * nc
+        while i < end:
+            s = buf[i]
+            sring[x & ms] = s
+            if s > hw:
+                s = hw
+            elif s < -hw:
+                s = -hw
+            p = s * sc
+            if p >= 0:
+                code = z + (p + half) // su
+            else:
+                code = z - ((half - p) // su)
+            if code > top:
+                code = top
+            elif code < 0:
+                code = 0
+            if (code - z) * su > lim:
+                code -= 1
+            elif (z - code) * su > lim:
+                code += 1
+            ring[x & mw] = base | code
+            i += nc
+            x += nc
+
+
+def get_sense_multi(adc, sring, sb, ib, vb, db, n, k0, cfg):
+    """Samples k0..k0+n-1 -> set (uA), current (uA), voltage (mV, electrode c to ground) and
+    "readback", n*C values each, interleaved. There is no readback channel: db is the set
+    value, so the supervisor's dac-stuck rule has nothing to judge on this board; a DAC that
+    does not follow shows as a tracking-error (measured current against set) instead."""
+    mid = cfg[G_MID]
+    ki = cfg[G_KI]
+    si = cfg[G_SI]
+    hi = 1 << (si - 1)
+    kv = cfg[G_KV]
+    sv = cfg[G_SV]
+    hv = 1 << (sv - 1)
+    nc = cfg[N_C]
+    nch = cfg[N_NCH]
+    ma = cfg[N_MASKA]
+    ms = cfg[N_MASKS]
+    for c in range(nc):
+        o = N_HEAD + N_SRC * c
+        ci = cfg[o + N_CI] + nch * cfg[o + N_LI]
+        cv = cfg[o + N_CV] + nch * cfg[o + N_LV]
+        i = c
+        x = k0 * nc + c
+        a = nch * k0            # sample slot k's first conversion, before the mask
+        end = n * nc
+        while i < end:
+            s = sring[x & ms]
+            sb[i] = s
+            db[i] = s
+            ib[i] = ((adc[(a + ci) & ma] - mid) * ki + hi) >> si
+            vb[i] = ((adc[(a + cv) & ma] - mid) * kv + hv) >> sv
+            i += nc
+            x += nc
+            a += nch
+
+
+def _pow2(x, what):
+    if x < 1 or x & (x - 1):
+        raise ValueError("%s = %d: must be a power of two" % (what, x))
+    return x - 1
+
+
+def cfgs(board, out_halfwords, set_len, adc_halfwords, cals=None):
+    """(put cfg, sense cfg) for a board file with current_sources C (the draft two-source
+    board of issue 12): source c's calibration is cals[c] if given (stored ones), else
+    board["calibration"][c] (a list, one per source) or the one board["calibration"] for
+    all; its DAC channel is c. The ADC converts sense.adc.current_channels[c] and
+    voltage_channels[c] in channel-number order (the RP2040's round robin); every current
+    channel has latency_samples[0], every voltage channel latency_samples[1]. Ring lengths
+    are powers of two (2**22 * NCH must be a multiple of each)."""
+    nc = board.get("current_sources", 1)
+    dac = board["dac"]
+    adc = board["sense"]["adc"]
+    cur = adc["current_channels"]
+    vol = adc["voltage_channels"]
+    if not 1 <= nc <= min(MAX_SOURCES, dac.get("channels", 1)):
+        raise ValueError("current_sources = %d: 1 to %d on this DAC" % (nc, min(MAX_SOURCES, dac.get("channels", 1))))
+    if len(cur) != nc or len(vol) != nc or len(set(cur + vol)) != 2 * nc:
+        raise ValueError("sense.adc: %d current and %d voltage channels, all different" % (nc, nc))
+    if adc.get("readback_channel") is not None:
+        raise ValueError("sense.adc.readback_channel: none on a board of several sources")
+    cal = board["calibration"]
+    put = [0] * (M_HEAD + M_SRC * nc)
+    put[M_C] = nc
+    put[M_MASKW] = _pow2(out_halfwords, "output ring")
+    put[M_MASKS] = _pow2(set_len, "set ring")
+    for c in range(nc):
+        conv = calib.conversion(board, cals[c] if cals else cal[c] if isinstance(cal, list) else cal)
+        o = M_HEAD + M_SRC * c
+        put[o + P_Z] = conv["zero_code"]
+        put[o + P_SC] = conv["span_code"]
+        put[o + P_SU] = conv["span_uA"]
+        put[o + P_HW] = conv["hw_limit_uA"]
+        put[o + P_TOP] = conv["code_max"]
+        put[o + P_BASE] = mcp4922.word(0, c)
+    sc = calib.sense_scales(board)
+    get = [0] * (N_HEAD + N_SRC * nc)
+    get[G_MID], get[G_KI], get[G_SI], get[G_KV], get[G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
+    get[N_C] = nc
+    get[N_NCH] = 2 * nc
+    get[N_MASKA] = _pow2(adc_halfwords, "ADC ring")
+    get[N_MASKS] = put[M_MASKS]
+    order = sorted(cur + vol)
+    lat = adc["latency_samples"]
+    for c in range(nc):
+        o = N_HEAD + N_SRC * c
+        get[o + N_CI] = order.index(cur[c])
+        get[o + N_CV] = order.index(vol[c])
+        get[o + N_LI] = lat[0]
+        get[o + N_LV] = lat[1]
+    return array("i", put), array("i", get)

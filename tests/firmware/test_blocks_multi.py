@@ -1,0 +1,330 @@
+"""hal.blocks_multi: the per-sample conversions of a DMA-paced board with C current sources
+(issue 12's two-source board, the draft board file below: not a board under boards/ yet).
+The plain code against hal.calib and the MCP4922 word layout, against hal.blocks with C = 1,
+and the viper twin (hal.blocks_multi_fast) against the plain code, bit for bit, where the
+emitter exists. Runs under the unix port, the 32-bit WebAssembly port and CPython."""
+import sys
+from array import array
+
+from hal import blocks as B
+from hal import blocks_multi as M
+from hal import calib, mcp4922
+from test_blocks import CONVS
+
+try:
+    from hal import blocks_multi_fast as F
+except (ImportError, SyntaxError, NameError):     # CPython or a port without viper
+    F = None
+
+
+def draft(**over):
+    """The draft two-source board of /work/notes/two_source_contract.md (tests only)."""
+    b = {"id": "pico2-mcp4922", "mcu": "rp2",
+         "dac": {"kind": "mcp4922", "bits": 12, "vref_mV": 2048, "channels": 2,
+                 "spi": {"bus": 0, "sck": 18, "mosi": 19, "baudrate": 15625000}, "cs_pin": 17, "ldac_pin": 16},
+         "current_source": {"nA_per_code": 2200, "zero_code": 2048},
+         "sense": {"shunt_ohm": 100, "current_gain": 3, "voltage_divider": 20, "readback_tol_uA": 50,
+                   "adc": {"kind": "rp2040", "bits": 12, "ref_mV": 3300, "mid_mV": 1650,
+                           "current_channels": [0, 2], "voltage_channels": [1, 3], "readback_channel": None,
+                           "latency_samples": [0, 0, 0]}},
+         "enable_pin": 15, "hw_current_limit_uA": 4500, "current_sources": 2, "return": "ground",
+         "compliance_V": 30, "max_sample_rate_hz": 5000, "pace_hz": 256000000,
+         "calibration": {"zero_code": 2048, "full_scale_code": 3848, "full_scale_uA": 3960, "load_ohm": 1000},
+         "limits": {"max_current_uA": 4000}}
+    adc = b["sense"]["adc"]
+    for k, v in over.items():
+        (adc if k in adc else b)[k] = v
+    return b
+
+
+def one_source(**over):
+    """The draft board with one source (AIN0 current, AIN1 voltage): hal.blocks' twin."""
+    return draft(current_sources=1, current_channels=[0], voltage_channels=[1], **over)
+
+
+def put_of(convs, mask_w=255, mask_s=127):
+    """put_words_multi's cfg straight from conversion dicts (any calibration, any C)."""
+    cfg = array("i", [0] * (M.M_HEAD + M.M_SRC * len(convs)))
+    cfg[M.M_C], cfg[M.M_MASKW], cfg[M.M_MASKS] = len(convs), mask_w, mask_s
+    for c, conv in enumerate(convs):
+        o = M.M_HEAD + M.M_SRC * c
+        cfg[o + B.P_Z], cfg[o + B.P_SC], cfg[o + B.P_SU] = conv["zero_code"], conv["span_code"], conv["span_uA"]
+        cfg[o + B.P_HW], cfg[o + B.P_TOP] = conv["hw_limit_uA"], conv["code_max"]
+        cfg[o + B.P_BASE] = mcp4922.word(0, c & 1)
+    return cfg
+
+
+def rnd(x):
+    return (x * 1103515245 + 12345) & 0x7FFFFFFF
+
+
+def kernels():
+    return (M,) if F is None else (M, F)
+
+
+def put(kern, ring, sring, buf, n, k0, cfg):
+    kern.put_words_multi(ring, sring, buf, n, k0, cfg)
+
+
+def sense(kern, adc, sring, outs, n, k0, cfg):
+    kern.get_sense_multi(adc, sring, outs[0], outs[1], outs[2], outs[3], n, k0, cfg)
+
+
+# ---- the builder ---------------------------------------------------------------------------
+
+def test_cfgs_of_the_draft_board():
+    p, g = M.cfgs(draft(), 256, 128, 512)
+    assert list(p[:M.M_HEAD]) == [2, 255, 127]
+    conv = calib.conversion(draft())
+    for c in range(2):
+        o = M.M_HEAD + M.M_SRC * c
+        assert list(p[o:o + M.M_SRC]) == [2048, 1800, 3960, 4500, 4095, mcp4922.word(0, c)]
+    assert p[M.M_HEAD + M.M_SRC + B.P_BASE] & 0x8000 and not p[M.M_HEAD + B.P_BASE] & 0x8000   # A, then B
+    sc = calib.sense_scales(draft())
+    assert list(g[:M.N_HEAD]) == [sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"], 2, 4, 511, 127]
+    # AIN0..3 = current 1, voltage 1, current 2, voltage 2: positions 0..3 in that order
+    assert list(g[M.N_HEAD:]) == [0, 1, 0, 0, 2, 3, 0, 0]
+    assert conv["span_code"] == 1800
+    # The round robin converts in channel-number order, whatever order the file lists them in.
+    _, g = M.cfgs(draft(current_channels=[3, 1], voltage_channels=[0, 2], latency_samples=[2, 1, 0]), 256, 128, 512)
+    assert list(g[M.N_HEAD:]) == [3, 0, 2, 1, 1, 2, 2, 1]
+
+
+def test_cfgs_takes_each_sources_own_calibration():
+    cal2 = {"zero_code": 2040, "full_scale_code": 3900, "full_scale_uA": 4100, "load_ohm": 1000}
+    b = draft(calibration=[draft()["calibration"], cal2])
+    p, _ = M.cfgs(b, 256, 128, 512)
+    o = M.M_HEAD + M.M_SRC
+    assert list(p[o:o + 3]) == [2040, 1860, 4100] and list(p[M.M_HEAD:M.M_HEAD + 3]) == [2048, 1800, 3960]
+    cal3 = {"zero_code": 2050, "full_scale_code": 3850, "full_scale_uA": 3900}
+    p, _ = M.cfgs(b, 256, 128, 512, cals=[cal3, cal3])      # stored calibrations win
+    assert list(p[o:o + 3]) == [2050, 1800, 3900] == list(p[M.M_HEAD:M.M_HEAD + 3])
+
+
+def test_cfgs_refuses_what_the_kernels_cannot_do():
+    bad = ((draft(readback_channel=2), (256, 128, 512)),       # no fifth input: a readback is a mistake
+           (draft(current_sources=3, current_channels=[0, 2, 4], voltage_channels=[1, 3, 5]), (256, 128, 512)),
+           (draft(current_channels=[0]), (256, 128, 512)),
+           (draft(voltage_channels=[1, 2]), (256, 128, 512)),    # AIN2 twice
+           (draft(), (250, 128, 512)), (draft(), (256, 100, 512)), (draft(), (256, 128, 0)))
+    for b, rings in bad:
+        try:
+            M.cfgs(b, *rings)
+        except ValueError:
+            continue
+        raise AssertionError((b["sense"]["adc"], rings))
+
+
+# ---- put_words_multi -----------------------------------------------------------------------
+
+def test_words_are_each_sources_calibrated_code_on_its_own_channel():
+    # Every current from -6 mA to +6 mA on source 0 and its negative on source 1, pairs of
+    # calibrations (hardware limit inside the DAC range, past it, limits on a code, ties):
+    # each word is hal.calib.ua_to_code of its own calibration with its own channel bit, and
+    # no code delivers more than the hardware limit.
+    for t in range(len(CONVS)):
+        convs = (CONVS[t], CONVS[(t + 3) % len(CONVS)])
+        cfg = put_of(convs)
+        ring = array("H", [0] * 256)
+        sring = array("i", [0] * 128)
+        buf = array("i", [0] * 64)
+        for start in range(-6000, 6001, 32):
+            for j in range(32):
+                buf[2 * j], buf[2 * j + 1] = start + j, -start - j
+            k0 = (start + 6000) & 0xFFFF       # wraps both rings
+            M.put_words_multi(ring, sring, buf, 32, k0, cfg)
+            for j in range(64):
+                c = j & 1
+                x = 2 * k0 + j
+                conv = convs[c]
+                code = calib.ua_to_code(conv, buf[j])
+                assert ring[x & 255] == mcp4922.word(code, c), (t, c, buf[j])
+                assert 0 <= code <= conv["code_max"]
+                assert -conv["hw_limit_uA"] <= calib.code_to_ua(conv, code) <= conv["hw_limit_uA"]
+                assert sring[x & 127] == buf[j]
+
+
+def test_one_source_writes_what_hal_blocks_writes():
+    # C = 1 on the draft board's calibration and on others: the same words and set ring as
+    # hal.blocks.put_words (W = 1), currents past the limit and the DAC range, rings wrapped.
+    x = 31
+    for conv in (calib.conversion(one_source()),) + CONVS:
+        pc = put_of((conv,))
+        bc = array("i", [0] * B.P_LEN)
+        bc[B.P_Z], bc[B.P_SC], bc[B.P_SU] = conv["zero_code"], conv["span_code"], conv["span_uA"]
+        bc[B.P_HW], bc[B.P_TOP], bc[B.P_BASE] = conv["hw_limit_uA"], conv["code_max"], mcp4922.word(0)
+        bc[B.P_W], bc[B.P_MASKW], bc[B.P_MASKS] = 1, 255, 127
+        for _ in range(10):
+            buf = array("i", [0] * 100)
+            for j in range(100):
+                x = rnd(x)
+                buf[j] = (x >> 8) % 13001 - 6500
+            k0 = (x >> 4) % (1 << 22)
+            ra, rb = array("H", [0] * 256), array("H", [1] * 256)
+            sa, sb = array("i", [0] * 128), array("i", [1] * 128)
+            B.put_words(ra, sa, buf, 100, k0, bc)
+            M.put_words_multi(rb, sb, buf, 100, k0, pc)
+            for h in range(256):                  # only the slots written (100 of 256)
+                if ((h - k0) & 255) < 100:
+                    assert ra[h] == rb[h], (conv, h)
+            for h in range(128):
+                if ((h - k0) & 127) < 100:
+                    assert sa[h] == sb[h], (conv, h)
+    p, _ = M.cfgs(one_source(), 256, 128, 512)
+    assert list(p) == list(put_of((calib.conversion(one_source()),)))    # the builder agrees
+
+
+# ---- get_sense_multi -----------------------------------------------------------------------
+
+def test_each_source_reads_its_own_channels_at_their_latency():
+    # Every conversion a distinct code (position and slot): each source's current and voltage
+    # come from its own position of the slot its latency names, never a neighbour's; set and
+    # "readback" are the set ring's value of that source and sample.
+    sc = calib.sense_scales(draft())
+    for cur, vol, lat in (([0, 2], [1, 3], [0, 0, 0]), ([0, 2], [1, 3], [1, 0, 0]),
+                          ([0, 2], [1, 3], [0, 2, 0]), ([1, 3], [0, 2], [3, 1, 0]), ([0, 1], [2, 3], [2, 3, 0])):
+        b = draft(current_channels=cur, voltage_channels=vol, latency_samples=lat)
+        _, cfg = M.cfgs(b, 256, 128, 512)
+        order = sorted(cur + vol)
+        adc = array("H", [0] * 512)
+        for slot in range(128):
+            for p in range(4):
+                adc[(4 * slot + p) & 511] = 1000 + 8 * p + slot     # < 4096, distinct
+        sring = array("i", [0] * 128)
+        for x in range(128):
+            sring[x] = 7 * x - 300
+        n, k0 = 40, 110                                            # wraps the set and ADC rings
+        outs = [array("i", [0] * 2 * n) for _ in range(4)]
+        sense(M, adc, sring, outs, n, k0, cfg)
+        for j in range(n):
+            k = k0 + j
+            for c in range(2):
+                i = 2 * j + c
+                ci, cv = order.index(cur[c]), order.index(vol[c])
+                wi = 1000 + 8 * ci + ((k + lat[0]) & 127)
+                wv = 1000 + 8 * cv + ((k + lat[1]) & 127)
+                assert outs[1][i] == calib.scaled(wi - sc["mid"], sc["ki"], sc["si"]), (cur, lat, j, c)
+                assert outs[2][i] == calib.scaled(wv - sc["mid"], sc["kv"], sc["sv"]), (cur, lat, j, c)
+                assert outs[0][i] == outs[3][i] == 7 * ((2 * k + c) & 127) - 300, (j, c)
+
+
+def test_one_source_senses_what_hal_blocks_senses():
+    # C = 1: hal.blocks.get_sense over a 2-conversion round robin gives the same set, current
+    # and voltage (its readback, pointed at the current's slot, is not compared: there is none).
+    x = 5
+    for lat in ((0, 0), (1, 0), (0, 2), (3, 1)):
+        _, mc = M.cfgs(one_source(latency_samples=[lat[0], lat[1], 0]), 256, 128, 512)
+        sc = calib.sense_scales(one_source())
+        bc = array("i", [0] * B.G_LEN)
+        bc[B.G_MID], bc[B.G_KI], bc[B.G_SI], bc[B.G_KV], bc[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
+        bc[B.G_KD], bc[B.G_SD], bc[B.G_SU], bc[B.G_SC] = 1, 1, 1, 1
+        bc[B.G_CI], bc[B.G_CV], bc[B.G_CD], bc[B.G_NCH] = 0, 1, 0, 2
+        bc[B.G_LI], bc[B.G_LV], bc[B.G_LD] = lat[0], lat[1], lat[0]
+        bc[B.G_MASKA], bc[B.G_MASKS] = 511, 127
+        for _ in range(5):
+            adc = array("H", [0] * 512)
+            sring = array("i", [0] * 128)
+            for h in range(512):
+                x = rnd(x)
+                adc[h] = (x >> 7) & 0xFFF
+            for h in range(128):
+                x = rnd(x)
+                sring[h] = (x >> 5) % 9001 - 4500
+            k0 = (x >> 3) % (1 << 22)
+            a = [array("i", [0] * 90) for _ in range(4)]
+            m = [array("i", [0] * 90) for _ in range(4)]
+            B.get_sense(adc, sring, a[0], a[1], a[2], a[3], 90, k0, bc)
+            sense(M, adc, sring, m, 90, k0, mc)
+            assert list(a[0]) == list(m[0]) == list(m[3]), lat
+            assert list(a[1]) == list(m[1]) and list(a[2]) == list(m[2]), lat
+            assert len(set(m[1])) > 10                  # (the inputs do vary)
+
+
+# ---- the viper twins -----------------------------------------------------------------------
+
+def test_viper_twins_are_bit_exact():
+    if sys.implementation.name != "micropython":
+        assert F is None
+        return
+    if F is None:
+        return      # a MicroPython port without viper (the 32-bit WebAssembly one): plain code runs
+    x = 2026
+    for trial in range(60):
+        nc = 1 + trial % 3
+        convs = [CONVS[(trial + 2 * c) % len(CONVS)] for c in range(nc)]
+        x = rnd(x)
+        mw, ms, ma = (255, 511, 1023)[x % 3], (127, 255)[(x >> 3) & 1], (511, 2047)[(x >> 5) & 1]
+        cfg = put_of(convs, mw, ms)
+        n = 1 + (x >> 7) % 40
+        k0 = (x >> 2) % (1 << 22)
+        if trial % 5 == 0:
+            k0 = (1 << 22) - 1 - n // 2                       # the sample counter's last values
+        buf = array("i", [0] * (n * nc))
+        for j in range(n * nc):
+            x = rnd(x)
+            buf[j] = (x >> 8) % 13001 - 6500
+        ring_a, ring_b = array("H", [0] * (mw + 1)), array("H", [0] * (mw + 1))
+        s_a, s_b = array("i", [0] * (ms + 1)), array("i", [0] * (ms + 1))
+        M.put_words_multi(ring_a, s_a, buf, n, k0, cfg)
+        F.put_words_multi(ring_b, s_b, buf, n, k0, cfg)
+        assert list(ring_a) == list(ring_b) and list(s_a) == list(s_b), trial
+        adc = array("H", [0] * (ma + 1))
+        for h in range(ma + 1):
+            x = rnd(x)
+            adc[h] = (x >> 9) & 0xFFF
+        g = array("i", [0] * (M.N_HEAD + M.N_SRC * nc))
+        sc = calib.sense_scales(draft())
+        g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
+        g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, ma, ms
+        for c in range(nc):
+            x = rnd(x)
+            o = M.N_HEAD + M.N_SRC * c
+            g[o + M.N_CI], g[o + M.N_CV] = 2 * c + (x & 1), 2 * c + 1 - (x & 1)
+            g[o + M.N_LI], g[o + M.N_LV] = (x >> 3) % 4, (x >> 6) % 4
+        oa = [array("i", [0] * (n * nc)) for _ in range(4)]
+        ob = [array("i", [-1] * (n * nc)) for _ in range(4)]
+        sense(M, adc, s_a, oa, n, k0, g)
+        sense(F, adc, s_a, ob, n, k0, g)
+        for a, b in zip(oa, ob):
+            assert list(a) == list(b), trial
+
+
+# ---- no allocation, ints within 2**30 ------------------------------------------------------
+
+def test_the_kernels_allocate_nothing_at_the_largest_counts():
+    # The heap locked around each kernel (the block path runs so), at the sample counter's
+    # top and MAX_SOURCES sources: the largest index any kernel computes. On the 32-bit port
+    # an int past 2**30 would be a big int and allocate, failing here.
+    try:
+        import micropython
+    except ImportError:
+        return      # CPython
+    if not hasattr(micropython, "heap_lock"):
+        return
+    nc = M.MAX_SOURCES
+    n = 32
+    k0 = B.K_MASK
+    cfg = put_of([CONVS[c % len(CONVS)] for c in range(nc)], 1023, 1023)
+    buf = array("i", [(j * 611) % 12001 - 6000 for j in range(n * nc)])
+    ring, sring = array("H", [0] * 1024), array("i", [0] * 1024)
+    g = array("i", [0] * (M.N_HEAD + M.N_SRC * nc))
+    sc = calib.sense_scales(draft())
+    g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
+    g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, 2047, 1023
+    for c in range(nc):
+        o = M.N_HEAD + M.N_SRC * c
+        g[o + M.N_CI], g[o + M.N_CV], g[o + M.N_LI], g[o + M.N_LV] = 2 * c, 2 * c + 1, 4, 4
+    adc = array("H", [4095] * 2048)
+    outs = [array("i", [0] * (n * nc)) for _ in range(4)]
+    for kern in kernels():
+        pw, gs = kern.put_words_multi, kern.get_sense_multi
+        micropython.heap_lock()
+        try:
+            pw(ring, sring, buf, n, k0, cfg)
+            gs(adc, sring, outs[0], outs[1], outs[2], outs[3], n, k0, g)
+        finally:
+            micropython.heap_unlock()
+        assert sring[(k0 * nc) & 1023] == buf[0] and outs[0][n * nc - 1] == buf[n * nc - 1]
+        assert outs[1][0] == calib.scaled(4095 - sc["mid"], sc["ki"], sc["si"])
+    assert 2 * nc * (k0 + n + 4) + 2 * nc < 1 << 30
+
