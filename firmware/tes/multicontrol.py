@@ -41,11 +41,11 @@ NONE = -1               # electrode: no electrode named
 def supervisors(proto, limits, board, fs, period):
     """One Supervisor per driven electrode (driven order) and the return's last, each with
     its own current bound: its peak over the segments (tes.validate.electrode_bounds; the
-    return's is the sum of the channels') plus the margin every supervisor allows. The
-    charge budget stays the board's per-electrode limit, as for two electrodes: the
-    validator proved every electrode's bound under it, and a budget at the bound itself
-    would stop an honest session whose measured current runs within the tracking rule's
-    10 % above its set."""
+    return's is the sum of the channels') plus the margin every supervisor allows, and its
+    own impedance lockout (lockouts). The charge budget stays the board's per-electrode
+    limit, as for two electrodes: the validator proved every electrode's bound under it,
+    and a budget at the bound itself would stop an honest session whose measured current
+    runs within the tracking rule's 10 % above its set."""
     sense = board.get("sense") or {}
     comp = board.get("compliance_V", 30) * 1000
     tol = sense.get("readback_tol_uA", 50)
@@ -53,13 +53,13 @@ def supervisors(proto, limits, board, fs, period):
     for b in V.electrode_bounds(proto):
         peak[b[0]] = b[2]
     ret = V.return_name(proto)
-    zmax = proto["safety"]["impedance_max_ohm"]
+    zs = lockouts(proto) + [S.OPEN_OHM]
     out = []
-    for name in V.driven_names(proto) + [ret]:
+    for k, name in enumerate(V.driven_names(proto) + [ret]):
         lim = dict(limits)
         if peak[name] < lim["max_current_uA"]:
             lim["max_current_uA"] = peak[name]
-        out.append(S.Supervisor(lim, {"impedance_max_ohm": lockout(zmax, peak[name], peak[ret])}, fs,
+        out.append(S.Supervisor(lim, {"impedance_max_ohm": zs[k]}, fs,
                                 compliance_mV=comp, dac_tol_uA=tol, period_samples=period))
     st = out[-1].st
     st[S.T_ZMAX] = S.OPEN_OHM   # the return's v = i reads 1 kOhm: no lockout applies
@@ -67,17 +67,75 @@ def supervisors(proto, limits, board, fs, period):
     return out
 
 
-def lockout(zmax, peak, ret_peak):
-    """Electrode c's impedance lockout. What it measures, V_c / I_c, is its own contact plus
-    the return's times I_return / I_c (the return's voltage is in every electrode's): a 4x1
-    ring electrode reads its own contact plus four times the centre's (the return). The protocol's
+def carried_uA(seg):
+    """The most the return carries in stim segment seg (uA). Exact where the return's current
+    is a fixed multiple of every channel's (the engine's envelope scales all alike): each
+    channel O + A*sin(wt) of one w (dc: O = its level, A = 0; a sine at 180 deg: -A), every
+    (O, A) in proportion (O_j*A_i == O_i*A_j): the return, minus their sum, is then at most
+    |sum O| + |sum A|. Otherwise (other phases or frequencies, offsets out of proportion,
+    pulse, noise) the bound, the sum of the channels' peaks (tes.validate.peak_uA): an
+    electrode's mean|V|/mean|I| then holds no fixed share of the return's contact."""
+    so = sa = o0 = a0 = f0 = 0
+    for ch in seg["currents"]:
+        o = ch["offset_uA"]
+        a = ch["amplitude_uA"]
+        if ch["waveform"] == "dc":
+            o, a = o + a, 0
+        elif ch["waveform"] != "sine" or (a and ch["phase_deg"] % 180):
+            return V.peak_uA(seg)
+        elif ch["phase_deg"]:
+            a = -a
+        if a and f0 and ch["frequency_mHz"] != f0:
+            return V.peak_uA(seg)
+        if a:
+            f0 = ch["frequency_mHz"]
+        if o * a0 != o0 * a:      # |O|, |A| <= 4 mA: small ints
+            return V.peak_uA(seg)
+        if not (o0 or a0):
+            o0, a0 = o, a         # the first channel with current: the others' proportion
+        so += o
+        sa += a
+    return abs(so) + abs(sa)
+
+
+def lockouts(proto):
+    """Each driven electrode's impedance lockout (driven order): lockout() of its peak and
+    what the return carries (carried_uA) in each stim segment, the largest over the
+    segments (one lockout serves the session); S.OPEN_OHM for one that never carries
+    current. The 4x1 ring (-500 uA each, the centre +2 mA): 2.5 x the protocol's; two
+    tACS sites in phase: 1.5 x; in anti-phase, or DC sites of +/- 500 uA: the protocol's."""
+    zmax = proto["safety"]["impedance_max_ohm"]
+    zs = [0] * len(V.driven_names(proto))
+    for seg in proto["segments"]:
+        if seg["kind"] != "stim":
+            continue
+        r = carried_uA(seg)
+        for j, ch in enumerate(seg["currents"]):
+            p = V.channel_peak_uA(ch)
+            if p:
+                z = lockout(zmax, p, r)
+                if z > zs[j]:
+                    zs[j] = z
+    return [z or S.OPEN_OHM for z in zs]
+
+
+def lockout(zmax, peak, ret):
+    """Electrode c's impedance lockout at its peak current `peak` beside a return carrying
+    `ret` at most. What it measures, V_c / I_c, is its own contact plus the return's times
+    I_return / I_c (the return's voltage is in every electrode's): a 4x1 ring electrode
+    reads its own contact plus four times the centre's (the return). The protocol's
     lockout bounds a two-electrode path, two contacts; this one locks out where a montage
-    whose contacts are all at half of it would: zmax * (1 + k) / 2 with k = the return's
-    peak over c's (its bound: k is at most that), which is zmax itself for one driven
-    electrode. An electrode without current has no impedance to judge."""
+    whose contacts are all at half of it would, zmax * (1 + k) / 2 with k = ret / peak
+    (zmax itself for one driven electrode), but never under zmax: where the return carries
+    less than c (k < 1; sites whose currents cancel in it), c reads its own contact alone,
+    and may reach what a two-electrode path allows. An electrode without current has no
+    impedance to judge. zmax <= 50 kOhm and peak + ret <= 8 mA (the validator's bounds)
+    keep zmax * (peak + ret) under 2**30."""
     if peak <= 0:
         return S.OPEN_OHM
-    z = zmax * (peak + ret_peak) // (2 * peak)
+    z = zmax * (peak + ret) // (2 * peak)
+    if z < zmax:
+        return zmax
     return z if z < S.OPEN_OHM else S.OPEN_OHM
 
 

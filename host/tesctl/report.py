@@ -573,14 +573,13 @@ def _commanded_multi_panel(ax, plan, t0):
 
 def electrode_lockouts(proto, names, ret):
     """{driven electrode: its impedance lockout (ohm)} as the device computes it (its
-    reading holds its share of the return's contact: tes.multicontrol.lockout), not the
+    reading holds its share of the return's contact: tes.multicontrol.lockouts), not the
     protocol's figure; {} when the record's protocol cannot say."""
     from tes import validate as V
-    from tes.multicontrol import lockout
+    from tes.multicontrol import lockouts
     try:
-        zmax = proto["safety"]["impedance_max_ohm"]
-        peaks = {e[0]: e[2] for e in V.electrode_bounds(proto)}
-        return {n: lockout(zmax, peaks[n], peaks[ret]) for n in names if n != ret}
+        z = dict(zip(V.driven_names(proto), lockouts(proto)))
+        return {n: z[n] for n in names if n != ret}
     except (KeyError, TypeError, ValueError, IndexError):
         return {}
 

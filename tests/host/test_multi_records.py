@@ -340,6 +340,9 @@ def test_report_draws_each_electrode_s_own_lockout():
     proto = protofile.load(paths.PROTOCOLS / "tacs-theta-inphase-2site.toml").canonical
     assert electrode_lockouts(proto, ["F3", "P3", "Cz"], "Cz") == {"F3": 30000, "P3": 30000}
     assert electrode_lockouts(dict(proto, safety={}), ["F3", "P3", "Cz"], "Cz") == {}
+    # in anti-phase the return carries none: each site reads its own contact, the protocol's 20k
+    proto = protofile.load(paths.PROTOCOLS / "tacs-theta-antiphase-2site.toml").canonical
+    assert electrode_lockouts(proto, ["F3", "P3", "Cz"], "Cz") == {"F3": 20000, "P3": 20000}
 
 
 # ---- the per-electrode impedance check (tes.multicheck) ---------------------------------------
