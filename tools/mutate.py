@@ -65,7 +65,7 @@ MODULES = {
                                 "tests/firmware/test_supervisor_sim.py", "tests/firmware/test_app_faults.py",
                                 "tests/firmware/test_control_soft.py"],
     "firmware/tes/multicontrol.py": ["tests/firmware/test_multicontrol.py", "tests/firmware/test_review_multi.py",
-                                     "tests/firmware/test_app_multi.py"],
+                                     "tests/firmware/test_app_multi.py", "tests/firmware/test_multi_lockout.py"],
     "host/tesctl/protofile.py": ["tests/host/test_protofile_golden.py", "tests/host/test_protofile_edges.py",
                                  "tests/host/test_protofile_mutants.py",
                                  "tests/host/test_protocols.py::test_protocol_validates",
