@@ -46,7 +46,7 @@ mutate: setup
 
 
 test-hil: setup $(HIL)/node_modules/.package-lock.json
-	PATH="$(NODE_BIN):$$PATH" node --test $(HIL)/test/
+	PATH="$(NODE_BIN):$$PATH" node --test $(HIL)/test/*.test.mjs
 
 $(HIL)/node_modules/.package-lock.json: $(HIL)/package.json $(HIL)/package-lock.json
 	cd $(HIL) && PATH="$(NODE_BIN):$$PATH" npm ci --no-audit --no-fund

@@ -3,7 +3,7 @@
 // with the board's analog stage modelled. Started by host/tesctl/hil.py, which owns the
 // pseudo-terminal. Channels:
 //   --serial-in FD: host -> device bytes (USB CDC OUT)   --serial-out FD: device -> host (CDC IN)
-//   stdin control lines: reset | stats | profile | fault liftoff|short|clear | quit
+//   stdin control lines: reset | stats | profile | fault liftoff|short|clear [ELECTRODE] | quit
 //   stdout events, one JSON per line
 //   stderr log lines. SIGUSR1 power-cycles, SIGUSR2 reports statistics, stdin EOF quits.
 import { writeFileSync } from 'node:fs';
@@ -161,9 +161,13 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   } else if (cmd === 'profile' && runner.profiler) {
     emit({ event: 'profile', profile: runner.profiler.report() });
   } else if (cmd.startsWith('fault ') || cmd === 'fault') {
-    const kind = cmd.slice(5).trim();
-    if (kind === 'clear') board.fault(null);
-    else if (FAULT_KINDS.includes(kind)) board.fault(kind);
+    // fault KIND [ELECTRODE]: the electrode (0..C, C the return) on a board of several sources.
+    const [kind, el] = cmd.slice(5).trim().split(/\s+/);
+    const e = el === undefined ? null : Number(el);
+    if (e !== null && !(board.multi && Number.isInteger(e) && e >= 0 && e <= board.stage.C)) {
+      log(`hil: fault ${kind} ${el}: ${board.multi ? `electrode 0..${board.stage.C} (${board.stage.C} the return)` : 'this board has one load: no electrode'}`);
+    } else if (kind === 'clear') board.fault(null, e);
+    else if (FAULT_KINDS.includes(kind)) board.fault(kind, e);
     else log(`hil: fault ${JSON.stringify(kind)}: expected ${FAULT_KINDS.join(', ')} or clear`);
   } else if (cmd === 'quit') {
     quit('quit');

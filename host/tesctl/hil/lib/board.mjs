@@ -105,6 +105,8 @@ export function boardParams(board, load = {}, overrides = {}) {
       addr: num(board, 'sense.adc.i2c.addr'),
     };
     p.sense.wakeupUs = model.ads1115_wakeup_us;
+  } else if (Array.isArray(adc.current_channels)) {
+    twoSource(board, p);
   } else {
     p.sense.midMv = num(board, 'sense.adc.mid_mV');
     p.sense.currentChannel = num(board, 'sense.adc.current_channel');
@@ -114,4 +116,27 @@ export function boardParams(board, load = {}, overrides = {}) {
     p.sense.readbackChannel = rb === undefined ? null : rb;
   }
   return p;
+}
+
+// The two-source board (docs/hardware.md, "The next revision"; no file under boards/ yet:
+// its firmware driver does not exist): sense.adc.current_channels / voltage_channels, one
+// input per source each, no readback input; lib/network.mjs models it (p.stage.sources).
+function twoSource(board, p) {
+  const C = num(board, 'current_sources');
+  const adc = board.sense.adc;
+  for (const k of ['current_channels', 'voltage_channels']) {
+    const a = adc[k];
+    if (!Array.isArray(a) || a.length !== C || !a.every(Number.isInteger)) {
+      throw new BoardError(`board file: sense.adc.${k} must list ${C} ADC inputs (current_sources)`);
+    }
+  }
+  if (adc.readback_channel !== undefined && adc.readback_channel !== null) {
+    throw new BoardError('board file: a board of several sources has no DAC readback input in this model');
+  }
+  if (C !== 2) throw new BoardError(`board file: current_channels: current_sources ${C} is not modelled (2: one MCP4922)`);
+  p.stage.sources = C;
+  p.sense.midMv = num(board, 'sense.adc.mid_mV');
+  p.sense.currentChannels = adc.current_channels;
+  p.sense.voltageChannels = adc.voltage_channels;
+  p.sense.readbackChannel = null;
 }

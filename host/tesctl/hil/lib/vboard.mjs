@@ -19,6 +19,7 @@ import { attachDac } from './dacbus.mjs';
 import { attachI2c } from './i2cbus.mjs';
 import { QuietLogger } from './logger.mjs';
 import { Mcp4922 } from './mcp4922.mjs';
+import { Network, networkAdcChannels } from './network.mjs';
 import { PioClock } from './pioclock.mjs';
 import { attachRpAdc } from './rpadc.mjs';
 import { BoardClock } from './sched.mjs';
@@ -56,7 +57,10 @@ export class VirtualBoard {
       onHalt: (why) => this.halt(why),
     });
     this.dac = new Mcp4922({ vrefMv: params.dac.vrefMv, vddMv: params.dac.vddMv, onOutput: (t) => this._dacOut(t) });
-    this.stage = new AnalogStage(params.stage);
+    // Two sources (board.mjs: current_channels): lib/network.mjs, DAC channel A = source 1,
+    // B = source 2, faults per electrode. One source: lib/analog.mjs, B = the pump's reference.
+    this.multi = (params.stage.sources ?? 1) > 1;
+    this.stage = this.multi ? new Network(params.stage) : new AnalogStage(params.stage);
     this.enabled = false;
     this.periods = []; // CPU figures of each stretch with the output enabled (a check, a session)
     this.period = null;
@@ -122,7 +126,8 @@ export class VirtualBoard {
       this.ads.stop();
       attachI2c(rp.i2c[s.i2c.bus], [this.ads], { alarm: chipAlarm, cpuHz: this.cpuHz, fallbackHz: s.i2c.freq });
     } else {
-      attachRpAdc(rp.adc, { channelMv: rpAdcChannels(this.stage, s, this.dac), now: () => this.now(), refMv: s.refMv, noise: this.noise });
+      const channelMv = this.multi ? networkAdcChannels(this.stage, s) : rpAdcChannels(this.stage, s, this.dac);
+      attachRpAdc(rp.adc, { channelMv, now: () => this.now(), refMv: s.refMv, noise: this.noise });
     }
     // clk_sys passes through ROSC, XOSC and PLL settings while the firmware boots; it is
     // compared with --cpu-mhz once USB is up.
@@ -238,7 +243,8 @@ export class VirtualBoard {
    * Fault injection at the current emulated time: 'liftoff', 'short' (lib/analog.mjs) or
    * null (clear). -> the event it reports: {event: 'fault', kind, t_us, ...} (kind 'clear').
    */
-  fault(kind) {
+  fault(kind, electrode = null) {
+    if (this.multi) return this._faultMulti(kind, electrode);
     const t = this.now();
     const was = this.stage.fault;
     this.stage.setFault(t, kind);
@@ -259,8 +265,34 @@ export class VirtualBoard {
     return ev;
   }
 
+  /** The two-source board: kind on electrode (0, 1 driven, 2 the return). */
+  _faultMulti(kind, electrode) {
+    const t = this.now();
+    const st = this.stage;
+    const e = electrode ?? st.C; // no electrode: the return (as hal.sim's faults)
+    const was = st.fault[e];
+    st.setFault(t, kind, e);
+    const x = st.sample(t);
+    const ev = {
+      event: 'fault',
+      kind: kind ?? 'clear',
+      electrode: e,
+      was: was ?? null,
+      t_us: Math.round(t) / 1e3,
+      t_s: t / 1e9,
+      enabled: this.enabled,
+      series_ohm: st.rs[e],
+      i_uA: x.i.map((i) => round3(i * 1e6)),
+      v_V: x.v.map(round3),
+    };
+    this.log(`hil: fault ${ev.kind} on electrode ${e} at ${(t / 1e6).toFixed(3)} ms (board time)`);
+    this.onEvent(ev);
+    return ev;
+  }
+
   _dacOut(t) {
-    this.stage.setDac(t, this.dac.volts(0), this.dac.volts(1));
+    if (this.multi) this.stage.setDac(t, [this.dac.volts(0), this.dac.volts(1)]);
+    else this.stage.setDac(t, this.dac.volts(0), this.dac.volts(1));
     if (this.dacLog) this.dacLog.row(t, this.dac.effectiveCode(0), this.dac.effectiveCode(1), this.enabled);
   }
 
@@ -293,6 +325,15 @@ export class VirtualBoard {
     };
   }
 
+  _loadMulti() {
+    const st = this.stage;
+    return {
+      delivered_uC: round3(st.chargeC.reduce((a, q) => a + q, 0) * 1e6),
+      peak_uA: round3(Math.max(...st.peakA) * 1e6),
+      per_source: Array.from(st.chargeC, (q, c) => ({ delivered_uC: round3(q * 1e6), peak_uA: round3(st.peakA[c] * 1e6) })),
+    };
+  }
+
   stats(keep = false) {
     const { run, interval } = this.cpu.report(this.now(), keep);
     const calls = Object.fromEntries([...this.rom.calls.entries()].sort((a, b) => b[1] - a[1]));
@@ -306,7 +347,7 @@ export class VirtualBoard {
       halted: this.halted,
       dac: { words: this.dac.words, bad_words: this.dac.badWords, latches: this.dac.latches },
       adc: this.ads ? { conversions: this.ads.conversions, ignored_starts: this.ads.ignoredStarts } : null,
-      load: { delivered_uC: round3(this.stage.chargeC * 1e6), peak_uA: round3(this.stage.peakA * 1e6) },
+      load: this.multi ? this._loadMulti() : { delivered_uC: round3(this.stage.chargeC * 1e6), peak_uA: round3(this.stage.peakA * 1e6) },
       enabled_periods: this.period ? [...this.periods, { ...this._periodFigures(this.now()), open: true }] : this.periods,
       flash: { sector_erases: this.flash.erases, page_programs: this.flash.programs },
       rom_calls: calls,
