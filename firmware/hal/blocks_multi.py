@@ -11,13 +11,16 @@ every source's set current (uA) at (k*C + c) & mask_s.
 ADC ring: round-robin conversions, NCH = 2*C per sample (a current and a voltage per source,
 no DAC readback: the RP2040's four inputs are spent), position p of sample slot s at
 (NCH*s + p) & mask_a; a channel with latency L measures sample k in slot k + L.
-Every int stays within +/-2**30 (uA <= 5000, codes < 4096, k*NCH < 2**22 * 16). Rings are
-powers of two up to 2**22 values, so the counters' wrap at 2**22 samples is a whole number of laps.
+The fast trip (trip_scan_multi) judges every source on hal.blocks.trip_scan's rules but its
+short rule. Every int stays within +/-2**30 (uA <= 5000, codes < 4096, k*NCH < 2**22 * 16).
+Rings are powers of two up to 2**22 values: the counters' wrap at 2**22 samples is whole laps.
 """
 from array import array
 
 from hal import calib, mcp4922
-from hal.blocks import G_KI, G_KV, G_MID, G_SI, G_SV, P_BASE, P_HW, P_SC, P_SU, P_TOP, P_Z
+from hal.blocks import (G_KI, G_KV, G_MID, G_SI, G_SV, K_MASK, P_BASE, P_HW, P_SC, P_SU, P_TOP, P_Z, Q_AWRAP,
+                        Q_LAT, Q_MASKA, Q_NCH, Q_RUN, Q_TALAST, Q_TAPOS, Q_TCAP, Q_TIHI, Q_TILO, Q_TK,
+                        Q_TRIP, Q_TVHI, Q_TVLO, TRIP_COMP, TRIP_OPEN, TRIP_OVER, diff)
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType]
@@ -185,3 +188,109 @@ def cfgs(board, out_halfwords, set_len, adc_halfwords, cals=None):
         get[o + N_LI] = lat[0]
         get[o + N_LV] = lat[1]
     return array("i", put), array("i", get)
+
+
+# ---- the fast trip over C sources (hal.blocks.trip_scan's rules, every source) -------------
+Q_TSRC = const(33)      # hal.blocks.Q_LEN: the queue state (hal.blocks' Q_* layout) grows one
+Q_LEN_MULTI = const(34)  # int, the source that tripped (its index c), set with Q_TRIP
+
+
+def _no_cut():
+    pass
+
+
+_t_q = [0] * Q_LEN_MULTI    # trip_bind_multi's arrays; before it, a stopped queue: no scan
+_t_adc = _t_cfg = _t_reg = _t_q
+_t_cut = _no_cut
+
+
+def trip_bind_multi(adc, q, cfg, reg, cut):
+    """As hal.blocks.trip_bind, with get_sense_multi's cfg and a queue state of Q_LEN_MULTI
+    ints (hal.blocks.trip_limits(q, cfg) sets its code intervals: the scaling is shared)."""
+    global _t_adc, _t_q, _t_cfg, _t_reg, _t_cut
+    _t_adc = adc
+    _t_q = q
+    _t_cfg = cfg
+    _t_reg = reg
+    _t_cut = cut
+
+
+def trip_scan_multi(_timer):
+    """hal.blocks.trip_scan's HARD per-sample rules on every source, sample by sample and
+    source by source within a sample (the first match wins): source c's |i| > Q_TIOVER ->
+    TRIP_OVER; its |v| >= Q_TVCOMP -> TRIP_OPEN if |v| > 1000 * |i| (|i| the smaller of
+    this sample's and the next one's current of that source), else TRIP_COMP. On one:
+    q[Q_TRIP] = code, q[Q_TSRC] = c, cut(). Same positions, cap and latency as trip_scan.
+    Not here: its short rule (per-source sign runs); the supervisor's block rule judges
+    a short every 1 ms block."""
+    q = _t_q
+    if q[Q_RUN] == 0:
+        return 0
+    adc = _t_adc
+    cfg = _t_cfg
+    a_addr = _t_reg[0]
+    step = (a_addr - q[Q_TALAST]) & q[Q_MASKA]
+    q[Q_TALAST] = a_addr
+    p = q[Q_TAPOS] + (step >> 1)
+    if p >= q[Q_AWRAP]:
+        p -= q[Q_AWRAP]
+    q[Q_TAPOS] = p
+    nch = q[Q_NCH]
+    k = q[Q_TK]
+    n = diff(p // nch - q[Q_LAT] - 1, k)      # samples whose next one is measured too
+    if n <= 0:
+        return 0
+    cap = q[Q_TCAP]
+    if n > cap:
+        k = (k + n - cap) & K_MASK              # the newest cap samples
+        n = cap
+    q[Q_TK] = (k + n) & K_MASK
+    ilo = q[Q_TILO]
+    ihi = q[Q_TIHI]
+    vlo = q[Q_TVLO]
+    vhi = q[Q_TVHI]
+    mid = cfg[G_MID]
+    ki = cfg[G_KI]
+    si = cfg[G_SI]
+    hi = 1 << (si - 1)
+    kv = cfg[G_KV]
+    sv = cfg[G_SV]
+    hv = 1 << (sv - 1)
+    ma = cfg[N_MASKA]
+    last = N_HEAD + N_SRC * cfg[N_C]
+    a = nch * k
+    end = a + nch * n
+    code = 0
+    o = N_HEAD
+    while a < end:
+        o = N_HEAD
+        while o < last:
+            x = a + cfg[o + N_CI] + nch * cfg[o + N_LI]    # source's current conversion
+            c = adc[x & ma]
+            if c < ilo or c > ihi:
+                code = TRIP_OVER
+                break
+            w = adc[(a + cfg[o + N_CV] + nch * cfg[o + N_LV]) & ma]
+            if w < vlo or w > vhi:
+                v = ((w - mid) * kv + hv) >> sv
+                if v < 0:
+                    v = -v
+                i = ((c - mid) * ki + hi) >> si
+                if i < 0:
+                    i = -i
+                j = ((adc[(x + nch) & ma] - mid) * ki + hi) >> si     # the next sample's current
+                if j < 0:
+                    j = -j
+                if j < i:
+                    i = j
+                code = TRIP_OPEN if v > 1000 * i else TRIP_COMP
+                break
+            o += N_SRC
+        if code:
+            break
+        a += nch
+    if code:
+        q[Q_TRIP] = code
+        q[Q_TSRC] = (o - N_HEAD) // N_SRC
+        _t_cut()
+    return code

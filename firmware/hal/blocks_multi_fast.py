@@ -1,4 +1,4 @@
-"""Viper twin of hal.blocks_multi (put_words_multi, get_sense_multi): the same arithmetic,
+"""Viper twin of hal.blocks_multi (put_words_multi, get_sense_multi, trip_scan_multi): the same arithmetic,
 statement for statement, on machine words; bit-exact to the plain code
 (tests/firmware/test_blocks_multi.py). Signed words are read as (w ^ 2**31) - 2**31, as in
 hal.blocks_fast. Imported only where the viper emitter exists, and only by a driver of a
@@ -124,3 +124,116 @@ def get_sense_multi(adc_obj, sring_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, 
             x += nc
             a += nch
         c += 1
+
+
+# hal.blocks' K_*, Q_* and TRIP_* (and hal.blocks_multi's Q_TSRC)
+_K_MASK = const(0x3FFFFF)
+_K_HALF = const(0x200000)
+_Q_RUN = const(0)
+_Q_MASKA = const(14)
+_Q_NCH = const(15)
+_Q_AWRAP = const(16)
+_Q_LAT = const(12)
+_Q_TRIP = const(17)
+_Q_TALAST = const(18)
+_Q_TAPOS = const(19)
+_Q_TK = const(20)
+_Q_TCAP = const(21)
+_Q_TILO = const(24)
+_Q_TIHI = const(25)
+_Q_TVLO = const(26)
+_Q_TVHI = const(27)
+_Q_TSRC = const(33)
+_TRIP_OPEN = const(1)
+_TRIP_OVER = const(3)
+_TRIP_COMP = const(7)
+
+_t_adc = _t_q = _t_cfg = _t_reg = _t_cut = None
+
+
+def trip_bind_multi(adc, q, cfg, reg, cut):
+    global _t_adc, _t_q, _t_cfg, _t_reg, _t_cut
+    _t_adc = adc
+    _t_q = q
+    _t_cfg = cfg
+    _t_reg = reg
+    _t_cut = cut
+
+
+@micropython.viper
+def trip_scan_multi(_timer) -> int:
+    q = ptr32(_t_q)
+    if q[_Q_RUN] == 0:
+        return 0
+    adc = ptr16(_t_adc)
+    cfg = ptr32(_t_cfg)
+    a_addr = int(ptr32(_t_reg)[0])
+    step = (a_addr - int(q[_Q_TALAST])) & int(q[_Q_MASKA])
+    q[_Q_TALAST] = a_addr
+    p = int(q[_Q_TAPOS]) + (step >> 1)
+    if p >= int(q[_Q_AWRAP]):
+        p -= int(q[_Q_AWRAP])
+    q[_Q_TAPOS] = p
+    nch = int(q[_Q_NCH])
+    k = int(q[_Q_TK])
+    n = ((p // nch - int(q[_Q_LAT]) - 1 - k + _K_HALF) & _K_MASK) - _K_HALF
+    if n <= 0:
+        return 0
+    sg = int(1) << 31
+    cap = int(q[_Q_TCAP])
+    if n > cap:
+        k = (k + n - cap) & _K_MASK
+        n = cap
+    q[_Q_TK] = (k + n) & _K_MASK
+    ilo = (int(q[_Q_TILO]) ^ sg) - sg
+    ihi = (int(q[_Q_TIHI]) ^ sg) - sg
+    vlo = (int(q[_Q_TVLO]) ^ sg) - sg
+    vhi = (int(q[_Q_TVHI]) ^ sg) - sg
+    mid = int(cfg[_G_MID])
+    ki = int(cfg[_G_KI])
+    si = int(cfg[_G_SI])
+    hi = int(1) << (si - 1)
+    kv = int(cfg[_G_KV])
+    sv = int(cfg[_G_SV])
+    hv = int(1) << (sv - 1)
+    ma = int(cfg[_N_MASKA])
+    last = _N_HEAD + _N_SRC * int(cfg[_N_C])
+    a = nch * k
+    end = a + nch * n
+    code = 0
+    o = _N_HEAD
+    while a < end:
+        o = _N_HEAD
+        while o < last:
+            x = a + int(cfg[o + _N_CI]) + nch * int(cfg[o + _N_LI])
+            c = int(adc[x & ma])
+            if c < ilo or c > ihi:
+                code = _TRIP_OVER
+                break
+            w = int(adc[(a + int(cfg[o + _N_CV]) + nch * int(cfg[o + _N_LV])) & ma])
+            if w < vlo or w > vhi:
+                v = ((w - mid) * kv + hv) >> sv
+                if v < 0:
+                    v = 0 - v
+                i = ((c - mid) * ki + hi) >> si
+                if i < 0:
+                    i = 0 - i
+                j = ((int(adc[(x + nch) & ma]) - mid) * ki + hi) >> si
+                if j < 0:
+                    j = 0 - j
+                if j < i:
+                    i = j
+                if v > 1000 * i:
+                    code = _TRIP_OPEN
+                else:
+                    code = _TRIP_COMP
+                break
+            o += _N_SRC
+        if code:
+            break
+        a += nch
+    if code:
+        q[_Q_TRIP] = code
+        q[_Q_TSRC] = (o - _N_HEAD) // _N_SRC
+        _t_cut()
+    return code

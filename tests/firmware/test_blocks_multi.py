@@ -328,3 +328,222 @@ def test_the_kernels_allocate_nothing_at_the_largest_counts():
         assert outs[1][0] == calib.scaled(4095 - sc["mid"], sc["ki"], sc["si"])
     assert 2 * nc * (k0 + n + 4) + 2 * nc < 1 << 30
 
+
+
+# ---- the fast trip over C sources ------------------------------------------------------------
+ADC_BASE = 0x20002000       # a 2048-halfword ADC ring's address (aligned to its 4096 bytes)
+
+
+class TripDma:
+    """The ADC DMA writing NCH = 2*C conversions a sample into a 2048-halfword ring, and a
+    queue state whose trip part starts at the ring's start (as hal.rp2 arms it)."""
+
+    def __init__(self, nc=2, lat=0, cap=10, iover=1000, vcomp=1500):
+        q = self.q = array("i", [0] * M.Q_LEN_MULTI)
+        q[B.Q_RUN], q[B.Q_MASKA], q[B.Q_NCH], q[B.Q_AWRAP] = 1, 4095, 2 * nc, (2 * nc) << 22
+        q[B.Q_LAT], q[B.Q_TCAP], q[B.Q_TIOVER], q[B.Q_TVCOMP] = lat, cap, iover, vcomp
+        q[B.Q_TALAST] = ADC_BASE
+        self.conv = 0
+
+    def scan(self, kern, adc, cfg, cut=None):
+        reg = array("i", [ADC_BASE + (2 * self.conv) % 4096, 0x1FFE])
+        B.trip_limits(self.q, cfg)
+        kern.trip_bind_multi(adc, self.q, cfg, reg, cut if cut is not None else [].clear)
+        return kern.trip_scan_multi(None)
+
+
+def ident(nc=2, lat=None, pos=None):
+    """get_sense_multi's cfg where uA and mV are the ADC code less 2048, on a 2048-halfword
+    ring; source c's current at position 2c and voltage at 2c + 1 unless pos says."""
+    g = array("i", [0] * (M.N_HEAD + M.N_SRC * nc))
+    g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = 2048, 2, 1, 2, 1
+    g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, 2047, 127
+    for c in range(nc):
+        o = M.N_HEAD + M.N_SRC * c
+        g[o + M.N_CI], g[o + M.N_CV] = pos[c] if pos else (2 * c, 2 * c + 1)
+        g[o + M.N_LI], g[o + M.N_LV] = lat[c] if lat else (0, 0)
+    return g
+
+
+def put_iv2(adc, k, c, i, v, nc=2):
+    adc[(2 * nc * k + 2 * c) & 2047] = 2048 + i
+    adc[(2 * nc * k + 2 * c + 1) & 2047] = 2048 + v
+
+
+def trips():
+    return (M,) if F is None else (M, F)
+
+
+def _judge(kern, faults, iover=1000, vcomp=1500, samples=6):
+    """samples judged (the next one measured too) with faults [(k, c, i, v)]: -> (code, source)."""
+    d = TripDma(iover=iover, vcomp=vcomp)
+    adc = array("H", [2048] * 2048)
+    for k, c, i, v in faults:
+        put_iv2(adc, k, c, i, v)
+    d.conv = 4 * (samples + 1)
+    r = d.scan(kern, adc, ident())
+    assert d.q[B.Q_TK] == samples
+    return r, d.q[M.Q_TSRC]
+
+
+def test_trip_multi_judges_every_source_first_in_time_then_in_source_order():
+    assert M.Q_TSRC == B.Q_LEN and M.Q_LEN_MULTI == B.Q_LEN + 1
+    O, C, V = B.TRIP_OVER, B.TRIP_COMP, B.TRIP_OPEN
+    for kern in trips():
+        for s in (1, -1):
+            assert _judge(kern, [(3, 1, s * 1000, 0), (3, 0, s * 1000, s * 1499)]) == (0, 0)
+            assert _judge(kern, [(3, 1, s * 1001, 0)]) == (O, 1)
+            assert _judge(kern, [(4, 0, s * 1001, 0)]) == (O, 0)
+            both = [(3, 0, s * 2, s * 1500), (4, 0, s * 2, 0), (3, 1, s * 1001, 0)]
+            assert _judge(kern, both) == (C, 0)                              # one sample: source 0 first
+            assert _judge(kern, [(2, 1, s * 1001, 0), (3, 0, 0, 1500)]) == (O, 1)          # earlier sample wins
+            assert _judge(kern, [(5, 1, 0, -s * 1500)]) == (V, 1)
+            assert _judge(kern, [(6, 1, 0, -s * 1500)]) == (0, 0)                           # not judged yet
+            # open vs compliance: the smaller |i| of this sample and the next one, of that source
+            base = [(2, 1, s * 2, s * 1001), (2, 0, 500, 0), (3, 0, 0, 0)]
+            assert _judge(kern, base + [(3, 1, s * 2, 0)], vcomp=1000) == (C, 1)
+            assert _judge(kern, base + [(3, 1, -s * 1, 0)], vcomp=1000) == (V, 1)
+            assert _judge(kern, [(2, 0, s * 1, s * 1000), (3, 0, s * 1, 0)], vcomp=1000) == (C, 0)
+
+
+def test_trip_multi_reads_each_channel_at_its_own_position_and_latency():
+    # Round robin AIN0..3 = voltage 2, current 1, current 2, voltage 1; current 2 a sample late.
+    pos = ((1, 3), (2, 0))
+    for kern in trips():
+        d = TripDma(lat=1)
+        adc = array("H", [2048] * 2048)
+        adc[4 * 5 + 2] = 2048 + 1200            # slot 5's current 2: sample 4's (latency 1)
+        adc[4 * 3 + 0] = 2048 + 2000            # slot 3's position 0: voltage 2 of sample 3
+        d.conv = 4 * 5                          # slots 0..4: samples 0..2 judged
+        assert d.scan(kern, adc, ident(lat=((0, 0), (1, 0)), pos=pos)) == 0 and d.q[B.Q_TK] == 3
+        d.conv = 4 * 6
+        assert d.scan(kern, adc, ident(lat=((0, 0), (1, 0)), pos=pos)) == B.TRIP_OPEN
+        assert d.q[M.Q_TSRC] == 1 and d.q[B.Q_TK] == 4
+        d = TripDma(lat=1)
+        adc[4 * 3 + 0] = 2048
+        d.conv = 4 * 7
+        assert d.scan(kern, adc, ident(lat=((0, 0), (1, 0)), pos=pos)) == B.TRIP_OVER and d.q[M.Q_TSRC] == 1
+
+
+def test_trip_multi_keeps_the_queue_rules_cap_stop_and_cut():
+    for kern in trips():
+        for ready, fault, want in ((10, 0, B.TRIP_OVER), (11, 0, 0), (25, 14, 0), (25, 15, B.TRIP_OVER)):
+            d = TripDma(cap=10)
+            adc = array("H", [2048] * 2048)
+            put_iv2(adc, fault, 1, 1500, 0)
+            d.conv = 4 * (ready + 1)
+            assert d.scan(kern, adc, ident()) == want and d.q[B.Q_TK] == ready, (kern, ready, fault)
+        d = TripDma()
+        adc = array("H", [2048] * 2048)
+        put_iv2(adc, 3, 1, 0, 1600)
+        cuts = [1]
+        d.conv = 4 * 4
+        assert d.scan(kern, adc, ident(), cuts.clear) == 0 and cuts == [1] and d.q[B.Q_TRIP] == 0
+        d.conv = 4 * 5
+        assert d.scan(kern, adc, ident(), cuts.clear) == B.TRIP_OPEN and cuts == [] and d.q[B.Q_TRIP] == B.TRIP_OPEN
+        d.q[B.Q_RUN] = 0                        # stopped: nothing looked at, nothing changed
+        saved = list(d.q)
+        cuts.append(1)
+        d.conv = 4 * 30
+        assert d.scan(kern, adc, ident(), cuts.clear) == 0 and list(d.q) == saved and cuts == [1]
+    saved = (M._t_adc, M._t_q, M._t_cfg, M._t_reg, M._t_cut)
+    try:
+        M.trip_bind_multi(*([[0] * M.Q_LEN_MULTI] * 4 + [M._no_cut]))
+        assert M.trip_scan_multi(None) == 0 and M._no_cut() is None
+    finally:
+        M.trip_bind_multi(*saved)
+
+
+def test_trip_multi_with_one_source_is_hal_blocks_trip_without_its_short_rule():
+    # C = 1 over a 2-conversion round robin: the same codes and positions as hal.blocks.trip_scan
+    # (short rule disarmed) on random conversions, caps, counter positions and latencies.
+    x = 4321
+    for trial in range(150):
+        x = rnd(x)
+        lat = ((x >> 3) % 3, (x >> 5) % 3)
+        g = ident(1, lat=(lat,))
+        bc = array("i", [0] * B.G_LEN)
+        for f in (B.G_MID, B.G_KI, B.G_SI, B.G_KV, B.G_SV):
+            bc[f] = g[f]
+        bc[B.G_CI], bc[B.G_CV], bc[B.G_CD], bc[B.G_NCH], bc[B.G_MASKA] = 0, 1, 0, 2, 2047
+        bc[B.G_LI], bc[B.G_LV], bc[B.G_LD] = lat[0], lat[1], 0
+        a, b = TripDma(1, max(lat), 1 + x % 30, 1000 + (x >> 7) % 900, 900 + (x >> 9) % 1100), None
+        b = TripDma(1, max(lat), a.q[B.Q_TCAP], a.q[B.Q_TIOVER], a.q[B.Q_TVCOMP])
+        start = (x >> 4) % (1 << 22)
+        for d in (a, b):
+            d.conv = 2 * start
+            d.q[B.Q_TK], d.q[B.Q_TAPOS], d.q[B.Q_TALAST] = start, 2 * start, ADC_BASE + (2 * d.conv) % 4096
+        adc = array("H", [0] * 2048)
+        for _ in range(6):
+            for h in range(2048):
+                x = rnd(x)
+                adc[h] = 2048 + (x >> 9) % 3001 - 1500
+            x = rnd(x)
+            a.conv += (x >> 7) % 50
+            b.conv = a.conv
+            r = a.scan(M, adc, g)
+            reg = array("i", [ADC_BASE + (2 * b.conv) % 4096])
+            B.trip_limits(b.q, bc)
+            B.trip_bind(adc, b.q, bc, reg, [].clear)
+            assert B.trip_scan(None) == r, trial
+            assert list(a.q[:B.Q_LEN]) == list(b.q[:B.Q_LEN]), trial
+            assert a.q[M.Q_TSRC] == 0
+            a.q[B.Q_TRIP] = b.q[B.Q_TRIP] = 0
+
+
+def test_trip_multi_viper_twin_is_bit_exact():
+    if F is None:
+        return      # CPython, or a port without viper
+    x = 99
+    for trial in range(200):
+        x = rnd(x)
+        nc = 1 + trial % 3
+        lat = [((x >> (3 + 2 * c)) % 3, (x >> (9 + 2 * c)) % 3) for c in range(nc)]
+        g = ident(nc, lat=lat) if trial % 2 else M.cfgs(draft(), 256, 128, 2048)[1]
+        if not trial % 2:
+            nc, lat = 2, [(0, 0), (0, 0)]
+        mx = max(max(p) for p in lat)
+        a, b = (TripDma(nc, mx, 1 + x % 40, 500 + (x >> 5) % 5000, 300 + (x >> 8) % 32000) for _ in range(2))
+        start = (x >> 6) % (1 << 22)
+        for d in (a, b):
+            d.conv = 2 * nc * start
+            d.q[B.Q_TK], d.q[B.Q_TAPOS] = start, 2 * nc * start
+            d.q[B.Q_TALAST] = ADC_BASE + (2 * d.conv) % 4096
+        adc = array("H", [0] * 2048)
+        for _ in range(6):
+            for h in range(2048):
+                x = rnd(x)
+                adc[h] = (x >> 9) & 0xFFF if x & 63 == 0 else 2048 + (x >> 9) % 200 - 100   # rare faults
+            x = rnd(x)
+            a.conv += (x >> 7) % 80
+            b.conv = a.conv
+            ca, cb = [1], [1]
+            assert a.scan(M, adc, g, ca.clear) == b.scan(F, adc, g, cb.clear), trial
+            assert list(a.q) == list(b.q) and ca == cb, trial
+            a.q[B.Q_TRIP] = b.q[B.Q_TRIP] = 0
+
+
+def test_trip_multi_allocates_nothing():
+    try:
+        import micropython
+    except ImportError:
+        return      # CPython
+    if not hasattr(micropython, "heap_lock"):
+        return
+    for kern in trips():
+        for v, want in ((1600, B.TRIP_OPEN), (0, 0)):
+            d = TripDma(cap=40)
+            adc = array("H", [2048] * 2048)
+            put_iv2(adc, 30, 1, 0, v)
+            g = ident()
+            B.trip_limits(d.q, g)
+            d.conv = 4 * 32
+            cuts = iter(range(5))
+            kern.trip_bind_multi(adc, d.q, g, array("i", [ADC_BASE + 2 * d.conv]), cuts.__next__)
+            scan = kern.trip_scan_multi
+            micropython.heap_lock()
+            try:
+                r = scan(None)
+            finally:
+                micropython.heap_unlock()
+            assert r == want and next(cuts) == (1 if want else 0) and d.q[B.Q_TK] == 31
