@@ -124,13 +124,14 @@ def lockout(zmax, peak, ret):
     `ret` at most. What it measures, V_c / I_c, is its own contact plus the return's times
     I_return / I_c (the return's voltage is in every electrode's): a 4x1 ring electrode
     reads its own contact plus four times the centre's (the return). The protocol's
-    lockout bounds a two-electrode path, two contacts; this one locks out where a montage
-    whose contacts are all at half of it would, zmax * (1 + k) / 2 with k = ret / peak
-    (zmax itself for one driven electrode), but never under zmax: where the return carries
-    less than c (k < 1; sites whose currents cancel in it), c reads its own contact alone,
-    and may reach what a two-electrode path allows. An electrode without current has no
-    impedance to judge. zmax <= 50 kOhm and peak + ret <= 8 mA (the validator's bounds)
-    keep zmax * (peak + ret) under 2**30."""
+    lockout bounds a two-electrode path, two contacts; this one locks out above the most a
+    montage whose contacts are all at most half of it can read, |Z_c + r Z_ret| <=
+    zmax * (1 + k) / 2 with k = ret / peak >= |r| (r = I_return / I_c, either sign; zmax
+    itself for one driven electrode), but never under zmax: where the return carries less
+    than c (k < 1), c reads mostly its own contact (alone where the sites' currents cancel
+    in the return), and may reach what a two-electrode path allows. An electrode without
+    current has no impedance to judge. zmax <= 50 kOhm and peak + ret <= 8 mA (the
+    validator's bounds) keep zmax * (peak + ret) under 2**30."""
     if peak <= 0:
         return S.OPEN_OHM
     z = zmax * (peak + ret) // (2 * peak)
