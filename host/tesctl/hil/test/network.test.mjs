@@ -3,7 +3,7 @@
 // closed-form physics, an independent fine-step integration, the faults and the ADC map.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Network, networkAdcChannels } from '../lib/network.mjs';
+import { expm, Network, networkAdcChannels, solve } from '../lib/network.mjs';
 import { adcCode } from '../lib/rpadc.mjs';
 import { REF, codeOf, refParams, replay } from './netref.mjs';
 
@@ -240,13 +240,16 @@ test('through saturation and back: one step equals many small ones and an indepe
   near(a.chargeC[0], b.chargeC[0], 1e-12, 'charge');
 });
 
-test('unequal sources through saturation (one saturates, the other not): against fine steps', () => {
-  const a = driven([4000, -1500]);
-  a.advance(ms(20));
-  const x = a.sample(ms(20));
-  assert.deepEqual(x.saturated, [1, 0]);
-  const f = fineSteps([4000, -1500], 20e-3);
-  for (let e = 0; e < 3; e++) near(a.x[e], f[e], 2e-3, `vc[${e}]`);
+test('unequal sources through saturation: against fine steps', () => {
+  // [4000, -1500]: source 1 saturates, source 2 stays free. [4000, 2000]: source 1
+  // saturates first, then source 2 reaches its compliance in the coupled regime.
+  for (const [uA, sat] of [[[4000, -1500], [1, 0]], [[4000, 2000], [1, 1]]]) {
+    const a = driven(uA);
+    a.advance(ms(20));
+    assert.deepEqual(a.sample(ms(20)).saturated, sat, `${uA}`);
+    const f = fineSteps(uA, 20e-3);
+    for (let e = 0; e < 3; e++) near(a.x[e], f[e], 2e-3, `${uA}: vc[${e}]`);
+  }
 });
 
 test('C = 3: the same physics for more sources', () => {
@@ -273,6 +276,21 @@ test('the 4-input ADC map of the draft board: AIN0 I1, AIN1 V1, AIN2 I2, AIN3 V2
   assert.equal(ch(5, t), null);
   assert.equal(adcCode(ch(0, t), 3300), 2420);
   assert.equal(adcCode(ch(1, t), 3300), adcCode(1650 + 12750 / 20, 3300));
+});
+
+test('expm and solve against closed forms (the coupled regime\'s tools)', () => {
+  // [[-a, b], [b, -a]]: exp = e^(-a h) [[cosh bh, sinh bh], [sinh bh, cosh bh]]; scaled and
+  // squared (|A h| = 12 here).
+  const a = 3000;
+  const b = 1000;
+  const h = 3e-3;
+  const E = expm([Float64Array.of(-a, b), Float64Array.of(b, -a)], h);
+  const e = Math.exp(-a * h);
+  near(E[0][0], e * Math.cosh(b * h), 1e-15, 'E00');
+  near(E[0][1], e * Math.sinh(b * h), 1e-15, 'E01');
+  near(E[1][1], e * Math.cosh(b * h), 1e-15, 'E11');
+  const x = solve([Float64Array.of(0, 2, 1), Float64Array.of(1, 1, 0), Float64Array.of(3, 0, 1)], Float64Array.of(7, 3, 6));
+  for (const [k, want] of [[0, 1], [1, 2], [2, 3]]) near(x[k], want, 1e-12, `x${k}`);
 });
 
 test('faults name an electrode 0..C', () => {
