@@ -12,6 +12,11 @@
 // A `jmp y-- self` loop (a delay count) is fast-forwarded: one step for all its turns that
 // fit before t, so a program that pads each sample with thousands of cycles costs a few
 // dozen JS steps per sample, not thousands.
+//
+// The FIFOs follow SHIFTCTRL's join bits as silicon's do (lib/piofifo.mjs: rp2040js keeps
+// queued words through the flush hal.rp2 does on a hard fault).
+
+import { patchFifoJoin } from './piofifo.mjs';
 
 const JMP_Y_DEC = 0b100;
 
@@ -26,6 +31,7 @@ export class PioClock {
     for (const p of pios) {
       p.run = () => {}; // never from setTimeout: advance() steps them
     }
+    patchFifoJoin(pios);
   }
 
   nsPerCycle(sm) {
