@@ -9,7 +9,7 @@ the pty (raw mode, no output processing, slave kept open so the path survives cl
 tesctl.simpty does), bridges bytes, and passes power cycles, statistics requests and quit.
 
 The harness talks over pipes: serial bytes each way on two inherited descriptors, control
-lines on its stdin (reset, stats, profile, fault KIND, quit) and JSON events on its stdout
+lines on its stdin (reset, stats, profile, fault KIND [ELECTRODE], quit) and JSON events on its stdout
 (ready, usb, reset, halt, stats, profile, fault, exit, error); its stderr is its log.
 """
 import contextlib
@@ -51,28 +51,36 @@ FAULT_KINDS = ("liftoff", "short")
 
 
 def parse_fault(line):
-    """A `fault KIND` control line -> KIND ('liftoff', 'short' or 'clear'); None if the line
-    is not a fault line. Raises HilError (code 2) for a fault line with another kind."""
+    """A `fault KIND [ELECTRODE]` control line -> KIND ('liftoff', 'short' or 'clear'), or
+    'KIND ELECTRODE' with an electrode index (a board of two sources: 0, 1 driven, 2 the
+    return; the harness checks it against the board); None if the line is not a fault line.
+    Raises HilError (code 2) for a fault line with another kind or a non-numeric electrode."""
     words = line.split()
     if not words or words[0] != "fault":
         return None
-    if len(words) != 2 or words[1] not in FAULT_KINDS + ("clear",):
-        raise HilError("fault: expected one of %s" % ", ".join(FAULT_KINDS + ("clear",)), 2)
-    return words[1]
+    if len(words) not in (2, 3) or words[1] not in FAULT_KINDS + ("clear",) or (
+            len(words) == 3 and not words[2].isdigit()):
+        raise HilError("fault: expected one of %s [ELECTRODE]" % ", ".join(FAULT_KINDS + ("clear",)), 2)
+    return " ".join(words[1:])
 
 
 def format_fault(ev):
     """One human line from a fault event (the onset's emulated time in microseconds)."""
     kind = ev.get("kind")
     t_us = ev.get("t_us")
-    when = "%.3f us" % t_us if isinstance(t_us, (int, float)) else "?"
+    when = ("%.3f us" % t_us if isinstance(t_us, (int, float)) else "?") + " emulated"
+    if isinstance(ev.get("electrode"), int):      # a board of two sources: which electrode
+        when += " on electrode %d" % ev["electrode"]
     if kind == "clear":
-        return "hil fault cleared at %s emulated%s" % (when, " (was %s)" % ev["was"] if ev.get("was") else "")
+        return "hil fault cleared at %s%s" % (when, " (was %s)" % ev["was"] if ev.get("was") else "")
     state = "output %s" % ("enabled" if ev.get("enabled") else "off")
     load = ""
-    if isinstance(ev.get("i_uA"), (int, float)) and isinstance(ev.get("v_V"), (int, float)):
-        load = ", load now %.1f uA at %.3f V" % (ev["i_uA"], ev["v_V"])
-    return "hil fault %s at %s emulated (%s%s)" % (kind, when, state, load)
+    i, v = ev.get("i_uA"), ev.get("v_V")
+    if isinstance(i, (int, float)) and isinstance(v, (int, float)):
+        load = ", load now %.1f uA at %.3f V" % (i, v)
+    elif isinstance(i, list) and isinstance(v, list):
+        load = ", sources now %s" % ", ".join("%.1f uA at %.3f V" % (a, b) for a, b in zip(i, v))
+    return "hil fault %s at %s (%s%s)" % (kind, when, state, load)
 
 
 UF2_MAGICS = (0x0A324655, 0x9E5D5157, 0x0AB16F30)   # start 0, start 1, end (lib/uf2.mjs parses the rest)
@@ -383,7 +391,8 @@ class HilServer:
         self._control("reset")
 
     def fault(self, kind):
-        """Inject a load fault at the current emulated time: 'liftoff', 'short' or 'clear'."""
+        """Inject a load fault at the current emulated time: 'liftoff', 'short' or 'clear'
+        ('KIND ELECTRODE' on a board of two sources)."""
         self._control("fault " + parse_fault("fault %s" % kind))    # the CLI line's own check
 
     def stats(self, timeout=30):
@@ -528,7 +537,7 @@ def serve(ready=None, out=None, err=None, **kw):
     """Run an emulated board on a pty until quit, Ctrl-C or SIGTERM (the CLI).
 
     Prints the pty path (or calls ready(path, server)). Lines on stdin: `reset` power-cycles,
-    `stats` prints the statistics, `fault liftoff|short|clear` changes the load at the
+    `stats` prints the statistics, `fault liftoff|short|clear [ELECTRODE]` changes the load at the
     current emulated time (a line with the onset's time is printed), `quit` ends; SIGUSR1 and SIGUSR2 do the first two.
     Returns the exit code: 0 after quit or a signal, 3 if the harness died. Raises HilError."""
     import signal
@@ -577,7 +586,8 @@ def serve(ready=None, out=None, err=None, **kw):
                 else:
                     _quietly(lambda k=kind: server.fault(k))
             elif cmd:
-                err("hil: commands are reset, stats, profile (with --profile), fault liftoff|short|clear, quit")
+                err("hil: commands are reset, stats, profile (with --profile), "
+                    "fault liftoff|short|clear [ELECTRODE], quit")
     threading.Thread(target=commands, name="hil-stdin", daemon=True).start()
     try:
         if ready is not None:

@@ -18,7 +18,9 @@ def test_fault_lines_parse():
     assert hil.parse_fault("fault clear") == "clear"
     assert hil.parse_fault("stats") is None
     assert hil.parse_fault("faulty liftoff") is None
-    for bad in ("fault", "fault dac-stuck", "fault liftoff now", "fault LIFTOFF"):
+    assert hil.parse_fault("fault liftoff 2") == "liftoff 2"        # a board of two sources
+    assert hil.parse_fault("fault clear 0") == "clear 0"
+    for bad in ("fault", "fault dac-stuck", "fault liftoff now", "fault LIFTOFF", "fault short -1", "fault short 1 2"):
         with pytest.raises(hil.HilError) as e:
             hil.parse_fault(bad)
         assert e.value.code == 2
@@ -35,6 +37,12 @@ def test_fault_event_lines():
     assert hil.format_fault({"event": "fault", "kind": "clear", "was": "short", "t_us": 12.5}) == \
         "hil fault cleared at 12.500 us emulated (was short)"
     assert hil.format_fault({"event": "fault", "kind": "clear", "was": None}) == "hil fault cleared at ? emulated"
+    two = {"event": "fault", "kind": "liftoff", "electrode": 0, "was": None, "t_us": 12.5, "enabled": True,
+           "series_ohm": 10000000, "i_uA": [2.15, 1000.9], "v_V": [30.0, 17.035]}
+    assert hil.format_fault(two) == ("hil fault liftoff at 12.500 us emulated on electrode 0 (output enabled, sources "
+                                     "now 2.1 uA at 30.000 V, 1000.9 uA at 17.035 V)")
+    assert hil.format_fault({"event": "fault", "kind": "clear", "electrode": 2, "was": "liftoff", "t_us": 1}) == \
+        "hil fault cleared at 1.000 us emulated on electrode 2 (was liftoff)"
 
 
 def test_server_refuses_an_unknown_kind_before_the_harness():
