@@ -10,7 +10,6 @@ import { writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { FAULT_KINDS } from './lib/analog.mjs';
 import { Profiler } from './lib/profile.mjs';
 import { boardParams, BoardError, readJson } from './lib/board.mjs';
 import { DacLog } from './lib/daclog.mjs';
@@ -161,14 +160,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   } else if (cmd === 'profile' && runner.profiler) {
     emit({ event: 'profile', profile: runner.profiler.report() });
   } else if (cmd.startsWith('fault ') || cmd === 'fault') {
-    // fault KIND [ELECTRODE]: the electrode (0..C, C the return) on a board of several sources.
-    const [kind, el] = cmd.slice(5).trim().split(/\s+/);
-    const e = el === undefined ? null : Number(el);
-    if (e !== null && !(board.multi && Number.isInteger(e) && e >= 0 && e <= board.stage.C)) {
-      log(`hil: fault ${kind} ${el}: ${board.multi ? `electrode 0..${board.stage.C} (${board.stage.C} the return)` : 'this board has one load: no electrode'}`);
-    } else if (kind === 'clear') board.fault(null, e);
-    else if (FAULT_KINDS.includes(kind)) board.fault(kind, e);
-    else log(`hil: fault ${JSON.stringify(kind)}: expected ${FAULT_KINDS.join(', ')} or clear`);
+    const why = board.faultCommand(cmd.slice(5));
+    if (why) log(why);
   } else if (cmd === 'quit') {
     quit('quit');
   } else if (cmd) {

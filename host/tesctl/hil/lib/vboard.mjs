@@ -11,7 +11,7 @@
 // port that vanished would drop them.
 import { GPIOPinState, RP2040 } from 'rp2040js';
 import { Ads1115 } from './ads1115.mjs';
-import { AnalogStage } from './analog.mjs';
+import { AnalogStage, FAULT_KINDS } from './analog.mjs';
 import { BootromHle } from './romhle.mjs';
 import { CdcBridge } from './cdc.mjs';
 import { CpuAccount } from './cpu.mjs';
@@ -263,6 +263,24 @@ export class VirtualBoard {
     this.log(`hil: fault ${ev.kind} at ${(t / 1e6).toFixed(3)} ms (board time)`);
     this.onEvent(ev);
     return ev;
+  }
+
+  /**
+   * The harness's `fault KIND [ELECTRODE]` line (after `fault`): KIND liftoff, short or
+   * clear; ELECTRODE 0..C (C the return) on a board of several sources only.
+   * -> null once injected, or the log line saying why not.
+   */
+  faultCommand(rest) {
+    const [kind, el] = rest.trim().split(/\s+/);
+    const e = el === undefined ? null : Number(el);
+    if (e !== null && !this.multi) return `hil: fault ${kind} ${el}: this board has one load: no electrode`;
+    if (e !== null && !(Number.isInteger(e) && e >= 0 && e <= this.stage.C)) {
+      return `hil: fault ${kind} ${el}: electrode 0..${this.stage.C} (${this.stage.C} the return)`;
+    }
+    if (kind === 'clear') this.fault(null, e);
+    else if (FAULT_KINDS.includes(kind)) this.fault(kind, e);
+    else return `hil: fault ${JSON.stringify(kind)}: expected ${FAULT_KINDS.join(', ')} or clear`;
+    return null;
   }
 
   /** The two-source board: kind on electrode (0, 1 driven, 2 the return). */

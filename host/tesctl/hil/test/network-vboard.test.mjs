@@ -110,3 +110,29 @@ test('fault KIND ELECTRODE on the two-source board: the event names the electrod
   assert.deepEqual(b.stage.sample(b.now()).saturated, [1, 1]);
   assert.equal(b.fault(null, 2).kind, 'clear');
 });
+
+test('the harness\'s fault line: KIND [ELECTRODE], the electrode only on the two-source board', () => {
+  const { b, events } = board();
+  assert.equal(b.faultCommand(' short 1'), null);
+  assert.equal(events.at(-1).electrode, 1);
+  assert.equal(b.stage.fault[1], 'short');
+  assert.equal(b.faultCommand('clear 1'), null);
+  assert.equal(b.stage.fault[1], null);
+  assert.equal(b.faultCommand('liftoff'), null); // the return
+  assert.equal(b.stage.fault[2], 'liftoff');
+  assert.match(b.faultCommand('liftoff 3'), /electrode 0\.\.2 \(2 the return\)/);
+  assert.match(b.faultCommand('melt 0'), /expected liftoff, short or clear/);
+  // One source (pico-mcp4922): as before, and no electrode.
+  const flash = new FlashStore(null);
+  flash.loadBlocks([{ addr: 0, data: new Uint8Array(4) }]);
+  const one = new VirtualBoard({ params: boardParams(readJson(join(BOARDS, 'pico-mcp4922.json')), SIM), flash });
+  one.start();
+  assert.equal(one.multi, false);
+  assert.equal(one.faultCommand('liftoff'), null);
+  assert.equal(one.stage.fault, 'liftoff');
+  assert.match(one.faultCommand('short 0'), /one load: no electrode/);
+  assert.equal(one.stage.fault, 'liftoff');
+  assert.match(one.faultCommand(''), /fault "": expected liftoff, short or clear/);
+  assert.equal(one.faultCommand('clear'), null);
+  assert.equal(one.stage.fault, null);
+});
