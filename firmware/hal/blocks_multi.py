@@ -38,19 +38,17 @@ M_MASKS = const(2)    # set ring length in values - 1
 M_HEAD = const(3)
 M_SRC = const(6)      # P_BASE + 1: base = the word's bits above the code, channel bit included
 
-# cfg of get_sense_multi (array('i')): the shared sense scaling at hal.blocks' indices (so
-# hal.blocks.trip_limits reads it as it reads get_sense's), then per source c a block of
-# N_SRC ints at N_HEAD + N_SRC * c
+# cfg of get_sense_multi (array('i')): the shared sense scaling at hal.blocks' indices 0..4
+# (G_MID, G_KI, G_SI, G_KV, G_SV: hal.blocks.trip_limits reads it as it reads get_sense's),
+# then per source c a block of N_SRC ints at o = N_HEAD + N_SRC * c
 N_C = const(5)        # sources C
 N_NCH = const(6)      # conversions per sample (2 * C)
 N_MASKA = const(7)    # ADC ring length in halfwords - 1
 N_MASKS = const(8)    # set ring length in values - 1
 N_HEAD = const(9)
-N_CI = const(0)       # round-robin position of source c's current
-N_CV = const(1)       #   and of its voltage
-N_LI = const(2)       # their latencies, samples
-N_LV = const(3)
-N_SRC = const(4)
+N_OI = const(0)       # source c's current of sample k is at NCH*k + cfg[o + N_OI] in the ADC
+N_OV = const(1)       #   ring (round-robin position + NCH * latency: set_source); its voltage's
+N_SRC = const(2)
 
 
 def put_words_multi(ring, sring, buf, n, k0, cfg):
@@ -116,8 +114,8 @@ def get_sense_multi(adc, sring, sb, ib, vb, db, n, k0, cfg):
     ms = cfg[N_MASKS]
     for c in range(nc):
         o = N_HEAD + N_SRC * c
-        ci = cfg[o + N_CI] + nch * cfg[o + N_LI]
-        cv = cfg[o + N_CV] + nch * cfg[o + N_LV]
+        ci = cfg[o + N_OI]
+        cv = cfg[o + N_OV]
         i = c
         x = k0 * nc + c
         a = nch * k0            # sample slot k's first conversion, before the mask
@@ -182,12 +180,16 @@ def cfgs(board, out_halfwords, set_len, adc_halfwords, cals=None):
     order = sorted(cur + vol)
     lat = adc["latency_samples"]
     for c in range(nc):
-        o = N_HEAD + N_SRC * c
-        get[o + N_CI] = order.index(cur[c])
-        get[o + N_CV] = order.index(vol[c])
-        get[o + N_LI] = lat[0]
-        get[o + N_LV] = lat[1]
+        set_source(get, c, order.index(cur[c]), order.index(vol[c]), lat[0], lat[1])
     return array("i", put), array("i", get)
+
+
+def set_source(cfg, c, pos_i, pos_v, lat_i, lat_v):
+    """Source c's channels in get_sense_multi's cfg (N_NCH set): the round-robin positions of
+    its current and voltage and their latencies (samples)."""
+    o = N_HEAD + N_SRC * c
+    cfg[o + N_OI] = pos_i + cfg[N_NCH] * lat_i
+    cfg[o + N_OV] = pos_v + cfg[N_NCH] * lat_v
 
 
 # ---- the fast trip over C sources (hal.blocks.trip_scan's rules, every source) -------------
@@ -265,12 +267,12 @@ def trip_scan_multi(_timer):
     while a < end:
         o = N_HEAD
         while o < last:
-            x = a + cfg[o + N_CI] + nch * cfg[o + N_LI]    # source's current conversion
+            x = a + cfg[o + N_OI]                   # the source's current conversion
             c = adc[x & ma]
             if c < ilo or c > ihi:
                 code = TRIP_OVER
                 break
-            w = adc[(a + cfg[o + N_CV] + nch * cfg[o + N_LV]) & ma]
+            w = adc[(a + cfg[o + N_OV]) & ma]
             if w < vlo or w > vhi:
                 v = ((w - mid) * kv + hv) >> sv
                 if v < 0:

@@ -28,11 +28,9 @@ _N_NCH = const(6)
 _N_MASKA = const(7)
 _N_MASKS = const(8)
 _N_HEAD = const(9)
-_N_CI = const(0)
-_N_CV = const(1)
-_N_LI = const(2)
-_N_LV = const(3)
-_N_SRC = const(4)
+_N_OI = const(0)
+_N_OV = const(1)
+_N_SRC = const(2)
 
 
 @micropython.viper
@@ -108,8 +106,8 @@ def get_sense_multi(adc_obj, sring_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, 
     c = 0
     while c < nc:
         o = _N_HEAD + _N_SRC * c
-        ci = int(cfg[o + _N_CI]) + nch * int(cfg[o + _N_LI])
-        cv = int(cfg[o + _N_CV]) + nch * int(cfg[o + _N_LV])
+        ci = int(cfg[o + _N_OI])
+        cv = int(cfg[o + _N_OV])
         i = c
         x = k0 * nc + c
         a = nch * k0
@@ -205,12 +203,12 @@ def trip_scan_multi(_timer) -> int:
     while a < end:
         o = _N_HEAD
         while o < last:
-            x = a + int(cfg[o + _N_CI]) + nch * int(cfg[o + _N_LI])
+            x = a + int(cfg[o + _N_OI])
             c = int(adc[x & ma])
             if c < ilo or c > ihi:
                 code = _TRIP_OVER
                 break
-            w = int(adc[(a + int(cfg[o + _N_CV]) + nch * int(cfg[o + _N_LV])) & ma])
+            w = int(adc[(a + int(cfg[o + _N_OV])) & ma])
             if w < vlo or w > vhi:
                 v = ((w - mid) * kv + hv) >> sv
                 if v < 0:

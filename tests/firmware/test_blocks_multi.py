@@ -83,11 +83,11 @@ def test_cfgs_of_the_draft_board():
     sc = calib.sense_scales(draft())
     assert list(g[:M.N_HEAD]) == [sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"], 2, 4, 511, 127]
     # AIN0..3 = current 1, voltage 1, current 2, voltage 2: positions 0..3 in that order
-    assert list(g[M.N_HEAD:]) == [0, 1, 0, 0, 2, 3, 0, 0]
+    assert list(g[M.N_HEAD:]) == [0, 1, 2, 3]
     assert conv["span_code"] == 1800
     # The round robin converts in channel-number order, whatever order the file lists them in.
     _, g = M.cfgs(draft(current_channels=[3, 1], voltage_channels=[0, 2], latency_samples=[2, 1, 0]), 256, 128, 512)
-    assert list(g[M.N_HEAD:]) == [3, 0, 2, 1, 1, 2, 2, 1]
+    assert list(g[M.N_HEAD:]) == [3 + 4 * 2, 0 + 4 * 1, 1 + 4 * 2, 2 + 4 * 1]
 
 
 def test_cfgs_takes_each_sources_own_calibration():
@@ -278,9 +278,7 @@ def test_viper_twins_are_bit_exact():
         g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, ma, ms
         for c in range(nc):
             x = rnd(x)
-            o = M.N_HEAD + M.N_SRC * c
-            g[o + M.N_CI], g[o + M.N_CV] = 2 * c + (x & 1), 2 * c + 1 - (x & 1)
-            g[o + M.N_LI], g[o + M.N_LV] = (x >> 3) % 4, (x >> 6) % 4
+            M.set_source(g, c, 2 * c + (x & 1), 2 * c + 1 - (x & 1), (x >> 3) % 4, (x >> 6) % 4)
         oa = [array("i", [0] * (n * nc)) for _ in range(4)]
         ob = [array("i", [-1] * (n * nc)) for _ in range(4)]
         sense(M, adc, s_a, oa, n, k0, g)
@@ -312,8 +310,7 @@ def test_the_kernels_allocate_nothing_at_the_largest_counts():
     g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
     g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, 2047, 1023
     for c in range(nc):
-        o = M.N_HEAD + M.N_SRC * c
-        g[o + M.N_CI], g[o + M.N_CV], g[o + M.N_LI], g[o + M.N_LV] = 2 * c, 2 * c + 1, 4, 4
+        M.set_source(g, c, 2 * c, 2 * c + 1, 4, 4)
     adc = array("H", [4095] * 2048)
     outs = [array("i", [0] * (n * nc)) for _ in range(4)]
     for kern in kernels():
@@ -359,9 +356,9 @@ def ident(nc=2, lat=None, pos=None):
     g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = 2048, 2, 1, 2, 1
     g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, 2047, 127
     for c in range(nc):
-        o = M.N_HEAD + M.N_SRC * c
-        g[o + M.N_CI], g[o + M.N_CV] = pos[c] if pos else (2 * c, 2 * c + 1)
-        g[o + M.N_LI], g[o + M.N_LV] = lat[c] if lat else (0, 0)
+        pi, pv = pos[c] if pos else (2 * c, 2 * c + 1)
+        li, lv = lat[c] if lat else (0, 0)
+        M.set_source(g, c, pi, pv, li, lv)
     return g
 
 
