@@ -544,3 +544,29 @@ def test_trip_multi_allocates_nothing():
             finally:
                 micropython.heap_unlock()
             assert r == want and next(cuts) == (1 if want else 0) and d.q[B.Q_TK] == 31
+
+
+def test_hal_blocks_queue_keeps_two_sources_positions():
+    # A two-source driver reuses hal.blocks.queue_room / queue_block unchanged: 2 words and
+    # 4 conversions a sample (Q_W = 2, Q_NCH = 4). Positions through ring laps and the
+    # counters' wrap, and sense offered only samples whose 4 conversions (and latency) are in.
+    OUT_BASE = 0x20001000
+    q = array("i", [0] * M.Q_LEN_MULTI)
+    q[B.Q_W], q[B.Q_MASKO], q[B.Q_MASKA], q[B.Q_NCH] = 2, 2047, 4095, 4
+    q[B.Q_AWRAP], q[B.Q_LEAD], q[B.Q_CHUNK], q[B.Q_LAT] = 4 << 22, 600, 1, 1
+    q[B.Q_DLAST], q[B.Q_ALAST], q[B.Q_RUN] = OUT_BASE, ADC_BASE, 1
+    read = conv = 0
+    x = 17
+    for t in range(1, 20001):                    # 2**22 samples and more
+        r = B.queue_room(q, OUT_BASE + (2 * read) % 2048, ADC_BASE + (2 * conv) % 4096)
+        assert r >= 0
+        q[B.Q_KW] = (q[B.Q_KW] + r) & B.K_MASK
+        m = B.queue_block(q, 1000, 1)
+        ready = B.diff(conv // 4 - 1, q[B.Q_KS])   # whole samples in, less the latency
+        written = B.diff(q[B.Q_KW], q[B.Q_KS])
+        assert m == max(0, min(ready, written, 1000)), (t, m, ready, written)
+        q[B.Q_KS] = (q[B.Q_KS] + m) & B.K_MASK
+        read = 600 * t
+        x = rnd(x)
+        conv = 1200 * t - (x >> 5) % 4            # a sample's conversions come one at a time
+    assert q[B.Q_UNDER] == 0 and q[B.Q_DPOS] == (600 * 19999) % (2 << 22)
