@@ -8,7 +8,9 @@ difference of the instruction counts over REPS is one call's:
 
 C = 0: the single-source kernel; C = 1, 2: the multi one on that many sources. N samples a call
 (trip: N samples a scan, none faulty, the short rule of the single-source one armed but idle).
-Prints nothing; valgrind's "Collected" line is the figure. Profiling aid; never asserts."""
+Prints nothing; valgrind's "Collected" line is the figure. From the repo root. A run's count
+varies by up to ~2.5 M instructions from run to run (the port's start, its heap): take
+REPS = 100000 (+-25 a call). Profiling aid; never asserts."""
 import sys
 from array import array
 
