@@ -11,8 +11,8 @@ every source's set current (uA) at (k*C + c) & mask_s.
 ADC ring: round-robin conversions, NCH = 2*C per sample (a current and a voltage per source,
 no DAC readback: the RP2040's four inputs are spent), position p of sample slot s at
 (NCH*s + p) & mask_a; a channel with latency L measures sample k in slot k + L.
-The fast trip (trip_scan_multi) judges every source on hal.blocks.trip_scan's rules but its
-short rule. Every int stays within +/-2**30 (uA <= 5000, codes < 4096, k*NCH < 2**22 * 16).
+The fast trip (trip_scan_multi) judges every source on hal.blocks.trip_scan's rules.
+Every int stays within +/-2**30 (uA <= 5000, codes < 4096, k*NCH < 2**22 * 16).
 Rings are powers of two up to 2**22 values: the counters' wrap at 2**22 samples is whole laps.
 """
 from array import array
@@ -20,7 +20,8 @@ from array import array
 from hal import calib, mcp4922
 from hal.blocks import (G_KI, G_KV, G_MID, G_SI, G_SV, K_MASK, P_BASE, P_HW, P_SC, P_SU, P_TOP, P_Z, Q_AWRAP,
                         Q_LAT, Q_MASKA, Q_NCH, Q_RUN, Q_TALAST, Q_TAPOS, Q_TCAP, Q_TIHI, Q_TILO, Q_TK,
-                        Q_TRIP, Q_TVHI, Q_TVLO, TRIP_COMP, TRIP_OPEN, TRIP_OVER, diff)
+                        Q_THOLDN, Q_TRIP, Q_TSHI, Q_TSLO, Q_TVHI, Q_TVLO, TRIP_COMP, TRIP_OPEN, TRIP_OVER,
+                        TRIP_SHORT, TRIP_SHORT_RUN, TRIP_SHORT_uA, diff)
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType]
@@ -193,8 +194,11 @@ def set_source(cfg, c, pos_i, pos_v, lat_i, lat_v):
 
 
 # ---- the fast trip over C sources (hal.blocks.trip_scan's rules, every source) -------------
-Q_TSRC = const(33)      # hal.blocks.Q_LEN: the queue state (hal.blocks' Q_* layout) grows one
-Q_LEN_MULTI = const(34)  # int, the source that tripped (its index c), set with Q_TRIP
+# The queue state (hal.blocks' Q_* layout) grows: from hal.blocks.Q_LEN on, the source that
+# tripped, then each source's short-rule state (hal.blocks' Q_THOLD, Q_TSRUN stay unused)
+Q_TSRC = const(33)      # the source that tripped (its index c), set with Q_TRIP
+Q_THOLDS = const(34)    # source c's run of one sign at Q_THOLDS + 2c, its short run at + 2c + 1
+Q_LEN_MULTI = const(50)  # Q_THOLDS + 2 * MAX_SOURCES
 
 
 def _no_cut():
@@ -221,10 +225,10 @@ def trip_scan_multi(_timer):
     """hal.blocks.trip_scan's HARD per-sample rules on every source, sample by sample and
     source by source within a sample (the first match wins): source c's |i| > Q_TIOVER ->
     TRIP_OVER; its |v| >= Q_TVCOMP -> TRIP_OPEN if |v| > 1000 * |i| (|i| the smaller of
-    this sample's and the next one's current of that source), else TRIP_COMP. On one:
-    q[Q_TRIP] = code, q[Q_TSRC] = c, cut(). Same positions, cap and latency as trip_scan.
-    Not here: its short rule (per-source sign runs); the supervisor's block rule judges
-    a short every 1 ms block."""
+    this sample's and the next one's current of that source), else TRIP_COMP; then its
+    short rule on that source's own run of one sign and run of short samples (Q_THOLDS):
+    TRIP_SHORT. On one: q[Q_TRIP] = code, q[Q_TSRC] = c, cut(). Same positions, cap,
+    latency and gap rule (skipped samples disarm every source) as trip_scan."""
     q = _t_q
     if q[Q_RUN] == 0:
         return 0
@@ -243,10 +247,18 @@ def trip_scan_multi(_timer):
     if n <= 0:
         return 0
     cap = q[Q_TCAP]
+    last = N_HEAD + N_SRC * cfg[N_C]
     if n > cap:
         k = (k + n - cap) & K_MASK              # the newest cap samples
         n = cap
+        h = Q_THOLDS + 2 * cfg[N_C]
+        while h > Q_THOLDS:                     # a gap: every source's run of one sign restarts
+            h -= 1
+            q[h] = 0
     q[Q_TK] = (k + n) & K_MASK
+    holdn = q[Q_THOLDN]
+    slo = q[Q_TSLO]
+    shi = q[Q_TSHI]
     ilo = q[Q_TILO]
     ihi = q[Q_TIHI]
     vlo = q[Q_TVLO]
@@ -259,7 +271,6 @@ def trip_scan_multi(_timer):
     sv = cfg[G_SV]
     hv = 1 << (sv - 1)
     ma = cfg[N_MASKA]
-    last = N_HEAD + N_SRC * cfg[N_C]
     a = nch * k
     end = a + nch * n
     code = 0
@@ -287,6 +298,37 @@ def trip_scan_multi(_timer):
                     i = j
                 code = TRIP_OPEN if v > 1000 * i else TRIP_COMP
                 break
+            h = Q_THOLDS + o - N_HEAD           # (N_SRC == 2: the source's pair of ints)
+            hold = q[h]
+            if c > shi:                 # i >= TRIP_HOLD_uA
+                if hold < 0:
+                    hold = 0
+                if hold < holdn:
+                    hold += 1
+            elif c < slo:               # i <= -TRIP_HOLD_uA
+                if hold > 0:
+                    hold = 0
+                if hold > -holdn:
+                    hold -= 1
+            else:
+                hold = 0
+            q[h] = hold
+            if (hold >= holdn or -hold >= holdn) and holdn > 0:
+                i = ((c - mid) * ki + hi) >> si
+                if i < 0:
+                    i = -i
+                v = ((w - mid) * kv + hv) >> sv
+                if v < 0:
+                    v = -v
+                if i >= TRIP_SHORT_uA and v * 10 < i:
+                    q[h + 1] += 1
+                    if q[h + 1] >= TRIP_SHORT_RUN:
+                        code = TRIP_SHORT
+                        break
+                else:
+                    q[h + 1] = 0
+            else:
+                q[h + 1] = 0
             o += N_SRC
         if code:
             break

@@ -142,9 +142,16 @@ _Q_TIHI = const(25)
 _Q_TVLO = const(26)
 _Q_TVHI = const(27)
 _Q_TSRC = const(33)
+_Q_THOLDS = const(34)
+_Q_TSLO = const(28)
+_Q_TSHI = const(29)
+_Q_THOLDN = const(30)
 _TRIP_OPEN = const(1)
 _TRIP_OVER = const(3)
 _TRIP_COMP = const(7)
+_TRIP_SHORT = const(2)
+_TRIP_SHORT_uA = const(1000)
+_TRIP_SHORT_RUN = const(2)
 
 _t_adc = _t_q = _t_cfg = _t_reg = _t_cut = None
 
@@ -179,10 +186,18 @@ def trip_scan_multi(_timer) -> int:
         return 0
     sg = int(1) << 31
     cap = int(q[_Q_TCAP])
+    last = _N_HEAD + _N_SRC * int(cfg[_N_C])
     if n > cap:
         k = (k + n - cap) & _K_MASK
         n = cap
+        h = _Q_THOLDS + 2 * int(cfg[_N_C])
+        while h > _Q_THOLDS:
+            h -= 1
+            q[h] = 0
     q[_Q_TK] = (k + n) & _K_MASK
+    holdn = int(q[_Q_THOLDN])
+    slo = (int(q[_Q_TSLO]) ^ sg) - sg
+    shi = (int(q[_Q_TSHI]) ^ sg) - sg
     ilo = (int(q[_Q_TILO]) ^ sg) - sg
     ihi = (int(q[_Q_TIHI]) ^ sg) - sg
     vlo = (int(q[_Q_TVLO]) ^ sg) - sg
@@ -195,7 +210,6 @@ def trip_scan_multi(_timer) -> int:
     sv = int(cfg[_G_SV])
     hv = int(1) << (sv - 1)
     ma = int(cfg[_N_MASKA])
-    last = _N_HEAD + _N_SRC * int(cfg[_N_C])
     a = nch * k
     end = a + nch * n
     code = 0
@@ -226,6 +240,37 @@ def trip_scan_multi(_timer) -> int:
                 else:
                     code = _TRIP_COMP
                 break
+            h = _Q_THOLDS + o - _N_HEAD
+            hold = (int(q[h]) ^ sg) - sg
+            if c > shi:
+                if hold < 0:
+                    hold = 0
+                if hold < holdn:
+                    hold += 1
+            elif c < slo:
+                if hold > 0:
+                    hold = 0
+                if hold > 0 - holdn:
+                    hold -= 1
+            else:
+                hold = 0
+            q[h] = hold
+            if (hold >= holdn or 0 - hold >= holdn) and holdn > 0:
+                i = ((c - mid) * ki + hi) >> si
+                if i < 0:
+                    i = 0 - i
+                v = ((w - mid) * kv + hv) >> sv
+                if v < 0:
+                    v = 0 - v
+                if i >= _TRIP_SHORT_uA and v * 10 < i:
+                    q[h + 1] = int(q[h + 1]) + 1
+                    if int(q[h + 1]) >= _TRIP_SHORT_RUN:
+                        code = _TRIP_SHORT
+                        break
+                else:
+                    q[h + 1] = 0
+            else:
+                q[h + 1] = 0
             o += _N_SRC
         if code:
             break

@@ -384,7 +384,8 @@ def _judge(kern, faults, iover=1000, vcomp=1500, samples=6):
 
 
 def test_trip_multi_judges_every_source_first_in_time_then_in_source_order():
-    assert M.Q_TSRC == B.Q_LEN and M.Q_LEN_MULTI == B.Q_LEN + 1
+    assert M.Q_TSRC == B.Q_LEN and M.Q_THOLDS == M.Q_TSRC + 1 and M.Q_LEN_MULTI == M.Q_THOLDS + 2 * M.MAX_SOURCES
+    assert M.N_SRC == 2             # the short rule's state: source c's pair at Q_THOLDS + (o - N_HEAD)
     O, C, V = B.TRIP_OVER, B.TRIP_COMP, B.TRIP_OPEN
     for kern in trips():
         for s in (1, -1):
@@ -422,6 +423,41 @@ def test_trip_multi_reads_each_channel_at_its_own_position_and_latency():
         assert d.scan(kern, adc, ident(lat=((0, 0), (1, 0)), pos=pos)) == B.TRIP_OVER and d.q[M.Q_TSRC] == 1
 
 
+def test_trip_multi_short_rule_keeps_each_sources_own_runs():
+    # Source 0 alternates +-1200 uA at 0 mV (AC: never armed), source 1 holds -1200 uA: armed
+    # after THOLDN = 3 samples, a short at 50 mV (V/I 42 ohm) on its 2nd armed sample. Shared
+    # runs would never arm (source 0's flips) or would arm source 0.
+    for kern in trips():
+        for v1, want in ((50, (B.TRIP_SHORT, 1)), (200, (0, 0))):
+            d = TripDma(iover=2000, vcomp=2010, cap=40)
+            d.q[B.Q_THOLDN] = 3
+            adc = array("H", [2048] * 2048)
+            for k in range(12):
+                put_iv2(adc, k, 0, 1200 if k % 2 else -1200, 0)
+                put_iv2(adc, k, 1, -1200, -v1)
+            d.conv = 4 * 11
+            assert (d.scan(kern, adc, ident()), d.q[M.Q_TSRC]) == want, (kern, v1)
+            if want[0]:
+                assert d.q[B.Q_TK] == 10 and d.q[M.Q_THOLDS + 2] == -3 and d.q[M.Q_THOLDS + 3] == 2
+            else:
+                assert d.q[M.Q_THOLDS + 2:M.Q_THOLDS + 4] == array("i", [-3, 0])
+                assert d.q[M.Q_THOLDS] in (1, -1) and d.q[M.Q_THOLDS + 1] == 0
+        # Samples skipped (more pending than the cap) disarm every source.
+        d = TripDma(iover=2000, vcomp=2010, cap=2)
+        d.q[B.Q_THOLDN] = 3
+        for c in range(2):
+            d.q[M.Q_THOLDS + 2 * c], d.q[M.Q_THOLDS + 2 * c + 1] = -3, 1
+        adc = array("H", [2048] * 2048)
+        for k in range(12):
+            put_iv2(adc, k, 1, -1200, -50)
+        d.conv = 4 * 5                           # 4 pending, 2 judged: a gap
+        assert d.scan(kern, adc, ident()) == 0 and d.q[M.Q_THOLDS + 2] == -2 and d.q[M.Q_THOLDS] == 0
+        d.conv = 4 * 6
+        assert d.scan(kern, adc, ident()) == 0                          # armed now, first short sample
+        d.conv = 4 * 7
+        assert d.scan(kern, adc, ident()) == B.TRIP_SHORT and d.q[M.Q_TSRC] == 1
+
+
 def test_trip_multi_keeps_the_queue_rules_cap_stop_and_cut():
     for kern in trips():
         for ready, fault, want in ((10, 0, B.TRIP_OVER), (11, 0, 0), (25, 14, 0), (25, 15, B.TRIP_OVER)):
@@ -451,10 +487,37 @@ def test_trip_multi_keeps_the_queue_rules_cap_stop_and_cut():
         M.trip_bind_multi(*saved)
 
 
-def test_trip_multi_with_one_source_is_hal_blocks_trip_without_its_short_rule():
-    # C = 1 over a 2-conversion round robin: the same codes and positions as hal.blocks.trip_scan
-    # (short rule disarmed) on random conversions, caps, counter positions and latencies.
+def edge_iv(x, sg):
+    """-> (x, i, v, sg): a sample around the trip's edges (ADC codes less 2048): mostly |i| near
+    300 or 1000 with |v| near |i| / 10 and a sign that holds ~8 samples, sometimes anything."""
+    x = rnd(x)
+    if x & 0xE0 == 0:
+        sg = -sg
+    if x & 0x300 == 0:
+        i = (x >> 11) % 3001 - 1500 if x & 8 else (x >> 11) % 3 - 1    # anything, or ~0
+        v = (x >> 13) % 3001 - 1500
+    else:
+        i = sg * (290 + (x >> 11) % 20 if x & 2 else 990 + (x >> 11) % 30)
+        v = (1 if x & 4 else -1) * (abs(i) // 10 - 2 + (x >> 14) % 5)
+    return x, i, v, sg
+
+
+def fill_edges(adc, x, nc):
+    """The whole ring, conversions 2c and 2c + 1 of a sample being source c's i and v."""
+    sgs = [1] * nc
+    for h in range(0, 2048, 2):
+        c = (h >> 1) % nc
+        x, i, v, sgs[c] = edge_iv(x, sgs[c])
+        adc[h], adc[h + 1] = 2048 + i, 2048 + v
+    return x
+
+
+def test_trip_multi_with_one_source_is_hal_blocks_trip():
+    # C = 1 over a 2-conversion round robin: the same codes, positions and short-rule state as
+    # hal.blocks.trip_scan on random conversions around every rule's edges, caps (gaps),
+    # counter positions, latencies and arming runs.
     x = 4321
+    codes = set()
     for trial in range(150):
         x = rnd(x)
         lat = ((x >> 3) % 3, (x >> 5) % 3)
@@ -467,14 +530,15 @@ def test_trip_multi_with_one_source_is_hal_blocks_trip_without_its_short_rule():
         a, b = TripDma(1, max(lat), 1 + x % 30, 1000 + (x >> 7) % 900, 900 + (x >> 9) % 1100), None
         b = TripDma(1, max(lat), a.q[B.Q_TCAP], a.q[B.Q_TIOVER], a.q[B.Q_TVCOMP])
         start = (x >> 4) % (1 << 22)
+        holdn = (x >> 11) % 6
         for d in (a, b):
             d.conv = 2 * start
             d.q[B.Q_TK], d.q[B.Q_TAPOS], d.q[B.Q_TALAST] = start, 2 * start, ADC_BASE + (2 * d.conv) % 4096
+            d.q[B.Q_THOLDN] = holdn
         adc = array("H", [0] * 2048)
-        for _ in range(6):
-            for h in range(2048):
-                x = rnd(x)
-                adc[h] = 2048 + (x >> 9) % 3001 - 1500
+        seen = set()
+        for _ in range(8):
+            x = fill_edges(adc, x, 1)
             x = rnd(x)
             a.conv += (x >> 7) % 50
             b.conv = a.conv
@@ -483,15 +547,20 @@ def test_trip_multi_with_one_source_is_hal_blocks_trip_without_its_short_rule():
             B.trip_limits(b.q, bc)
             B.trip_bind(adc, b.q, bc, reg, [].clear)
             assert B.trip_scan(None) == r, trial
-            assert list(a.q[:B.Q_LEN]) == list(b.q[:B.Q_LEN]), trial
-            assert a.q[M.Q_TSRC] == 0
+            seen.add(r)
+            assert list(a.q[:B.Q_THOLD]) == list(b.q[:B.Q_THOLD]), trial       # all but the short state
+            assert (a.q[M.Q_THOLDS], a.q[M.Q_THOLDS + 1]) == (b.q[B.Q_THOLD], b.q[B.Q_TSRUN]), trial
+            assert a.q[B.Q_THOLD] == a.q[B.Q_TSRUN] == a.q[M.Q_TSRC] == 0
             a.q[B.Q_TRIP] = b.q[B.Q_TRIP] = 0
+        codes.update(seen)
+    assert codes == {0, B.TRIP_OVER, B.TRIP_COMP, B.TRIP_OPEN, B.TRIP_SHORT}, codes     # every rule reached
 
 
 def test_trip_multi_viper_twin_is_bit_exact():
     if F is None:
         return      # CPython, or a port without viper
     x = 99
+    codes = set()
     for trial in range(200):
         x = rnd(x)
         nc = 1 + trial % 3
@@ -506,18 +575,43 @@ def test_trip_multi_viper_twin_is_bit_exact():
             d.conv = 2 * nc * start
             d.q[B.Q_TK], d.q[B.Q_TAPOS] = start, 2 * nc * start
             d.q[B.Q_TALAST] = ADC_BASE + (2 * d.conv) % 4096
+            d.q[B.Q_THOLDN] = (x >> 12) % 6
+            for c in range(nc):                 # a source's runs where an earlier scan left them
+                d.q[M.Q_THOLDS + 2 * c] = (x >> (15 + c)) % 11 - 5
+                d.q[M.Q_THOLDS + 2 * c + 1] = (x >> (20 + c)) % 2
         adc = array("H", [0] * 2048)
         for _ in range(6):
-            for h in range(2048):
-                x = rnd(x)
-                adc[h] = (x >> 9) & 0xFFF if x & 63 == 0 else 2048 + (x >> 9) % 200 - 100   # rare faults
+            if trial % 4 < 2:
+                x = fill_edges(adc, x, nc)
+            else:
+                for h in range(2048):
+                    x = rnd(x)
+                    adc[h] = (x >> 9) & 0xFFF if x & 63 == 0 else 2048 + (x >> 9) % 200 - 100   # rare faults
             x = rnd(x)
             a.conv += (x >> 7) % 80
             b.conv = a.conv
             ca, cb = [1], [1]
-            assert a.scan(M, adc, g, ca.clear) == b.scan(F, adc, g, cb.clear), trial
+            r = a.scan(M, adc, g, ca.clear)
+            assert r == b.scan(F, adc, g, cb.clear), trial
             assert list(a.q) == list(b.q) and ca == cb, trial
             a.q[B.Q_TRIP] = b.q[B.Q_TRIP] = 0
+            codes.add(r)
+    assert codes == {0, B.TRIP_OVER, B.TRIP_COMP, B.TRIP_OPEN, B.TRIP_SHORT}, codes
+
+
+def _locked_scan(micropython, kern, d, adc):
+    """One scan of d's queue with the heap locked -> (code, cuts made)."""
+    g = ident()
+    B.trip_limits(d.q, g)
+    cuts = iter(range(5))           # cut() takes the next: allocation-free
+    kern.trip_bind_multi(adc, d.q, g, array("i", [ADC_BASE + 2 * d.conv]), cuts.__next__)
+    scan = kern.trip_scan_multi
+    micropython.heap_lock()
+    try:
+        r = scan(None)
+    finally:
+        micropython.heap_unlock()
+    return r, next(cuts)
 
 
 def test_trip_multi_allocates_nothing():
@@ -532,18 +626,15 @@ def test_trip_multi_allocates_nothing():
             d = TripDma(cap=40)
             adc = array("H", [2048] * 2048)
             put_iv2(adc, 30, 1, 0, v)
-            g = ident()
-            B.trip_limits(d.q, g)
             d.conv = 4 * 32
-            cuts = iter(range(5))
-            kern.trip_bind_multi(adc, d.q, g, array("i", [ADC_BASE + 2 * d.conv]), cuts.__next__)
-            scan = kern.trip_scan_multi
-            micropython.heap_lock()
-            try:
-                r = scan(None)
-            finally:
-                micropython.heap_unlock()
-            assert r == want and next(cuts) == (1 if want else 0) and d.q[B.Q_TK] == 31
+            assert _locked_scan(micropython, kern, d, adc) == (want, 1 if want else 0) and d.q[B.Q_TK] == 31
+        d = TripDma(iover=2000, vcomp=2010, cap=40)      # the short rule, armed, scaling on a hit
+        d.q[B.Q_THOLDN] = 3
+        adc = array("H", [2048] * 2048)
+        for k in range(12):
+            put_iv2(adc, k, 1, 1200, 50)
+        d.conv = 4 * 12
+        assert _locked_scan(micropython, kern, d, adc) == (B.TRIP_SHORT, 1) and d.q[M.Q_TSRC] == 1
 
 
 def test_hal_blocks_queue_keeps_two_sources_positions():
