@@ -101,11 +101,20 @@ def carried_uA(seg):
 def lockouts(proto):
     """Each driven electrode's impedance lockout (driven order): lockout() of its peak and
     what the return carries (carried_uA) in each stim segment, the largest over the
-    segments (one lockout serves the session); S.OPEN_OHM for one that never carries
-    current. The 4x1 ring (-500 uA each, the centre +2 mA): 2.5 x the protocol's; two
-    tACS sites in phase: 1.5 x; in anti-phase, or DC sites of +/- 500 uA: the protocol's."""
+    segments (one lockout serves the session), but never above what the session's peaks
+    give (lockout() of c's peak and the return's bound, the rule before carried_uA): with
+    several segments the largest alone could judge a segment where c and the return form a
+    plain path by another's figure (c at 100 uA beside 1 mA, then 400 uA alone: 120 kOhm
+    against the peaks' 37.5). S.OPEN_OHM for one that never carries current. The 4x1 ring
+    (-500 uA each, the centre +2 mA): 2.5 x the protocol's; two tACS sites in phase: 1.5 x;
+    in anti-phase, or DC sites of +/- 500 uA: the protocol's."""
     zmax = proto["safety"]["impedance_max_ohm"]
-    zs = [0] * len(V.driven_names(proto))
+    names = V.driven_names(proto)
+    peak = {}
+    for b in V.electrode_bounds(proto):
+        peak[b[0]] = b[2]
+    ret_peak = peak[V.return_name(proto)]
+    zs = [0] * len(names)
     for seg in proto["segments"]:
         if seg["kind"] != "stim":
             continue
@@ -116,6 +125,10 @@ def lockouts(proto):
                 z = lockout(zmax, p, r)
                 if z > zs[j]:
                     zs[j] = z
+    for j in range(len(zs)):
+        cap = lockout(zmax, peak[names[j]], ret_peak)
+        if zs[j] > cap:
+            zs[j] = cap
     return [z or S.OPEN_OHM for z in zs]
 
 

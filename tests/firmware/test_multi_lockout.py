@@ -108,11 +108,12 @@ def test_the_largest_over_the_segments_and_an_electrode_without_current():
     # the first segment's return carries 2 mA (F4 and P4: 30 kOhm), the second's none
     assert MC.lockouts(p) == [30000, 30000, S.OPEN_OHM]
     # F4 at 100 beside P4 at 300: the return carries 400, F4's share 4 there (50 kOhm),
+    # but never above the session's peaks' figure (F4 1 mA, the return 2 mA: 30 kOhm);
     # P4's 4/3 (23.3 kOhm, under the first segment's 30)
     second["currents"][0]["amplitude_uA"] = 100
     second["currents"][1]["amplitude_uA"] = 300
     assert MC.carried_uA(second) == 400
-    assert MC.lockouts(p) == [50000, 30000, S.OPEN_OHM]
+    assert MC.lockouts(p) == [30000, 30000, S.OPEN_OHM]
     # a segment where an electrode carries nothing does not count for it
     second["currents"][0]["amplitude_uA"] = 0
     assert MC.lockouts(p) == [30000, 30000, S.OPEN_OHM]
@@ -169,6 +170,10 @@ def test_seeded_random_montages_small_ints_and_the_returns_true_peak():
         assert V.check(p, LIMITS) == [], (seed, V.check(p, LIMITS))
         zmax = p["safety"]["impedance_max_ohm"]
         zs = MC.lockouts(p)
+        pk = dict((b[0], b[2]) for b in V.electrode_bounds(p))    # never looser than the peaks' rule:
+        caps = [MC.lockout(zmax, pk[n], pk[V.return_name(p)]) for n in V.driven_names(p)]
+        for j, z in enumerate(zs):
+            assert z <= caps[j] or z == S.OPEN_OHM, (seed, j, z, caps[j])
         for seg in p["segments"]:
             r = MC.carried_uA(seg)
             bound = V.peak_uA(seg)
@@ -199,7 +204,7 @@ def test_seeded_random_montages_small_ints_and_the_returns_true_peak():
                     assert abs(o) * 4000 < SMALL          # carried_uA's cross products
                 assert zmax * (pc + r) < SMALL
                 if pc:
-                    assert zs[j] >= MC.lockout(zmax, pc, r) >= zmax
+                    assert zs[j] >= min(MC.lockout(zmax, pc, r), caps[j]) and MC.lockout(zmax, pc, r) >= zmax
         for z in zs:
             assert 100 <= zmax <= z <= S.OPEN_OHM
     assert exact >= 5, exact          # the sweep reaches the exact rule, not only the bound
@@ -241,3 +246,23 @@ def test_opposite_dc_sites_stop_near_the_protocols_lockout_on_the_network():
     f = sim_events(d, "fault")
     assert [(x["fault"], x["detail"], x["electrode"]) for x in f] == [("impedance-high", "ramp-down", "F4")], f
     assert d.outcome() == ("fault", "impedance-high") and d.last_record()["electrode"] == "F4"
+
+
+def test_several_segments_never_loosen_the_peaks_rule():
+    # helper-32's case (review_s7 F1): F4 at 100 uA beside P4 at 1 mA (F4's share 10: 120
+    # kOhm there), then F4 at 400 uA alone (a plain two-contact path). The largest alone
+    # would judge the second segment by the first's 120 kOhm; the session's peaks (F4 400,
+    # the return 1.1 mA) give 37.5 kOhm, the most it may be.
+    p = mproto([cur("F4", 100), cur("P4", 1000)], ret="Cz")
+    p["segments"].append(seg_of(cur("F4", 400), cur("P4", 0)))
+    assert V.check(p, LIMITS) == []
+    zs = MC.lockouts(p)
+    assert zs[0] == 37500, zs
+    assert zs[1] == MC.lockout(20000, 1000, 1100) == 21000
+    # one segment: the carried rule alone, never above the peaks' figure either
+    for segs in (p["segments"][:1], p["segments"][1:]):
+        q = dict(p, segments=segs)
+        peaks = dict((b[0], b[2]) for b in V.electrode_bounds(q))
+        for name, z in zip(V.driven_names(q), MC.lockouts(q)):
+            if peaks[name]:
+                assert z <= MC.lockout(20000, peaks[name], peaks["Cz"]), (name, z)
