@@ -26,11 +26,14 @@ def take_skip_flag():
 
 
 def make_hal(board):
-    if board["mcu"] == "rp2":
-        from hal.rp2 import Rp2Hal as Hal
-    else:
-        from hal.esp32 import Esp32Hal as Hal
-    return Hal(board)
+    if board["mcu"] == "esp32":
+        from hal.esp32 import Esp32Hal
+        return Esp32Hal(board)
+    if board.get("current_sources", 1) > 1:      # one DAC channel per source (hal.rp2_multi)
+        from hal.rp2_multi import Rp2MultiHal
+        return Rp2MultiHal(board)
+    from hal.rp2 import Rp2Hal
+    return Rp2Hal(board)
 
 
 def main():

@@ -77,6 +77,11 @@ class Hal:
         |i| > iover_uA is overcurrent; |v| >= vcomp_mV is open-circuit where |v| > 1000 |i|
         of that sample, else compliance. It never trips on other drivers (the default)."""
 
+    def tripped_source(self):
+        """The driven electrode (index c) the fast trip found its hard fault on, or -1: none,
+        or a driver whose trip does not tell (a board of one source)."""
+        return -1
+
     def drain(self):
         """Nothing more will be written this session: the output running on past the last
         sample (zero current) is the end, not an underrun."""

@@ -171,10 +171,6 @@ class Rp2Hal(Hal):
         except OSError:
             pass  # already there
         cal = calib.load_calibration(STORAGE)   # raises on a corrupt one: do not guess
-        conv = calib.conversion(board, cal)
-        self.conv = conv
-        self._zero_word = mcp4922.word(conv["zero_code"])
-        self._ref_word = mcp4922.word(2048, mcp4922.CH_B)     # 1 channel: B is the pump's reference
         # Rings (allocated once: the block path allocates nothing).
         self._raw, self._adc, self._out = _rings()             # byte views; the kernels use ptr16
         self._out_h = (1 << OUT_BITS) // 2                    # halfwords
@@ -184,9 +180,61 @@ class Rp2Hal(Hal):
         # let writes overtake unsensed entries (a false dac-stuck).
         self._set = array("i", [0] * SET_LEN)
         self._adc_h = (1 << ADC_BITS) // 2
+        chans = self._sources(board, cal)
         # The zero pattern Z copies: one 32-bit word = two halfwords of the ring.
-        zw = self._zero_word if self.words == 1 else self._ref_word
-        self._zpat = array("I", [self._zero_word | (zw << 16)])
+        self._zpat = array("I", [self._zero_word | (self._word_b << 16)])
+        self._rr = 0
+        for c in chans:
+            self._rr |= 1 << c
+            machine.ADC(c)               # pads to analog input
+        self._ain0 = min(chans)
+        # DMA channels, claimed for good; the PIO state machine.
+        self._d = rp2.DMA()
+        self._z = rp2.DMA()
+        self._s = rp2.DMA()
+        pins = dac["spi"]
+        prog = dac1 if self.words == 1 else dac2
+        self._sm = rp2.StateMachine(0, prog, freq=2000000, sideset_base=machine.Pin(pins["sck"]),
+                                    set_base=machine.Pin(dac["ldac_pin"]), out_base=machine.Pin(pins["mosi"]))
+        self._sm_bit = 1
+        # Register addresses, computed once: on a board they are big ints, and making one
+        # in the block path would allocate.
+        self._r_d = _DMA_BASE + 0x40 * _chan(self._d)              # D READ_ADDR
+        self._r_s = _DMA_BASE + 0x40 * _chan(self._s) + 4          # S WRITE_ADDR
+        self._r_shift = _PIO0 + 0x0D0                               # SM0_SHIFTCTRL
+        self._abort_dz = (1 << _chan(self._d)) | (1 << _chan(self._z))
+        self._wdt = None
+        self.fs = 0
+        # The fast trip: a hard timer interrupt runs hal.blocks.trip_scan (viper) on the
+        # newest ADC conversions, the timer calling it directly (no method, no lookups: on
+        # a trip it calls _cut). Made and bound here: a bound method made in the interrupt
+        # allocates (the heap is locked there), and so would a Timer.
+        self._tim = machine.Timer(-1)       # (-1: rp2's only kind, on the SDK's alarm pool; not started)
+        self._cut_cb = self._cut
+        self._scan = self._bind_trip()
+        q = self._q
+        q[blocks.Q_W] = self.words
+        q[blocks.Q_MASKO] = (1 << OUT_BITS) - 1
+        q[blocks.Q_MASKA] = (1 << ADC_BITS) - 1
+        q[blocks.Q_NCH] = self._nch
+        q[blocks.Q_AWRAP] = self._nch * (K_MASK + 1)
+        # Boot: channel B's word (the fixed reference, or source 2's zero), zero current on A,
+        # then the PIO idles.
+        self._sm.put(self._word_b, 16)
+        self._sm.put(self._zero_word, 16)
+        self._sm.active(1)
+        time.sleep_ms(1)
+
+
+    def _sources(self, board, cal):
+        """The current source's conversion, DAC words, kernel cfgs and queue state; the ADC
+        inputs it converts (hal.rp2_multi: two sources)."""
+        conv = calib.conversion(board, cal)
+        self.conv = conv
+        self._zero_word = mcp4922.word(conv["zero_code"])
+        self._ref_word = mcp4922.word(2048, mcp4922.CH_B)     # 1 channel: B is the pump's reference
+        # Channel B's word while A carries the current (words = 2): the pump's reference.
+        self._word_b = self._zero_word if self.words == 1 else self._ref_word
         self._put = array("i", [0] * blocks.P_LEN)
         p = self._put
         p[blocks.P_Z] = conv["zero_code"]
@@ -215,56 +263,23 @@ class Rp2Hal(Hal):
         g[blocks.G_Z], g[blocks.G_SU], g[blocks.G_SC] = conv["zero_code"], conv["span_uA"], conv["span_code"]
         g[blocks.G_NCH] = 3
         g[blocks.G_MASKS] = len(self._set) - 1
-        self._rr = 0
-        for c in chans:
-            self._rr |= 1 << c
-        self._ain0 = order[0]
-        for c in chans:
-            machine.ADC(c)               # pads to analog input
-        # DMA channels, claimed for good; the PIO state machine.
-        self._d = rp2.DMA()
-        self._z = rp2.DMA()
-        self._s = rp2.DMA()
-        pins = dac["spi"]
-        prog = dac1 if self.words == 1 else dac2
-        self._sm = rp2.StateMachine(0, prog, freq=2000000, sideset_base=machine.Pin(pins["sck"]),
-                                    set_base=machine.Pin(dac["ldac_pin"]), out_base=machine.Pin(pins["mosi"]))
-        self._sm_bit = 1
-        # Register addresses, computed once: on a board they are big ints, and making one
-        # in the block path would allocate.
-        self._r_d = _DMA_BASE + 0x40 * _chan(self._d)              # D READ_ADDR
-        self._r_s = _DMA_BASE + 0x40 * _chan(self._s) + 4          # S WRITE_ADDR
-        self._r_shift = _PIO0 + 0x0D0                               # SM0_SHIFTCTRL
-        self._abort_dz = (1 << _chan(self._d)) | (1 << _chan(self._z))
-        self._wdt = None
-        self.fs = 0
-        # The fast trip: a hard timer interrupt runs hal.blocks.trip_scan (viper) on the
-        # newest ADC conversions, the timer calling it directly (no method, no lookups: on
-        # a trip it calls _cut). Made and bound here: a bound method made in the interrupt
-        # allocates (the heap is locked there), and so would a Timer.
-        self._tim = machine.Timer(-1)       # (-1: rp2's only kind, on the SDK's alarm pool; not started)
-        self._cut_cb = self._cut
+        self._nch = 3
+        return chans
+
+    def _bind_trip(self):
+        """Hand the fast trip its arrays (made here, not in the interrupt: the heap is locked
+        there); returns the function the timer calls."""
         _kern.trip_bind(self._adc, self._q, self._get, uctypes.bytearray_at(self._r_s, 4), self._cut_cb)
-        q = self._q
-        q[blocks.Q_W] = self.words
-        q[blocks.Q_MASKO] = (1 << OUT_BITS) - 1
-        q[blocks.Q_MASKA] = (1 << ADC_BITS) - 1
-        q[blocks.Q_NCH] = 3
-        q[blocks.Q_AWRAP] = 3 * (K_MASK + 1)
-        # Boot: the fixed reference on channel B, zero current on A, then the PIO idles.
-        self._sm.put(self._ref_word, 16)
-        self._sm.put(self._zero_word, 16)
-        self._sm.active(1)
-        time.sleep_ms(1)
+        return _kern.trip_scan
 
     # ---- output ------------------------------------------------------------------------------
     def start(self, fs, channels=1):
-        if channels != 1:     # one source this session (hal.base.Hal.channels)
-            raise ValueError("this board drives 1 current source; the session needs %d" % channels)
+        if not 1 <= channels <= self.channels:     # hal.base.Hal.channels
+            raise ValueError("this board drives %d current source(s); the session needs %d" % (self.channels, channels))
         if fs <= 0 or fs > self.board["max_sample_rate_hz"]:
             raise ValueError("sample rate %d Hz: board allows 1..%d" % (fs, self.board["max_sample_rate_hz"]))
         pace = pacing(fs, self.words)
-        adiv = adc_divider(fs, 3)
+        adiv = adc_divider(fs, self._nch)
         if pace is None or adiv is None:
             raise ValueError("sample rate %d Hz cannot be paced exactly on this board" % fs)
         self.stop()
@@ -327,7 +342,7 @@ class Rp2Hal(Hal):
         d.active(1)                       # fills the PIO FIFO with zero words at once
         cs = 1 | (self._ain0 << 12) | (self._rr << 16) | 8    # EN, AINSEL, RROBIN, START_MANY
         irq = machine.disable_irq()
-        _start_apart(_PIO_CTRL, self._sm_bit, _ADC_CS, cs, adc_offset_us(fs, 3))
+        _start_apart(_PIO_CTRL, self._sm_bit, _ADC_CS, cs, adc_offset_us(fs, self._nch))
         machine.enable_irq(irq)
         q[blocks.Q_RUN] = 1
         # The first samples out are the ring's zeros; the session's first sample goes a
@@ -341,7 +356,7 @@ class Rp2Hal(Hal):
         q[blocks.Q_KW] = q[blocks.Q_KS] = (q[blocks.Q_DPOS] // self.words + gap) & K_MASK
         if q[blocks.Q_TVCOMP] > 0:          # armed (arm_trip): from now to stop() or zero()
             self._tim.init(mode=machine.Timer.PERIODIC, freq=TRIP_HZ, hard=True,
-                           callback=_kern.trip_scan)  # pyright: ignore[reportArgumentType]  (its int is ignored)
+                           callback=self._scan)  # pyright: ignore[reportArgumentType]  (its int is ignored)
 
     def arm_trip(self, iover_uA, vcomp_mV):
         q = self._q
@@ -351,7 +366,7 @@ class Rp2Hal(Hal):
 
     def _fill_zero(self):
         zw = self._zero_word
-        _fill16(self._out, self._out_h, zw, self._ref_word if self.words == 2 else zw)
+        _fill16(self._out, self._out_h, zw, self._word_b)
 
     @micropython.native
     def room(self):
@@ -417,7 +432,7 @@ class Rp2Hal(Hal):
         _flush_tx(self._r_shift)            # drop the queued samples, then zero
         self._sm.put(self._zero_word, 16)
         if self.words == 2:
-            self._sm.put(self._ref_word, 16)
+            self._sm.put(self._word_b, 16)
 
     def retain(self, sid, charge_uC, stim_ms):
         # SCRATCH0..3 (pico-sdk's watchdog_reboot uses 4..7): magic + sid, charge, stim

@@ -407,6 +407,9 @@ class App:
         el = None
         if s.channels > 1 and code != S.UNDERRUN and code != S.MEMORY:
             el = s.control.electrode_name(s.names)
+            c = self.hal.tripped_source()    # a board's fast trip, ahead of the supervisor
+            if el is None and c >= 0:
+                el = s.names[c]
         named = {} if el is None else {"electrode": el}
         if S.is_hard(code):
             self.hal.zero()          # first: output zero and enable off, then report

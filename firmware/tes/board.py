@@ -123,7 +123,8 @@ def check(board):
             if dac.get("ldac_pin") is not None:
                 _int(dac, "ldac_pin", "dac.", problems, 0)
         if dac.get("channels", 1) not in (1, 2):
-            problems.append("dac.channels: must be 1 or 2 (channel B is the fixed reference when 1)")
+            problems.append("dac.channels: must be 1 or 2 (one source: channel B is the fixed reference "
+                            "when 2; two sources: one each)")
 
     cs = _obj(board, "current_source", problems)
     nominal = None
@@ -155,12 +156,16 @@ def check(board):
                                 % (mid, ref))
             # rp2040: ADC inputs 0..3 (GPIO 26..29); esp32: ADC1 GPIOs 32..39
             lo, hi = (32, 39) if adc.get("kind") == "esp32" else (0, 3)
-            chans = [_int(adc, k, "sense.adc.", problems, lo, hi) for k in ADC_CHANNELS]
-            if None not in chans and len(set(chans)) != 3:
-                problems.append("sense.adc: current, voltage and readback channels must differ")
-            lat = adc.get("latency_samples")
-            if not (isinstance(lat, list) and len(lat) == 3 and all(type(x) is int and 0 <= x <= 4 for x in lat)):
-                problems.append("sense.adc.latency_samples: must be 3 integers 0..4 (current, voltage, readback)")
+            if "current_channels" in adc:
+                _check_source_inputs(board, adc, lo, hi, problems)
+            else:
+                chans = [_int(adc, k, "sense.adc.", problems, lo, hi) for k in ADC_CHANNELS]
+                if None not in chans and len(set(chans)) != 3:
+                    problems.append("sense.adc: current, voltage and readback channels must differ")
+                _check_latency(adc, 3, "current, voltage, readback", problems)
+                if real and board.get("current_sources", 1) != 1:
+                    problems.append("current_sources = %r: a board of several sources lists "
+                                    "sense.adc.current_channels and voltage_channels" % board.get("current_sources"))
             del bits
 
     if real or board.get("enable_pin") is not None:
@@ -200,6 +205,33 @@ def check(board):
     if mcu == "sim":
         problems.extend(_check_model(board.get("model")))
     return problems
+
+
+def _check_latency(adc, n, what, problems):
+    lat = adc.get("latency_samples")
+    if not (isinstance(lat, list) and len(lat) == n and all(type(x) is int and 0 <= x <= 4 for x in lat)):
+        problems.append("sense.adc.latency_samples: must be %d integers 0..4 (%s)" % (n, what))
+
+
+def _check_source_inputs(board, adc, lo, hi, problems):
+    """A board of C current sources (issue 12, hal.rp2_multi): one DAC channel per source, a
+    current and a voltage ADC input per source, no readback input."""
+    C = board.get("current_sources", 1)
+    chans = []
+    for k in ("current_channels", "voltage_channels"):
+        v = adc.get(k)
+        if not (isinstance(v, list) and len(v) == C and all(type(x) is int and lo <= x <= hi for x in v)):
+            problems.append("sense.adc.%s: must list current_sources = %r ADC inputs %d..%d" % (k, C, lo, hi))
+            return
+        chans += v
+    if len(set(chans)) != len(chans):
+        problems.append("sense.adc: every current and voltage input must differ")
+    if adc.get("readback_channel") is not None:
+        problems.append("sense.adc.readback_channel: none on a board of several sources")
+    dac = board.get("dac")
+    if isinstance(dac, dict) and dac.get("channels", 1) != C:
+        problems.append("dac.channels = %r: one DAC channel per current source (%r)" % (dac.get("channels", 1), C))
+    _check_latency(adc, 2, "current, voltage", problems)
 
 
 def _check_model(model):

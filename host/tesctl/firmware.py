@@ -25,9 +25,9 @@ from tesctl import paths
 # Drivers only one kind of board needs; every other hal module goes to every board.
 _ONLY_FOR = {"sim.py": "sim", "simnet.py": "sim", "rp2.py": "rp2", "pio_dac.py": "rp2", "rp2_pacing.py": "rp2",
              "esp32.py": "esp32",
-             # kernels of a board with several sources (issue 12): no deployable board has
-             # one yet, so no board gets them (its driver will claim them, rp2)
-             "blocks_multi.py": "sim", "blocks_multi_fast.py": "sim"}
+             # a board of several sources (issue 12): its driver and kernels (every rp2 board
+             # holds them; one of one source never imports them)
+             "rp2_multi.py": "rp2", "blocks_multi.py": "rp2", "blocks_multi_fast.py": "rp2"}
 # mpy-cross -march per MCU (.mpy for boards; the sim gets sources)
 ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 

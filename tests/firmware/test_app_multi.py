@@ -156,6 +156,22 @@ def test_a_hard_fault_zeroes_every_source_and_names_the_electrode():
     assert r.app.state == L.FAULT
 
 
+def test_a_boards_fast_trip_names_the_source_it_tripped_on():
+    # hal.rp2_multi's trip (an interrupt, ahead of the supervisor) zeroes the output and
+    # reports its code through room(); the electrode comes from hal.tripped_source().
+    hal = FakeHal()
+    hal.later_trip = (S.OVERCURRENT, 2, 600)     # T8 (driven index 2), on the plateau
+    r = AppRun(three(), hal)
+    r.start()
+    r.run_to_end()
+    assert hal.zeros >= 1 and not hal.en
+    f = r.events("fault")[-1]
+    assert (f["fault"], f["detail"], f["electrode"]) == ("overcurrent", "hard", "T8"), f
+    end = r.events("end")[-1]
+    assert (end["outcome"], end["reason"], end["electrode"]) == ("fault", "overcurrent", "T8")
+    assert r.app.state == L.FAULT
+
+
 def test_a_soft_fault_ramps_every_source_down_together():
     hal = FakeHal()
     r = AppRun(three(duration_ms=6000), hal)

@@ -1,5 +1,5 @@
 """hal.blocks_multi: the per-sample conversions of a DMA-paced board with C current sources
-(issue 12's two-source board, the draft board file below: not a board under boards/ yet).
+(issue 12's two-source board, boards/pico2-mcp4922.json; its driver is hal.rp2_multi).
 The plain code against hal.calib and the MCP4922 word layout, against hal.blocks with C = 1,
 and the viper twin (hal.blocks_multi_fast) against the plain code, bit for bit, where the
 emitter exists. Runs under the unix port, the 32-bit WebAssembly port and CPython."""
@@ -9,7 +9,11 @@ from array import array
 from hal import blocks as B
 from hal import blocks_multi as M
 from hal import calib, mcp4922
+from tes import board
 from test_blocks import CONVS
+
+_HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+ROOT = _HERE + "/../.."
 
 try:
     from hal import blocks_multi_fast as F
@@ -18,27 +22,16 @@ except (ImportError, SyntaxError, NameError):     # CPython or a port without vi
 
 
 def draft(**over):
-    """The draft two-source board of /work/notes/two_source_contract.md (tests only)."""
-    b = {"id": "pico2-mcp4922", "mcu": "rp2",
-         "dac": {"kind": "mcp4922", "bits": 12, "vref_mV": 2048, "channels": 2,
-                 "spi": {"bus": 0, "sck": 18, "mosi": 19, "baudrate": 15625000}, "cs_pin": 17, "ldac_pin": 16},
-         "current_source": {"nA_per_code": 2200, "zero_code": 2048},
-         "sense": {"shunt_ohm": 100, "current_gain": 3, "voltage_divider": 20, "readback_tol_uA": 50,
-                   "adc": {"kind": "rp2040", "bits": 12, "ref_mV": 3300, "mid_mV": 1650,
-                           "current_channels": [0, 2], "voltage_channels": [1, 3], "readback_channel": None,
-                           "latency_samples": [0, 0, 0]}},
-         "enable_pin": 15, "hw_current_limit_uA": 4500, "current_sources": 2, "return": "ground",
-         "compliance_V": 30, "max_sample_rate_hz": 5000, "pace_hz": 256000000,
-         "calibration": {"zero_code": 2048, "full_scale_code": 3848, "full_scale_uA": 3960, "load_ohm": 1000},
-         "limits": {"max_current_uA": 4000}}
+    """boards/pico2-mcp4922.json (the two-source board), with keys replaced."""
+    b = board.load(ROOT + "/boards/pico2-mcp4922.json")
     adc = b["sense"]["adc"]
     for k, v in over.items():
-        (adc if k in adc else b)[k] = v
+        (adc if k in adc or k == "readback_channel" else b)[k] = v
     return b
 
 
 def one_source(**over):
-    """The draft board with one source (AIN0 current, AIN1 voltage): hal.blocks' twin."""
+    """The two-source board cut to one source (AIN0 current, AIN1 voltage): hal.blocks' twin."""
     return draft(current_sources=1, current_channels=[0], voltage_channels=[1], **over)
 
 

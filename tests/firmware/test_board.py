@@ -8,7 +8,7 @@ from tes import board
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 ROOT = _HERE + "/../.."
-BOARDS = ("pico-mcp4922", "esp32-mcp4922", "sim")
+BOARDS = ("pico-mcp4922", "pico2-mcp4922", "esp32-mcp4922", "sim")
 
 
 def _board(name="pico-mcp4922"):
@@ -83,6 +83,32 @@ def test_malformed_boards_refused():
         cases[i][0](b)
         problems = board.check(b)
         assert _has(problems, *cases[i][1]), (i, cases[i][1], problems)
+
+
+def test_two_source_board_checked():
+    good = _board("pico2-mcp4922")
+    assert good["current_sources"] == 2 and board.check(good) == []
+    adc = lambda b: b["sense"]["adc"]     # noqa: E731
+    cases = [
+        (lambda b: adc(b).__setitem__("current_channels", [0]), ("sense.adc.current_channels", "2")),
+        (lambda b: adc(b).__setitem__("voltage_channels", [1, 4]), ("sense.adc.voltage_channels", "0..3")),
+        (lambda b: adc(b).__setitem__("voltage_channels", [1, 2]), ("every current and voltage input must differ",)),
+        (lambda b: adc(b).__setitem__("readback_channel", 3), ("readback_channel", "several sources")),
+        (lambda b: adc(b).__setitem__("latency_samples", [0, 0, 0]), ("latency_samples", "2 integers")),
+        (lambda b: b["dac"].__setitem__("channels", 1), ("dac.channels = 1", "per current source")),
+        (lambda b: b.__setitem__("current_sources", 3), ("current_channels", "current_sources = 3")),
+    ]
+    for i in range(len(cases)):
+        b = _copy(good)
+        cases[i][0](b)
+        problems = board.check(b)
+        assert _has(problems, *cases[i][1]), (i, cases[i][1], problems)
+    # Two sources declared on a board whose ADC lists one source's inputs: refused (the driver
+    # would not know what to sense for source 2); the simulated board models any count.
+    b = _copy(_board())
+    b["current_sources"] = 2
+    assert _has(board.check(b), "current_sources = 2", "current_channels"), board.check(b)
+    assert _board("sim")["current_sources"] > 1 and board.check(_board("sim")) == []
 
 
 def test_dac_that_cannot_reach_the_limit_refused():

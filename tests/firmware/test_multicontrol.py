@@ -57,6 +57,8 @@ class FakeHal:
     "open" (no current, the source at compliance), "over" (+extra uA measured), "dac"
     (readback off by 500 uA); electrode index C = the return ("open": every driven
     electrode open); later: faults the app's stimulation session gets (session_started()).
+    fast_trip: (code, source, from sample): a board's fast trip (hal.rp2_multi) that zeroes
+    the output and reports through room() before the supervisor sees the block.
     Every sample written is kept (out, per sample and electrode)."""
     SIMULATED = True
     PASS_MS = 1
@@ -83,6 +85,9 @@ class FakeHal:
         self.started = None
         self.drained = 0
         self._retained = None
+        self.fast_trip = None
+        self.later_trip = None
+        self.tripped = -1
 
     # -- the block path
     def start(self, fs, channels=1):
@@ -95,7 +100,15 @@ class FakeHal:
         self.started = (fs, channels)
 
     def room(self):
+        t = self.fast_trip
+        if t is not None and self.started and self.k >= t[2]:
+            self.zero()
+            self.tripped = t[1]
+            return -1 - t[0]
         return (self.lead or self.fs // 1000 or 1) if self.pend == 0 else 0
+
+    def tripped_source(self):
+        return self.tripped
 
     def write(self, buf, n):
         C = self.C
@@ -193,6 +206,8 @@ class FakeHal:
     def session_started(self):
         if self.later is not None:      # faults of a stimulation session, not of the check before
             self.faults = self.later
+        if self.later_trip is not None:
+            self.fast_trip = self.later_trip
 
     def session_ended(self):
         pass

@@ -16,6 +16,7 @@ class Fakes:
         self.apps_run = 0
         self.kbd = []
         self.zeroed = 0
+        self.hals = []
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def board_env(tmp_path, monkeypatch):
 
     class Hal:
         def __init__(self, board):
-            pass
+            fk.hals.append(type(self).__name__)
 
         def zero(self):
             fk.zeroed += 1
@@ -41,7 +42,8 @@ def board_env(tmp_path, monkeypatch):
             fk.apps_run += 1      # returns: the host sent EXIT
 
     mods = {"machine": machine, "micropython": mp,
-            "hal.rp2": types.SimpleNamespace(Rp2Hal=Hal),
+            "hal.rp2": types.SimpleNamespace(Rp2Hal=type("Rp2Hal", (Hal,), {})),
+            "hal.rp2_multi": types.SimpleNamespace(Rp2MultiHal=type("Rp2MultiHal", (Hal,), {})),
             "tes.app": types.SimpleNamespace(App=App),
             "tes.board": FAKE_BOARD,
             "tes.fwhash": types.SimpleNamespace(tree_sha256=lambda r: "0" * 64),
@@ -74,3 +76,14 @@ def test_exit_reboots_once_into_the_repl(board_env):
     assert not (folder / "skip_app").exists()
     boot()                                   # the next power cycle runs the app again
     assert fk.apps_run == 2
+
+
+def test_the_driver_follows_the_board_files_current_sources(board_env, monkeypatch):
+    fk, folder = board_env
+    boot()
+    assert fk.hals == ["Rp2Hal"]
+    monkeypatch.setattr(sys.modules[__name__], "FAKE_BOARD",
+                        types.SimpleNamespace(load_checked=lambda p: {"mcu": "rp2", "current_sources": 2}))
+    (folder / "skip_app").unlink()       # the next power cycle, with the two-source board file
+    boot()
+    assert fk.hals == ["Rp2Hal", "Rp2MultiHal"]

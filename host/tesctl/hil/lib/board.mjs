@@ -118,9 +118,9 @@ export function boardParams(board, load = {}, overrides = {}) {
   return p;
 }
 
-// The two-source board (docs/hardware.md, "The next revision"; no file under boards/ yet:
-// its firmware driver does not exist): sense.adc.current_channels / voltage_channels, one
-// input per source each, no readback input; lib/network.mjs models it (p.stage.sources).
+// The two-source board (boards/pico2-mcp4922.json, firmware hal/rp2_multi.py, docs/hardware.md):
+// sense.adc.current_channels / voltage_channels, one input per source each, no readback
+// input; lib/network.mjs models it (p.stage.sources).
 function twoSource(board, p) {
   const C = num(board, 'current_sources');
   const adc = board.sense.adc;

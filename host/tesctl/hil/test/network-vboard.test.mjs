@@ -1,6 +1,5 @@
 // The two-source network wired into the virtual board (board.mjs current_channels ->
-// lib/network.mjs): the draft board JSON of the two-source contract, kept here (no file
-// under boards/ until its firmware driver exists). No firmware image, the chip not run.
+// lib/network.mjs), with boards/pico2-mcp4922.json. No firmware image, the chip not run.
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -12,25 +11,12 @@ import { VirtualBoard } from '../lib/vboard.mjs';
 
 const BOARDS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'boards');
 const SIM = readJson(join(BOARDS, 'sim.json'));
-const DRAFT = {
-  id: 'pico2-mcp4922', mcu: 'rp2',
-  dac: { kind: 'mcp4922', bits: 12, vref_mV: 2048, channels: 2,
-    spi: { bus: 0, sck: 18, mosi: 19, baudrate: 15625000 }, cs_pin: 17, ldac_pin: 16 },
-  current_source: { nA_per_code: 2200, zero_code: 2048 },
-  sense: { shunt_ohm: 100, current_gain: 3, voltage_divider: 20, readback_tol_uA: 50,
-    adc: { kind: 'rp2040', bits: 12, ref_mV: 3300, mid_mV: 1650,
-      current_channels: [0, 2], voltage_channels: [1, 3], readback_channel: null,
-      latency_samples: [0, 0, 0] } },
-  enable_pin: 15, hw_current_limit_uA: 4500, current_sources: 2, return: 'ground',
-  compliance_V: 30, max_sample_rate_hz: 5000, pace_hz: 256000000,
-  calibration: { zero_code: 2048, full_scale_code: 3848, full_scale_uA: 3960, load_ohm: 1000 },
-  limits: { max_current_uA: 4000 },
-};
+const TWO = readJson(join(BOARDS, 'pico2-mcp4922.json'));
 const ms = (x) => x * 1e6;
 const near = (a, b, tol, what) => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b} (tol ${tol})`);
 
 test('board params: current_channels selects the network; a single-source board keeps its keys', () => {
-  const p = boardParams(DRAFT, SIM);
+  const p = boardParams(TWO, SIM);
   assert.equal(p.stage.sources, 2);
   assert.deepEqual(p.sense.currentChannels, [0, 2]);
   assert.deepEqual(p.sense.voltageChannels, [1, 3]);
@@ -39,7 +25,7 @@ test('board params: current_channels selects the network; a single-source board 
   assert.equal(one.stage.sources, undefined);
   assert.equal(one.sense.currentChannel, 0);
   assert.equal(one.sense.currentChannels, undefined);
-  const bad = structuredClone(DRAFT);
+  const bad = structuredClone(TWO);
   bad.sense.adc.voltage_channels = [1];
   assert.throws(() => boardParams(bad, SIM), BoardError);
 });
@@ -48,7 +34,7 @@ function board() {
   const flash = new FlashStore(null);
   flash.loadBlocks([{ addr: 0, data: new Uint8Array(4) }]);
   const events = [];
-  const b = new VirtualBoard({ params: boardParams(DRAFT, SIM, { adc_noise_lsb: 0 }), flash, onEvent: (e) => events.push(e) });
+  const b = new VirtualBoard({ params: boardParams(TWO, SIM, { adc_noise_lsb: 0 }), flash, onEvent: (e) => events.push(e) });
   b.start();
   b.cpu.start(0);
   return { b, events };
