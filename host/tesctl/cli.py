@@ -543,13 +543,16 @@ def dac_compare(daclog, preview_csv, board):
 @main.command()
 @click.option("--port", "-p", required=True)
 @click.option("--board", "-b", required=True, help="Board name (boards/NAME.json) or path.")
-def deploy(port, board):
+@click.option("--frozen", is_flag=True, help="The board's MicroPython image holds the firmware frozen "
+              "(built with firmware/manifest_rp2.py): copy main.py and the board file only, and remove "
+              "the modules a copy left on the board.")
+def deploy(port, board, frozen):
     """Copy the firmware and board file with mpremote; verify both by hash."""
     from tesctl.deploy import DeployError
     from tesctl.deploy import deploy as do_deploy
     try:
         resolve(board)
-        result = do_deploy(port, board, log=click.echo)
+        result = do_deploy(port, board, log=click.echo, frozen=frozen)
     except (BoardError, DeployError) as e:
         fail(str(e), EXIT_INPUT if isinstance(e, BoardError) else EXIT_DEVICE)
     click.echo("deployed and verified: %s" % result)

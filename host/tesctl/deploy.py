@@ -72,9 +72,9 @@ def stage(board, dest):
     return firmware.stage(board, dest)
 
 
-def _stage_or_fail(board, dest):
+def _stage_or_fail(board, dest, frozen=False):
     try:
-        return firmware.stage(board, dest)
+        return firmware.stage(board, dest, frozen)
     except firmware.FirmwareError as e:
         raise DeployError(str(e)) from None
 
@@ -255,15 +255,16 @@ def _target(platform, sim, root):
     return sim, root
 
 
-def verify(port, board, sim=None, root=None, log=print):
-    """Compare the firmware and board file on the device with the host's. Returns the hashes;
-    raises DeployError on any mismatch."""
+def verify(port, board, sim=None, root=None, log=print, frozen=False):
+    """Compare the firmware and board file on the device with the host's (frozen: main.py
+    alone, the modules frozen in its image). Returns the hashes; raises DeployError on any
+    mismatch."""
     check_port(port)
     if sim is None or root is None:
         sim, root = _target(probe(port), sim, root)
     _, raw, board_obj = load_board(board)
     with tempfile.TemporaryDirectory(prefix="tesctl-deploy-") as tmp:
-        _stage_or_fail(board_obj, tmp)
+        _stage_or_fail(board_obj, tmp, frozen)
         want_fw = tree_sha256(tmp)
     want_board = hashlib.sha256(raw).hexdigest()
     got = device_exec(port, _verify_code(root), resume=True)
@@ -279,7 +280,7 @@ def verify(port, board, sim=None, root=None, log=print):
     return result
 
 
-def deploy(port, board, log=print, sim=None, root=None, reset=True):
+def deploy(port, board, log=print, sim=None, root=None, reset=True, frozen=False):
     """Copy firmware + board file to the board on PORT with mpremote and verify by hash.
 
     A device running the link app is first asked to leave it (HELLO + EXIT: a board reboots
@@ -288,6 +289,9 @@ def deploy(port, board, log=print, sim=None, root=None, reset=True):
     the hash ('' on a board, '.' on the unix port). Every mpremote command uses `resume`.
     reset: the device is reset at the end, so it boots into the deployed firmware, and
     deploy waits for its app to answer HELLO with the deployed hash.
+    frozen: the board's image holds tes/ and hal/ frozen (a build with
+    firmware/manifest_rp2.py): main.py and board.json only, and every module in the board's
+    tes/ and hal/ is removed (a module there would shadow the frozen one).
     Returns {port, board, sim, root, files, fw_sha256, board_sha256, device_*,
     booted_fw_sha256 (what the app reported after the reset; None if it did not answer)}."""
     check_port(port)
@@ -295,18 +299,23 @@ def deploy(port, board, log=print, sim=None, root=None, reset=True):
     left = leave_app(port, log)
     platform = wait_for_repl(port, REBOOT_S if left else PROBE_S)
     sim, root = _target(platform, sim, root)
-    log("deploying to %s (MicroPython on %s, board %s)" % (port, platform, board_obj.get("id", board)))
+    if frozen and sim:
+        raise DeployError("--frozen is for a board whose image holds the firmware; the simulated board runs sources")
+    log("deploying to %s (MicroPython on %s, board %s%s)" % (port, platform, board_obj.get("id", board),
+                                                           "; firmware frozen in its image" if frozen else ""))
     with tempfile.TemporaryDirectory(prefix="tesctl-deploy-") as tmp:
-        files = _stage_or_fail(board_obj, tmp)
+        files = _stage_or_fail(board_obj, tmp, frozen)
         device_exec(port, _prepare_code(files), resume=True)
         for pkg in ("tes", "hal"):
             srcs = [os.path.join(tmp, f) for f in files if f.startswith(pkg + "/")]
+            if not srcs:
+                continue
             log("copying %d files to :%s/" % (len(srcs), pkg))
             mpremote(port, ["fs", "cp"] + srcs + [":%s/" % pkg], resume=True, timeout=COPY_S)
         log("copying main.py and %s as board.json" % board_file.name)
         mpremote(port, ["fs", "cp", os.path.join(tmp, "main.py"), ":main.py"], resume=True)
         mpremote(port, ["fs", "cp", str(board_file), ":board.json"], resume=True)
-    result = verify(port, board, sim=sim, root=root, log=log)
+    result = verify(port, board, sim=sim, root=root, log=log, frozen=frozen)
     if reset:
         # machine.reset() ends the raw REPL session mid-command: mpremote may report that.
         try:

@@ -43,24 +43,28 @@ def mpy_cross():
     return found
 
 
-def files_for(board):
+def files_for(board, frozen=False):
     """Relative paths of the firmware files a board of this kind gets (the simulated
-    board: the whole source tree)."""
+    board: the whole source tree). frozen: the board's image holds tes/ and hal/ frozen into
+    flash (firmware/manifest_rp2.py: a stock image leaves too little RAM for a two-source
+    board), so it gets main.py alone."""
     fw = paths.FIRMWARE
     mcu = (board or {}).get("mcu")
     files = ["main.py"]
+    if frozen:
+        return files
     files += ["tes/" + p.name for p in sorted((fw / "tes").glob("*.py"))]
     files += ["hal/" + p.name for p in sorted((fw / "hal").glob("*.py"))
               if mcu == "sim" or _ONLY_FOR.get(p.name, mcu) == mcu]
     return files
 
 
-def stage(board, dest):
+def stage(board, dest, frozen=False):
     """Write the board's file set into dest (compiled for a board's MCU); return the list of
     relative paths written."""
     arch = ARCH.get((board or {}).get("mcu"))
     out = []
-    for rel in files_for(board):
+    for rel in files_for(board, frozen):
         src = paths.FIRMWARE / rel
         if arch and rel != "main.py":
             rel = rel[:-3] + ".mpy"
@@ -99,6 +103,15 @@ def _staged_sha256(mcu, source):
             stage({"mcu": mcu}, tmp)
             _STAGED[key] = tree_sha256(tmp)
     return _STAGED[key]
+
+
+def frozen_sha256():
+    """The hash a board reports when its image holds the firmware frozen and its filesystem
+    holds this tesctl's main.py alone (`tesctl deploy --frozen`). It covers main.py, not
+    the frozen modules: the image's identity is its builder's to keep."""
+    with tempfile.TemporaryDirectory(prefix="tesctl-fw-") as tmp:
+        stage({"mcu": "rp2"}, tmp, frozen=True)
+        return tree_sha256(tmp)
 
 
 def expected_for_id(board_id):

@@ -62,7 +62,10 @@ def connect(port, board="sim", faults=(), fast=False, allow_mismatch=False, on_f
             want = firmware_hash(info.get("board"))
         except firmware.FirmwareError as e:
             raise SessionError("cannot tell which firmware this tesctl expects: %s" % e, 3) from None
-        if info.get("fw_sha256") != want:
+        if info.get("fw_sha256") != want and want is not None and info.get("fw_sha256") == firmware.frozen_sha256():
+            log("note: board %s runs firmware frozen in its image (tesctl deploy --frozen): the hash covers its "
+                "main.py, not the image's modules" % info.get("board"))
+        elif info.get("fw_sha256") != want:
             msg = ("device firmware %s differs from this tesctl's %s for board %s (deploy it, or pass "
                    "--allow-mismatch)" % (str(info.get("fw_sha256"))[:12], (want or "none")[:12], info.get("board")))
             if not allow_mismatch:
