@@ -227,6 +227,9 @@ def _prepare_code(files):
             "    for n in os.listdir(d):\n"
             "        if (n.endswith('.py') or n.endswith('.mpy')) and d + '/' + n not in keep:\n"
             "            os.remove(d + '/' + n)\n"
+            # A folder of that name, even empty, shadows a frozen package: none when nothing is kept.
+            "    if not [k for k in keep if k.startswith(d + '/')]:\n"
+            "        os.rmdir(d)\n"
             "print(%r, 'ready', 1)\n") % (keep, MARK)
 
 

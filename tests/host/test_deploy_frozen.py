@@ -32,16 +32,27 @@ def test_the_manifest_freezes_every_module_a_board_would_get():
     assert 'package("tes", base_path=".")' in text
 
 
-def test_prepare_removes_every_module_when_frozen(tmp_path):
+def _prepare(folder, files):
     # The board's side of deploy, run by the unix port in a folder standing for its flash.
-    for rel in ("tes/app.mpy", "tes/old.py", "hal/rp2.mpy", "hal/notes.txt"):
+    code = D._prepare_code(files)
+    return subprocess.run([paths.micropython(), "-c", code], cwd=folder, capture_output=True, text=True, timeout=60)
+
+
+def test_prepare_removes_every_module_and_folder_when_frozen(tmp_path):
+    for rel in ("tes/app.mpy", "tes/old.py", "hal/rp2.mpy", "main.py"):
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_text("x")
-    code = D._prepare_code(firmware.files_for({"mcu": "rp2"}, frozen=True))
-    r = subprocess.run([paths.micropython(), "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    r = _prepare(tmp_path, firmware.files_for({"mcu": "rp2"}, frozen=True))
     assert r.returncode == 0 and D.MARK in r.stdout, r.stderr
-    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert left == ["hal/notes.txt"], left
+    # no tes/ or hal/ folder at all: even an empty one would shadow the frozen package
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["main.py"]
+    # A copy's deploy makes them again and keeps what it copies.
+    r = _prepare(tmp_path, firmware.files_for({"mcu": "rp2"}))
+    assert r.returncode == 0 and (tmp_path / "tes").is_dir() and (tmp_path / "hal").is_dir(), r.stderr
+    # A folder holding something else is not emptied behind the user's back: deploy fails.
+    (tmp_path / "hal" / "notes.txt").write_text("mine")
+    r = _prepare(tmp_path, ["main.py"])
+    assert r.returncode != 0 and (tmp_path / "hal" / "notes.txt").exists()
 
 
 def test_frozen_deploy_to_the_simulated_board_is_refused(monkeypatch):
