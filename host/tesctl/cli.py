@@ -528,7 +528,9 @@ def hil(uf2, board, load, model, dac_log, cpu_mhz, flash, erase, stats_file, pro
 def dac_compare(daclog, preview_csv, board):
     """Compare a `tesctl hil --dac-log` with `tesctl preview --csv` of the same protocol.
 
-    Exit 0 if >= 99.9% of samples are within 1 code and none is missing, else 1."""
+    On a two-source board channel B is checked too (the second driven electrode, or zero
+    code). Exit 0 if >= 99.9% of samples are within 1 code on every channel and none is
+    missing, else 1."""
     from tesctl.daccompare import CompareError, compare, report_lines
     try:
         board_obj, _ = resolve(board)

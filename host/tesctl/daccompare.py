@@ -12,6 +12,14 @@ not times). The comparison itself is on that grid: latch k
 of the session is due at t0 + k/fs, where t0 is the matched first latch; the first latch
 within half a period of a slot fills it (missing: slots no latch filled; extra: the
 other latches in the session's span).
+
+A board with two current sources (`current_sources` 2, one MCP4922: channel A drives source
+1, channel B source 2) runs multi-electrode protocols, whose preview has one column per
+electrode (`t_s,<E>_uA,...`, the driven electrodes first, the return last: it has no DAC
+channel). The session is found on channel A as above; channel B is then compared on the
+same grid, against zero code when the preview drives one electrode only (a two-electrode
+montage or a `t_s,current_uA` preview). A slot counts as within 0/1 code only if every
+compared channel is.
 """
 import csv
 from dataclasses import dataclass, field
@@ -43,6 +51,10 @@ class Result:
     worst_grid_us: float = 0.0
     enable_off_in_session: int = 0
     notes: list = field(default_factory=list)
+    # Per compared DAC channel: dicts with channel ("A"/"B"), electrode (the preview column's
+    # name; None for a channel the preview does not drive: zero code expected), within0,
+    # within1, worst_codes, worst_uA, worst_at_s, first_bad_s.
+    channels: list = field(default_factory=list)
 
     @property
     def share0(self):
@@ -58,26 +70,38 @@ class Result:
 
 
 def read_preview(path):
-    """-> (fs, [uA]) from `t_s,current_uA`."""
+    """-> (fs, [(name, [uA])]): the driven columns. `t_s,current_uA` (a two-electrode
+    protocol) gives [("current", uA)]; `t_s,<E1>_uA,...,<R>_uA` (a multi-electrode montage)
+    gives every electrode but the last, the return (minus the sum of the others)."""
     try:
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
     except OSError as e:
         raise CompareError("cannot read %s: %s" % (path, e.strerror)) from None
-    if not rows or rows[0][:2] != ["t_s", "current_uA"]:
-        raise CompareError("%s is not a `tesctl preview --csv` file (header t_s,current_uA)" % path)
-    if len(rows[0]) != 2:
-        raise CompareError("%s has %d current columns; dac-compare handles one" % (path, len(rows[0]) - 1))
+    head = rows[0] if rows else []
+    cols = head[1:]
+    single = head == ["t_s", "current_uA"]
+    multi = (not single and len(cols) >= 2 and head[0] == "t_s"
+             and all(c.endswith("_uA") and len(c) > 3 for c in cols))
+    if not (single or multi):
+        if head[:2] == ["t_s", "current_uA"]:
+            raise CompareError("%s has %d current columns after current_uA; a preview has one" % (path, len(cols)))
+        raise CompareError("%s is not a `tesctl preview --csv` file (header t_s,current_uA or t_s,<E>_uA,...)"
+                           % path)
     if len(rows) < 3:
         raise CompareError("%s holds fewer than two samples" % path)
+    n = 1 if single else len(cols) - 1
     try:
         t1 = float(rows[2][0]) - float(rows[1][0])
-        ua = [int(r[1]) for r in rows[1:]]
+        data = [[int(r[1 + c]) for r in rows[1:]] for c in range(n)]
+        if any(len(r) != len(head) for r in rows[1:]):
+            raise ValueError
     except (ValueError, IndexError):
         raise CompareError("%s has a malformed row" % path) from None
     if t1 <= 0:
         raise CompareError("%s: time does not increase" % path)
-    return int(round(1.0 / t1)), ua
+    names = ["current"] if single else [c[:-3] for c in cols[:-1]]
+    return int(round(1.0 / t1)), list(zip(names, data))
 
 
 def read_daclog(path):
@@ -100,8 +124,11 @@ def read_daclog(path):
     return latches, data[change][:, [0, 3]]
 
 
-def expected_codes(board, ua):
-    conv = conversion(board)
+def expected_codes(board, ua, source=0):
+    """-> (codes, conversion) of source `source` (0: channel A): the board's calibration,
+    or its [source] entry when the board file lists one per source."""
+    cal = board["calibration"]
+    conv = conversion(board, cal[source] if isinstance(cal, list) else cal)
     return np.array([ua_to_code(conv, u) for u in ua], dtype=np.int64), conv
 
 
@@ -163,10 +190,24 @@ def find_start(t, a, want, zero, period, enables_on=(), spread=20):
 
 
 def compare(daclog, preview, board):
-    fs, ua = read_preview(preview)
-    latches, enables = read_daclog(daclog)
-    want, conv = expected_codes(board, ua)
+    fs, driven = read_preview(preview)
+    sources = board.get("current_sources", 1)
+    if len(driven) > sources:
+        raise CompareError("%s drives %d electrodes (%s) but board %s has %d current source(s)" % (
+            preview, len(driven), ", ".join(name for name, _ in driven), board.get("id", "?"), sources))
+    if len(driven) > 2:
+        raise CompareError("%s drives %d electrodes; a DAC log holds two channels (A, B)" % (preview, len(driven)))
+    nch = min(sources, 2)          # the log holds channels A and B
+    names = [name for name, _ in driven] + [None] * (nch - len(driven))
+    n = len(driven[0][1])
+    wants, convs = [], []
+    for c in range(nch):
+        w, conv = expected_codes(board, driven[c][1] if c < len(driven) else [0] * n, c)
+        wants.append(w)
+        convs.append(conv)
+    want, conv = wants[0], convs[0]
     r = Result(samples=len(want), fs=fs)
+    latches, enables = read_daclog(daclog)
     if not len(latches):
         r.missing = len(want)
         r.notes.append("the DAC log holds no latches")
@@ -184,17 +225,31 @@ def compare(daclog, preview, board):
     r.compared = int(np.count_nonzero(first))
     r.missing = len(want) - r.compared
     k = slot[first]
-    e = a[sel][first] - want[k]
-    r.within0 = int(np.count_nonzero(e == 0))
-    r.within1 = int(np.count_nonzero(np.abs(e) <= 1))
-    bad = np.nonzero(np.abs(e) > 1)[0]
+    errs = [latches[:, 1 + c][sel][first] - wants[c][k] for c in range(nch)]
+    worst = None
+    for c, e in enumerate(errs):
+        ch = {"channel": "AB"[c], "electrode": names[c], "within0": int(np.count_nonzero(e == 0)),
+              "within1": int(np.count_nonzero(np.abs(e) <= 1)), "worst_codes": 0, "worst_uA": 0.0,
+              "worst_at_s": 0.0, "first_bad_s": None}
+        bad = np.nonzero(np.abs(e) > 1)[0]
+        if len(bad):
+            ch["first_bad_s"] = int(k[bad].min()) / fs
+        if len(e):
+            i = int(np.argmax(np.abs(e)))
+            ch["worst_codes"] = int(e[i])
+            ch["worst_uA"] = ch["worst_codes"] * convs[c]["span_uA"] / convs[c]["span_code"]
+            ch["worst_at_s"] = int(k[i]) / fs
+            if worst is None or abs(ch["worst_codes"]) > abs(worst["worst_codes"]):
+                worst = ch
+        r.channels.append(ch)
+    err = np.max(np.abs(np.stack(errs)), axis=0) if len(k) else np.zeros(0, dtype=np.int64)
+    r.within0 = int(np.count_nonzero(err == 0))
+    r.within1 = int(np.count_nonzero(err <= 1))
+    bad = np.nonzero(err > 1)[0]
     if len(bad):
         r.first_bad_s = int(k[bad].min()) / fs
-    if len(e):
-        i = int(np.argmax(np.abs(e)))
-        r.worst_codes = int(e[i])
-        r.worst_uA = r.worst_codes * conv["span_uA"] / conv["span_code"]
-        r.worst_at_s = int(k[i]) / fs
+    if worst is not None:
+        r.worst_codes, r.worst_uA, r.worst_at_s = worst["worst_codes"], worst["worst_uA"], worst["worst_at_s"]
         r.worst_grid_us = float(np.max(np.abs(t[sel][first] - (t0 + k * period)))) / 1000
     if len(sel) > 1:
         r.interval_mean_us = float(np.mean(np.diff(t[sel]))) / 1000
@@ -210,8 +265,9 @@ def report_lines(r):
     lines = [
         "session found at %.6f s (board time) in the DAC log; %d samples expected at %d S/s" % (
             r.t0_s, r.samples, r.fs),
-        "compared %d: within 0 codes %d (%.2f%%), within 1 code %d (%.2f%%)" % (
-            r.compared, r.within0, 100 * r.share0, r.within1, 100 * r.share1),
+        "compared %d%s: within 0 codes %d (%.2f%%), within 1 code %d (%.2f%%)" % (
+            r.compared, " (channels %s together)" % " and ".join(c["channel"] for c in r.channels)
+            if len(r.channels) > 1 else "", r.within0, 100 * r.share0, r.within1, 100 * r.share1),
         "worst error %+d codes (%+.1f uA) at %.3f s; first sample more than 1 code off: %s" % (
             r.worst_codes, r.worst_uA, r.worst_at_s, "none" if r.first_bad_s is None else "%.3f s" % r.first_bad_s),
         "missing %d, extra %d" % (r.missing, r.extra),
@@ -220,6 +276,13 @@ def report_lines(r):
     ]
     if r.enable_off_in_session:
         lines.append("output enable dropped %d time(s) during the session" % r.enable_off_in_session)
+    if len(r.channels) > 1:
+        for ch in r.channels:
+            lines.append("channel %s (%s): within 0 codes %d, within 1 code %d; worst %+d codes (%+.1f uA) at %.3f s; "
+                         "first more than 1 code off: %s" % (
+                             ch["channel"], ch["electrode"] or "not driven: zero code", ch["within0"], ch["within1"],
+                             ch["worst_codes"], ch["worst_uA"], ch["worst_at_s"],
+                             "none" if ch["first_bad_s"] is None else "%.3f s" % ch["first_bad_s"]))
     lines += r.notes
     lines.append("PASS: within 1 code for >= 99.9% with none missing" if r.ok else
                  "FAIL: needs >= 99.9% within 1 code and no missing samples")
