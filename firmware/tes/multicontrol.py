@@ -222,6 +222,8 @@ class MultiControl(Control):
         self._fill_all = engine.fill_all
         self._hal_sense = hal.sense
         self._neg = engine.mk.neg_into
+        self._interleave = engine.mk.interleave     # tes.multi's, or its viper twin on a board
+        self._split = engine.mk.split
         self._fill = self.fill_words
         self._sense = self.sense_split
         self._check = self.check_all
@@ -276,7 +278,7 @@ class MultiControl(Control):
     def fill_words(self, out, n):
         """Control's fill: n samples of every driven electrode, interleaved into out."""
         k = self._fill_all(self.outs, n)
-        interleave(out, self.outs, k, self.C)
+        self._interleave(out, self.outs, k, self.C)
         return k
 
     @micropython.native
@@ -286,7 +288,7 @@ class MultiControl(Control):
         m = self._hal_sense(self.rsb, self.rib, self.rvb, self.rdb, cap, b)
         if m:
             C = self.C
-            split(self.rsb, self.rib, self.rvb, self.rdb, self.sbs, self.ibs, self.vbs, self.dbs, m, C)
+            self._split(self.rsb, self.rib, self.rvb, self.rdb, self.sbs, self.ibs, self.vbs, self.dbs, m, C)
             if self.tap is not None:
                 self._neg(sb, self.sbs[C], 0, m)
         return m
@@ -398,62 +400,6 @@ class MultiControl(Control):
         self.edb = self.dbs[k]
         self.j0 = j0
         return code
-
-
-@micropython.native
-def interleave(out, outs, n, C):
-    """out[k*C + c] = outs[c][k] for the n samples of the C driven electrodes."""
-    for c in range(C):
-        o = outs[c]
-        w = c
-        for k in range(n):
-            out[w] = o[k]
-            w += C
-
-
-@micropython.native
-def split(rsb, rib, rvb, rdb, sbs, ibs, vbs, dbs, m, C):
-    """The m interleaved samples of each array into electrode c's sbs[c]... (c < C), and the
-    return's (sbs[C]...): minus the sums of set, measured current and readback, and its
-    'voltage' = its current (see the module's text)."""
-    rs = sbs[C]
-    ri = ibs[C]
-    rd = dbs[C]
-    for c in range(C):
-        s = sbs[c]
-        i = ibs[c]
-        v = vbs[c]
-        d = dbs[c]
-        w = c
-        if c == 0:
-            for k in range(m):
-                x = rsb[w]
-                s[k] = x
-                rs[k] = -x
-                x = rib[w]
-                i[k] = x
-                ri[k] = -x
-                v[k] = rvb[w]
-                x = rdb[w]
-                d[k] = x
-                rd[k] = -x
-                w += C
-        else:
-            for k in range(m):
-                x = rsb[w]
-                s[k] = x
-                rs[k] -= x
-                x = rib[w]
-                i[k] = x
-                ri[k] -= x
-                v[k] = rvb[w]
-                x = rdb[w]
-                d[k] = x
-                rd[k] -= x
-                w += C
-    rv = vbs[C]
-    for k in range(m):
-        rv[k] = ri[k]
 
 
 # ---- the app's part of such a session (here, not in tes.app: a board pays for its bytecode

@@ -486,3 +486,43 @@ def test_the_fast_kernels_are_bit_exact_to_the_plain_ones():
         assert list(d) == [7, 2, -3, 1 << 30, -(1 << 30), 7]
         mk.sub_into(d, src, 0, 3)
         assert list(d) == [6, 4, -6, 1 << 30, -(1 << 30), 7]
+
+
+def test_interleave_and_split_twins_are_bit_exact():
+    # The block path's interleave (engine -> hal.write) and split (hal.sense -> per electrode,
+    # the return as minus the sums): tes.multi's plain code and, where viper exists,
+    # tes.multi_fast's twin, on values up to +/-2**30, heap locked (the loop's state).
+    from tes import multi
+    kits = [multi]
+    if VIPER:
+        from tes import multi_fast
+        kits.append(multi_fast)
+    rng = _Lcg(77)
+    for C in (1, 2, 3, 8):
+        n = 13
+        outs = [array("i", [rng(-(1 << 26), 1 << 26) for _ in range(n)]) for _ in range(C + 1)]
+        outs[0][0], outs[C - 1][n - 1] = (1 << 30) - 1, -(1 << 30)     # a 32-bit port's small ints
+        raw = [array("i", [rng(-4000, 4000) for _ in range(n * C)]) for _ in range(4)]
+        results = []
+        for mk in kits:
+            out = array("i", [5] * (n * C + 2))
+            bufs = [[array("i", [9] * n) for _ in range(C + 1)] for _ in range(4)]
+            if micropython is not None:
+                micropython.heap_lock()
+            try:
+                mk.interleave(out, outs, n, C)
+                mk.split(raw[0], raw[1], raw[2], raw[3], bufs[0], bufs[1], bufs[2], bufs[3], n, C)
+            finally:
+                if micropython is not None:
+                    micropython.heap_unlock()
+            assert [out[k * C + c] for k in range(n) for c in range(C)] == \
+                [outs[c][k] for k in range(n) for c in range(C)], C
+            assert list(out[n * C:]) == [5, 5], "wrote past n samples"
+            for a in range(4):
+                for c in range(C):
+                    assert list(bufs[a][c]) == [raw[a][k * C + c] for k in range(n)], (a, c)
+            for a in (0, 1, 3):          # set, current, readback: the return is minus the sum
+                assert list(bufs[a][C]) == [-sum(raw[a][k * C + c] for c in range(C)) for k in range(n)], a
+            assert list(bufs[2][C]) == list(bufs[1][C])   # its "voltage" is its current
+            results.append([list(x) for b in bufs for x in b] + [list(out)])
+        assert all(r == results[0] for r in results), C
