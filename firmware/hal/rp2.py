@@ -152,7 +152,9 @@ def _chan(dma):
     return dma.channel  # pyright: ignore[reportAttributeAccessIssue]
 
 
-@micropython.native
+# Not @micropython.native as a whole: native code is ~2.3x the size of bytecode, and a stock
+# image holds every imported module in its RAM (rp2.mpy: 19.6 KB native, 8.4 KB not). The
+# block path's methods (room, write, sense, zero, _cut) are native each.
 class Rp2Hal(Hal):
     WDT_MAX_MS = 8388     # RP2040 watchdog counter limit
     # A pass checks every block sensed since the last one; its fixed cost (DMA positions,
@@ -182,7 +184,8 @@ class Rp2Hal(Hal):
         self._adc_h = (1 << ADC_BITS) // 2
         chans = self._sources(board, cal)
         # The zero pattern Z copies: one 32-bit word = two halfwords of the ring.
-        self._zpat = array("I", [self._zero_word | (self._word_b << 16)])
+        zw = self._zero_word if self.words == 1 else self._ref_word
+        self._zpat = array("I", [self._zero_word | (zw << 16)])
         self._rr = 0
         for c in chans:
             self._rr |= 1 << c
@@ -220,7 +223,7 @@ class Rp2Hal(Hal):
         q[blocks.Q_AWRAP] = self._nch * (K_MASK + 1)
         # Boot: channel B's word (the fixed reference, or source 2's zero), zero current on A,
         # then the PIO idles.
-        self._sm.put(self._word_b, 16)
+        self._sm.put(self._ref_word, 16)
         self._sm.put(self._zero_word, 16)
         self._sm.active(1)
         time.sleep_ms(1)
@@ -232,9 +235,9 @@ class Rp2Hal(Hal):
         conv = calib.conversion(board, cal)
         self.conv = conv
         self._zero_word = mcp4922.word(conv["zero_code"])
-        self._ref_word = mcp4922.word(2048, mcp4922.CH_B)     # 1 channel: B is the pump's reference
-        # Channel B's word while A carries the current (words = 2): the pump's reference.
-        self._word_b = self._zero_word if self.words == 1 else self._ref_word
+        # Channel B's word: the pump's fixed reference (hal.rp2_multi: source 2's zero). Written
+        # at boot (with one word a sample nothing writes B again) and beside every A word.
+        self._ref_word = mcp4922.word(2048, mcp4922.CH_B)
         self._put = array("i", [0] * blocks.P_LEN)
         p = self._put
         p[blocks.P_Z] = conv["zero_code"]
@@ -366,7 +369,7 @@ class Rp2Hal(Hal):
 
     def _fill_zero(self):
         zw = self._zero_word
-        _fill16(self._out, self._out_h, zw, self._word_b)
+        _fill16(self._out, self._out_h, zw, self._ref_word if self.words == 2 else zw)
 
     @micropython.native
     def room(self):
@@ -432,7 +435,7 @@ class Rp2Hal(Hal):
         _flush_tx(self._r_shift)            # drop the queued samples, then zero
         self._sm.put(self._zero_word, 16)
         if self.words == 2:
-            self._sm.put(self._word_b, 16)
+            self._sm.put(self._ref_word, 16)
 
     def retain(self, sid, charge_uC, stim_ms):
         # SCRATCH0..3 (pico-sdk's watchdog_reboot uses 4..7): magic + sid, charge, stim

@@ -52,14 +52,14 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
         get1[blocks_multi.N_C] = 1
         self._put2, self._get2, self._get1 = put2, get2, get1
         self._zero_word = mcp4922.word(put2[o + blocks.P_Z])
-        self._word_b = mcp4922.word(put2[o + blocks_multi.M_SRC + blocks.P_Z], mcp4922.CH_B)
+        self._ref_word = mcp4922.word(put2[o + blocks_multi.M_SRC + blocks.P_Z], mcp4922.CH_B)  # B: source 2's zero
         p = self._put = array("i", [0] * blocks.P_LEN)
         for i in range(blocks.P_BASE + 1):
             p[i] = put2[o + i]
         p[blocks.P_W] = 2
         p[blocks.P_MASKW] = put2[blocks_multi.M_MASKW]
         p[blocks.P_MASKS] = put2[blocks_multi.M_MASKS]
-        p[blocks.P_WORDB] = self._word_b
+        p[blocks.P_WORDB] = self._ref_word
         self.conv = {"zero_code": p[blocks.P_Z], "span_code": p[blocks.P_SC], "span_uA": p[blocks.P_SU],
                      "hw_limit_uA": p[blocks.P_HW], "code_max": p[blocks.P_TOP]}
         self._get = get2
