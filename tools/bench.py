@@ -9,7 +9,8 @@ Sections (each in its own try/except: a failure prints "FAILED: reason" and the 
   6 link throughput device -> host (fast and real time, raw streaming) and host decode rate
   7 abort -> zero round trip on the real-time simulated board
   8 the virtual RP2040 (tesctl hil, a stock image from TESCTL_RP2_UF2): CPU idle while the
-    output is on and DAC words against the preview, per protocol and rate
+    output is on and DAC words against the preview, per protocol and rate; the two-source
+    board with a frozen build from TESCTL_RP2_FROZEN_UF2
   9 online changes on the real-time simulated board (tools/bench_online.py): call -> reply,
     call -> changed sample, scheduled changes at their sample, the clock mapping's error
 Writes the summary to build/bench/results.json. Run with the venv's python.
@@ -625,51 +626,88 @@ def hil_protocol(kind, fs):
     return path
 
 
-def bench_hil():
-    """A stock MicroPython RPI_PICO image (TESCTL_RP2_UF2) on the emulated RP2040: deploy,
-    then a 24 s session per protocol; CPU idle while the output is on, DAC words against the
-    preview. The chip's figures, in emulated time (the emulator's own speed does not enter)."""
-    uf2 = os.environ.get("TESCTL_RP2_UF2")
-    if not uf2:
-        log("  skipped: set TESCTL_RP2_UF2 to a MicroPython RPI_PICO .uf2 (v1.28) to measure on the virtual RP2040")
-        return
+def hil_session(uf2, board, path, tag, frozen=False):
+    """Deploy to a fresh virtual RP2040, run one protocol, compare its DAC log with the
+    preview -> (session.json, the longest output-enabled stretch's figures, dac-compare line)."""
     from tesctl import hil
     from tesctl.boards import resolve
     from tesctl.daccompare import compare
-    board_obj, _ = resolve("pico-mcp4922")
-    for kind, _wave, fs in HIL_PROTOCOLS:
+    board_obj, _ = resolve(board)
+    dac = os.path.join(OUT, "hil-%s.dac.csv" % tag)
+    preview = os.path.join(OUT, "hil-%s.preview.csv" % tag)
+    subprocess.run([TESCTL, "preview", path, "--board", board, "--csv", preview], check=True, capture_output=True)
+    flash = os.path.join(OUT, "hil-flash.bin")
+    with hil.open_hil(uf2=uf2, board=board, dac_log=dac, flash=flash, erase=True) as server:
+        port = server.path
+        p = subprocess.run([TESCTL, "deploy", "--port", port, "--board", board] + (["--frozen"] if frozen else []),
+                           capture_output=True, text=True, timeout=600)
+        if p.returncode:
+            raise RuntimeError("deploy: " + last_error(p))
+        out_dir = os.path.join(OUT, "hil-%s" % tag)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        p = subprocess.run([TESCTL, "run", path, "--port", port, "--board", board, "--plain", "--out", out_dir],
+                           capture_output=True, text=True, timeout=1800)
+        st = server.stats()
+    with open(os.path.join(out_dir, "session.json")) as f:
+        sj = json.load(f)
+    periods = st.get("enabled_periods") or [{}]
+    on = max(periods, key=lambda x: x.get("emulated_s", 0))
+    try:
+        cmp = compare(dac, preview, board_obj)
+        match = "%.2f%% within 1 code, %d missing" % (100 * cmp.within1 / max(1, cmp.compared), cmp.missing)
+    except Exception as e:  # noqa: BLE001 - a figure, not a test
+        match = "compare failed: %s" % e
+    return sj, on, match
+
+
+def bench_hil():
+    """A stock MicroPython RPI_PICO image (TESCTL_RP2_UF2) on the emulated RP2040: deploy,
+    then a 24 s session per protocol; CPU idle while the output is on, DAC words against the
+    preview. The chip's figures, in emulated time (the emulator's own speed does not enter).
+    The two-source board (pico2-mcp4922) needs the firmware frozen into the image
+    (docs/hardware.md): TESCTL_RP2_FROZEN_UF2 names such a build, else its rows are skipped."""
+    uf2 = os.environ.get("TESCTL_RP2_UF2")
+    if not uf2:
+        log("  skipped: set TESCTL_RP2_UF2 to a MicroPython RPI_PICO .uf2 (v1.28) to measure on the virtual RP2040")
+    for kind, _wave, fs in HIL_PROTOCOLS if uf2 else ():
         path = hil_protocol(kind, fs)
-        dac = os.path.join(OUT, "hil-%s-%d.dac.csv" % (kind, fs))
-        preview = os.path.join(OUT, "hil-%s-%d.preview.csv" % (kind, fs))
-        subprocess.run([TESCTL, "preview", path, "--csv", preview], check=True, capture_output=True)
-        with hil.open_hil(uf2=uf2, board="pico-mcp4922", dac_log=dac, flash=os.path.join(OUT, "hil-flash.bin"),
-                          erase=True) as server:
-            port = server.path
-            p = subprocess.run([TESCTL, "deploy", "--port", port, "--board", "pico-mcp4922"], capture_output=True,
-                               text=True, timeout=600)
-            if p.returncode:
-                raise RuntimeError("deploy: " + last_error(p))
-            out_dir = os.path.join(OUT, "hil-%s-%d" % (kind, fs))
-            shutil.rmtree(out_dir, ignore_errors=True)
-            p = subprocess.run([TESCTL, "run", path, "--port", port, "--board", "pico-mcp4922", "--plain", "--out",
-                                out_dir], capture_output=True, text=True, timeout=1800)
-            st = server.stats()
-        with open(os.path.join(out_dir, "session.json")) as f:
-            sj = json.load(f)
-        periods = st.get("enabled_periods") or [{}]
-        on = max(periods, key=lambda x: x.get("emulated_s", 0))
+        sj, on, match = hil_session(uf2, "pico-mcp4922", path, "%s-%d" % (kind, fs))
         idle = 100 * (on.get("idle_share") or 0)
-        try:
-            cmp = compare(dac, preview, board_obj)
-            match = "%.2f%% within 1 code, %d missing" % (100 * cmp.within1 / max(1, cmp.compared), cmp.missing)
-        except Exception as e:  # noqa: BLE001 - a figure, not a test
-            match = "compare failed: %s" % e
         DETAILS["hil_%s_%d" % (kind, fs)] = {"outcome": sj.get("outcome"), "reason": sj.get("reason"),
                                              "idle_pct": idle, "on_s": on.get("emulated_s"), "dac": match}
         goal = HIL_GOALS[fs]
         row(8, "virtual RP2040: %s %d S/s, 24 s" % (kind, fs), "%s; CPU idle %.1f%% over %.1f s on; DAC %s" % (
             sj.get("outcome"), idle, on.get("emulated_s") or 0, match), "completed, idle >= %d%%" % goal,
             sj.get("outcome") == "completed" and idle >= goal)
+    frozen = os.environ.get("TESCTL_RP2_FROZEN_UF2")
+    if not frozen:
+        log("  two sources skipped: set TESCTL_RP2_FROZEN_UF2 to an RPI_PICO build with firmware/manifest_rp2.py")
+        return
+    for fs in (1000, 5000):
+        path = hil_two_site(fs)
+        sj, on, match = hil_session(frozen, "pico2-mcp4922", path, "two-site-%d" % fs, frozen=True)
+        idle = 100 * (on.get("idle_share") or 0)
+        DETAILS["hil_two_site_%d" % fs] = {"outcome": sj.get("outcome"), "reason": sj.get("reason"),
+                                          "idle_pct": idle, "on_s": on.get("emulated_s"), "dac": match}
+        row(8, "virtual RP2040, two sources: anti-phase 6 Hz tACS %d S/s, 24 s" % fs,
+            "%s%s; CPU idle %.1f%% over %.1f s on; DAC A+B %s" % (
+                sj.get("outcome"), "" if sj.get("outcome") == "completed" else " (%s)" % sj.get("reason"),
+                idle, on.get("emulated_s") or 0, match), "completed, idle >= %d%%" % HIL_GOALS[fs],
+            sj.get("outcome") == "completed" and idle >= HIL_GOALS[fs])
+
+
+def hil_two_site(fs):
+    """protocols/tacs-theta-antiphase-2site.toml at fs with a 20 s plateau and 2 s ramps."""
+    with open(os.path.join(ROOT, "protocols", "tacs-theta-antiphase-2site.toml")) as f:
+        text = f.read()
+    for old, new in (("sample_rate_hz = 1000", "sample_rate_hz = %d" % fs), ("duration_s = 1200", "duration_s = 20"),
+                     ("ramp_up_s = 10", "ramp_up_s = 2"), ("ramp_down_s = 10", "ramp_down_s = 2")):
+        assert old in text, old
+        text = text.replace(old, new)
+    path = os.path.join(OUT, "hil-two-site-%d.toml" % fs)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
 
 
 def bench_online():
