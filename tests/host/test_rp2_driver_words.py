@@ -85,9 +85,12 @@ def _fakes(monkeypatch):
         monkeypatch.setattr(builtins, name, int, raising=False)
     monkeypatch.setattr(time, "ticks_ms", lambda: 0, raising=False)
     monkeypatch.setattr(time, "sleep_ms", lambda ms: None, raising=False)
-    for m in ("hal.rp2", "hal.rp2_multi", "hal.pio_dac", "hal.blocks_fast", "hal.blocks_multi_fast"):
+    for m in FAKED:
         monkeypatch.delitem(sys.modules, m, raising=False)
     return sms
+
+
+FAKED = ("hal.rp2", "hal.rp2_multi", "hal.pio_dac", "hal.blocks_fast", "hal.blocks_multi_fast")
 
 
 @pytest.fixture
@@ -98,7 +101,12 @@ def drivers(monkeypatch, tmp_path):
     monkeypatch.setattr(rp2, "STORAGE", str(tmp_path))
     monkeypatch.setattr(rp2, "_wr", lambda addr, value: None)        # (viper on the chip)
     monkeypatch.setattr(rp2, "_flush_tx", lambda reg: None)
-    return rp2, multi, sms
+    yield rp2, multi, sms
+    import hal
+    for m in FAKED:             # built on the fakes: no later test may find them
+        sys.modules.pop(m, None)
+        if hasattr(hal, m[4:]):
+            delattr(hal, m[4:])
 
 
 def board(name):
