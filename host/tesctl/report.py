@@ -209,6 +209,26 @@ def stimulation_text(w):
     return text + ", plateau (device's whole-period figures)"
 
 
+def _charge_check(ts, rows, wave, names):
+    """(uC, how) or (None, None): the host's own estimate of the device's charge figure from
+    telemetry. A multi session's device figure is the largest electrode's (tes.multicontrol
+    charge_uC), so its check is the largest electrode's integral, from NAME_ columns: the main
+    columns carry the total, which cancels between anti-phase sites."""
+    prefix = [n + "_" for n in names] or [""]
+    if wave["kind"] == "dc":
+        key, scale, how = "meas_uA", 1.0, "integral of |meas_uA| (20 ms means) over telemetry"
+    elif wave["kind"] == "sine" and not wave["offset"] and any(r.get(prefix[0] + "meas_rms_uA") is not None
+                                                               for r in rows):
+        key, scale = "meas_rms_uA", SINE_MEAN_ABS
+        how = "integral of meas_rms_uA x 2*sqrt(2)/pi (a sine's mean |I|) over telemetry"
+    else:
+        return None, None                  # means cancel for AC; RMS is not mean |I| for noise
+    best = max(_trapz_abs(ts, [r.get(p + key) for r in rows]) for p in prefix) * scale
+    if names:
+        how += ", the largest electrode's (as the device counts)"
+    return best, how
+
+
 def summarize(session_dir) -> dict:
     meta = load_session(session_dir)
     if meta.get("blinded") is True:
@@ -226,13 +246,7 @@ def summarize(session_dir) -> dict:
     wave = waveform_figures(rows, proto)
     dev_peaks = [r["meas_peak_uA"] for r in rows if r["meas_peak_uA"] is not None]
     plateau_ph = [r["z_phase_deg"] for r in rows if r["state"] == "plateau" and r["z_phase_deg"] is not None]
-    if wave["kind"] == "dc":
-        cross, cross_how = _trapz_abs(ts, meas), "integral of |meas_uA| (20 ms means) over telemetry"
-    elif wave["kind"] == "sine" and not wave["offset"] and any(r["meas_rms_uA"] is not None for r in rows):
-        cross = _trapz_abs(ts, [r["meas_rms_uA"] for r in rows]) * SINE_MEAN_ABS
-        cross_how = "integral of meas_rms_uA x 2*sqrt(2)/pi (a sine's mean |I|) over telemetry"
-    else:
-        cross, cross_how = None, None      # means cancel for AC; RMS is not mean |I| for noise
+    cross, cross_how = _charge_check(ts, rows, wave, session_electrodes(meta)[0])
     return {
         "dir": str(session_dir),
         "name": proto.get("name") or meta.get("name") or "(unnamed protocol)",

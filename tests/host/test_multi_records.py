@@ -8,6 +8,8 @@ import csv
 import json
 import struct
 
+import pytest
+
 from click.testing import CliRunner
 
 from tes import link as L
@@ -414,3 +416,17 @@ def test_the_fault_that_ends_the_session_names_the_electrode(tmp_path):
     run.on_frame(event({"ev": "end", "t_ms": 1110, "outcome": "fault", "reason": "host-lost",
                         "delivered_charge_uC": 5, "stim_duration_ms": 60}))
     assert "fault_electrode" not in run.rec.meta
+
+
+def test_the_charge_check_of_a_multi_session_is_the_largest_electrode_s(tmp_path):
+    # Anti-phase sites: the total (main columns) cancels, each electrode carries its own. The
+    # device counts the largest electrode's charge; the host's check must too, not the total's 0.
+    run = session_run(tmp_path)
+    for k in range(51):                  # 1 s of plateau frames, 20 ms apart: F3 707 uA RMS, P3 the same
+        run.on_frame(telem(1000 + 20 * k, "plateau", [(0, 0, 5000, 5000, 707, 700, 3500), (0, 0, 0, None, 0, 10, 0),
+                                                       (0, 0, 5000, 5000, 707, 700, 3500)]))
+    run.rec.finish("completed", "completed", 630, 1000, 2020)
+    s = summarize(tmp_path / "s")
+    assert s["charge_check_uC"] == pytest.approx(700 * 1.0 * 2 * 2 ** 0.5 / 3.141592653589793, rel=1e-6)
+    assert "largest electrode" in s["charge_check_how"]
+    assert "host check: 0.630 mC" in summary_text(s)
