@@ -60,9 +60,6 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
         p[blocks.P_MASKW] = put2[blocks_multi.M_MASKW]
         p[blocks.P_MASKS] = put2[blocks_multi.M_MASKS]
         p[blocks.P_WORDB] = self._ref_word
-        self.conv = {"zero_code": p[blocks.P_Z], "span_code": p[blocks.P_SC], "span_uA": p[blocks.P_SU],
-                     "hw_limit_uA": p[blocks.P_HW], "code_max": p[blocks.P_TOP]}
-        self._get = get2
         self._sget = get2       # the session's sense cfg (start())
         self._c = 2
         self._q = array("i", [0] * blocks_multi.Q_LEN_MULTI)
