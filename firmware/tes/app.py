@@ -485,6 +485,12 @@ class App:
                 self.link.event("log", level="error", msg="journal record failed: %s" % e)
         self.send_telem(0, 0, 0, None)
         named = {} if electrode is None else {"electrode": electrode}
+        if s.kind == CHECK:
+            # A device fault (or an internal error) ended the check: its EVENT check still
+            # comes, failed for that reason, so a host waiting for it hears why at once.
+            fields = self.check_fields(s, reason) if s.mcheck is None else s.mcheck.result(self, reason)
+            fields.update(named)
+            self.link.event("check", **fields)
         self.link.event("end", outcome=outcome, reason=reason, delivered_charge_uC=charge,
                         stim_duration_ms=stim_ms, sha256=s.sha, longest_tick_ms=s.tick_max_ms, **named)
         if outcome == "fault":
@@ -495,6 +501,16 @@ class App:
             self.set_state(L.LOADED, reason)
         self.link.flush()
 
+    def check_fields(self, s, reason):
+        """The EVENT check's fields of a one-path check s, ended for reason ("": its course)."""
+        z = s.z if s.z is not None and s.z >= 0 else None
+        limit = self.proto["safety"]["impedance_max_ohm"] if self.proto else 20000
+        ok = z is not None and not reason and S.SHORT_OHM <= z <= limit
+        fields = {"z_ohm": z, "limit_ohm": limit, "current_uA": s.proto["segments"][0]["amplitude_uA"], "pass": ok}
+        if reason:
+            fields["reason"] = reason
+        return fields
+
     def end_check(self, s, reason):
         self._close(s)
         if s.mcheck is not None:              # tes.multicheck: its next step, or its result
@@ -502,14 +518,7 @@ class App:
             if fields is None:
                 return
         else:
-            z = s.z if s.z is not None and s.z >= 0 else None
-            reason = reason or s.check_reason
-            limit = self.proto["safety"]["impedance_max_ohm"] if self.proto else 20000
-            ok = z is not None and not reason and S.SHORT_OHM <= z <= limit
-            current = s.proto["segments"][0]["amplitude_uA"]
-            fields = {"z_ohm": z, "limit_ohm": limit, "current_uA": current, "pass": ok}
-            if reason:
-                fields["reason"] = reason
+            fields = self.check_fields(s, reason or s.check_reason)
         ok = fields["pass"]
         self.link.event("check", **fields)
         if self.proto is None:

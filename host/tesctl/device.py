@@ -105,16 +105,18 @@ class Device:
         raise DeviceError("no reply from the device to %s within %.0f s" % (L.NAMES.get(typ, typ), timeout))
 
     def wait_event(self, kind, timeout=10.0, since=0):
-        """The first EVENT of this kind received at or after index `since` of self.events."""
+        """The first EVENT of this kind (or of any of a tuple of kinds) received at or after
+        index `since` of self.events."""
+        kinds = (kind,) if isinstance(kind, str) else kind
         deadline = time.monotonic() + timeout
         while True:
             for ev in self.events[since:]:
-                if ev.get("ev") == kind:
+                if ev.get("ev") in kinds:
                     return ev
             if time.monotonic() >= deadline:
                 break
             self.pump(0.05)
-        raise DeviceError("the device sent no %s event within %.0f s" % (kind, timeout))
+        raise DeviceError("the device sent no %s event within %.0f s" % (" or ".join(kinds), timeout))
 
     # ---- commands -----------------------------------------------------------------
     def hello(self, timeout=REQUEST_S):
@@ -133,7 +135,13 @@ class Device:
     def check(self, current_uA=100, duration_ms=500):
         mark = len(self.events)
         self.request(L.CHECK, {"current_uA": current_uA, "duration_ms": duration_ms})
-        return self.wait_event("check", timeout=CHECK_S, since=mark)
+        ev = self.wait_event(("check", "end"), timeout=CHECK_S, since=mark)
+        if ev["ev"] == "end":
+            # A device fault ended the check and this firmware sent no result for it (ours
+            # sends a failed check event first): say so now, not after CHECK_S.
+            raise DeviceError("the impedance check ended without a result: %s %s"
+                              % (ev.get("outcome"), ev.get("reason")))
+        return ev
 
     def start(self, sha256):
         return self.request(L.START, {"sha256": sha256})

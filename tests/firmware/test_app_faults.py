@@ -135,6 +135,32 @@ def test_check_finds_an_open_electrode_without_latching_a_fault():
     assert d.app.state == L.LOADED and not d.hal.en and d.app.faults == []
 
 
+def test_check_ended_by_a_device_fault_still_sends_its_result():
+    """A hard fault of the board's own (not the load's) during the impedance check latches the
+    fault, and the EVENT check still comes, failed for that fault, between the fault and the
+    end: a host waiting for the check's result hears why at once (before, it heard nothing
+    and waited its whole timeout). One path and a montage of three (its steps)."""
+    from test_app_multi import tacs3
+    for proto, multi in ((protocol(DEFAULT_FS), False), (tacs3(180), True)):
+        d = DeviceRun(proto, "check-dac-stuck", start=False)
+        frames = []
+        dec = L.Decoder()
+        d.port.write = lambda data, frames=frames, dec=dec: frames.extend(dec.feed(bytes(data)))
+        d.load()
+        d.hal.inject("dac-stuck", d.hal.ticks_ms() + 30)
+        d.send(L.CHECK)
+        t0 = d.hal.ticks_ms()
+        while d.app.state == L.CHECKING and d.hal.ticks_ms() - t0 < 60000:
+            d.step()
+        evs = [L.decode_json(f[2])[0] for f in frames if f[0] == L.EVENT]
+        kinds = [e["ev"] for e in evs if e["ev"] in ("check", "fault", "end")]
+        assert kinds == ["fault", "check", "end"], (multi, kinds)
+        ev = [e for e in evs if e["ev"] == "check"][0]
+        assert ev["pass"] is False and ev["reason"] == "dac-stuck", ev
+        assert ("electrodes" in ev) == multi, ev
+        assert d.app.state == L.FAULT and not d.hal.en
+
+
 class WrappingClock(RecordingHal):
     """A board clock: ticks_ms wraps at 2**30 ms. Starts 4 s before the wrap."""
     OFFSET = (1 << 30) - 4000
