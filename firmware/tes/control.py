@@ -23,8 +23,11 @@ from array import array
 BLOCK_MAX = const(32)
 # Samples one fill and write may take: a fill costs ~90 us and a write ~50 us on an RP2040
 # whatever their length, so fewer and longer ones (two 1 ms blocks at 32 kS/s).
-FILL_MAX = const(64)
-SENSE_BLOCKS = const(4)  # blocks one sense() call may hand over (a call costs ~40 us on an RP2040)
+FILL_MAX = const(128)
+# Blocks one sense() call may hand over: every whole block since the last pass in one call
+# and one check (a call costs ~40 us on an RP2040, a two-source check's ~180 us), for a pass
+# of up to 8 ms (hal.PASS_MS and the pass's own work).
+SENSE_BLOCKS = const(8)
 END = const(-1)         # step(): the engine is done and every sample it made has been checked
 UNDERRUN = const(13)    # tes.supervisor.UNDERRUN: the output ran dry (it put out zero current)
 # tes.supervisor.is_hard, inline: codes OPEN_CIRCUIT..COMPLIANCE and MEMORY on are hard

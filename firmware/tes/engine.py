@@ -438,6 +438,16 @@ class Engine:
         self._ret = 1
         return Engine.fill(self, outs, n)   # its _enter and _block are the instance's, below
 
+    @micropython.native
+    def fill_driven(self, outs, n):
+        """fill_all without the return's samples (outs[channels] is not touched): the block
+        loop's (tes.multicontrol), which never sends the return to a DAC and takes its current
+        from what is sensed. The driven electrodes' samples are fill_all's, to the bit."""
+        if not self.multi:
+            return self.fill_all(outs, n)
+        self._ret = 0
+        return Engine.fill(self, outs, n)
+
     def _fill_one(self, out, n):
         """fill() of a multi montage of two electrodes: the driven one's samples."""
         one = self._one
@@ -447,6 +457,7 @@ class Engine:
         one[0] = None
         return k
 
+    @micropython.native     # every fill of a multi session: no heap frame for its many locals
     def _block_all(self, outs, start, m):
         """_block for every channel in turn (each its own state, kind and levels), then the
         return. The channel's words are set where _block reads them and channel 0's put back."""

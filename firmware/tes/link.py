@@ -18,6 +18,11 @@ import json
 import struct
 import sys
 
+try:
+    import micropython
+except ImportError:  # CPython
+    from tes import compat as micropython
+
 LINK_VERSION = 2                        # 2: TELEM carries RMS, peak and the impedance's phase
 
 MAX_PAYLOAD = 1024                      # payload bytes, both directions
@@ -592,6 +597,7 @@ TELEM_EL_MAX = 9               # electrodes: 8 sources and the return
 TELEM_EL_FIELDS = ("set_uA", "meas_uA", "v_mV", "z_ohm", "set_rms_uA", "meas_rms_uA", "v_rms_mV")
 
 
+@micropython.native     # 50 frames a second of a multi-electrode session
 def pack_telem_electrodes(buf, at, rows):
     """Pack the per-electrode extension into buf[at:] (1 + len(rows) * TELEM_EL_SIZE bytes)
     and return its length. rows: (set_mean_uA, meas_mean_uA, v_mean_mV, z_ohm, set_rms_uA,

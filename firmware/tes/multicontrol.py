@@ -3,9 +3,10 @@ over interleaved buffers, one Supervisor per driven electrode and one for the re
 
 Imported only by such a session (a board's RAM pays for what it imports). The HAL takes
 and gives samples interleaved, sample-major (word k*C + c: driven electrode c at sample
-k; docs/wire.md, hal/base.py). The engine's fill_all gives one array per electrode; they
-are interleaved for write(), and what sense() hands over is split back into one block per
-electrode, so each Supervisor runs its unchanged kernel on its own electrode.
+k; docs/wire.md, hal/base.py). The engine's fill_driven gives one array per driven
+electrode (fill_all's, without the return's: no DAC drives it); they are interleaved for
+write(), and what sense() hands over is split back into one block per electrode, so each
+Supervisor runs its unchanged kernel on its own electrode.
 
 The return is the board's ground: its current is minus the sum of the driven ones', sample
 by sample, in set, measured and readback alike. Its Supervisor checks overcurrent against
@@ -187,7 +188,7 @@ def _arrays(k, n):
 
 
 class MultiControl(Control):
-    """tes.control.Control's loop, unchanged, over C electrodes: its fill is fill_all
+    """tes.control.Control's loop, unchanged, over C electrodes: its fill is fill_driven
     interleaved, its sense is hal.sense split per electrode, its check runs every
     electrode's supervisor on the blocks sensed (check_run each) and names the fault."""
 
@@ -196,7 +197,7 @@ class MultiControl(Control):
         self.sups = sups
         self.C = C
         cap = self.cap
-        self.outs = _arrays(C + 1, FILL_MAX)        # engine.fill_all -> per electrode
+        self.outs = _arrays(C + 1, FILL_MAX)        # engine.fill_driven -> per electrode
         self.out = array("i", [0] * (FILL_MAX * C))     # -> hal.write, interleaved
         w = cap * C
         self.rsb = array("i", [0] * w)              # hal.sense, interleaved
@@ -219,7 +220,7 @@ class MultiControl(Control):
         self.edb = self.dbs[C]
         self.j0 = 0                         # ...from this sample of them
         # Control's loop calls these (bound once: binding allocates, the loop runs heap-locked)
-        self._fill_all = engine.fill_all
+        self._fill_driven = engine.fill_driven     # the return's samples: from what is sensed
         self._hal_sense = hal.sense
         self._neg = engine.mk.neg_into
         self._interleave = engine.mk.interleave     # tes.multi's, or its viper twin on a board
@@ -277,7 +278,7 @@ class MultiControl(Control):
     @micropython.native
     def fill_words(self, out, n):
         """Control's fill: n samples of every driven electrode, interleaved into out."""
-        k = self._fill_all(self.outs, n)
+        k = self._fill_driven(self.outs, n)
         self._interleave(out, self.outs, k, self.C)
         return k
 
@@ -404,6 +405,7 @@ class MultiControl(Control):
 
 # ---- the app's part of such a session (here, not in tes.app: a board pays for its bytecode
 # only when it runs one) ---------------------------------------------------------------------
+@micropython.native     # every tick, 50 a second: no heap frame, ~0.1 ms less a frame on the chip
 def telemetry(app, s):
     """TELEM of a session of several driven electrodes: a row per electrode (montage order)
     and the main fields (docs/wire.md): the total current (the return's, signed as the

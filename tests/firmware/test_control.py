@@ -117,7 +117,7 @@ def test_block_is_1_ms_between_1_and_32_samples():
         assert c.block == b
         assert c.cap == b * C.SENSE_BLOCKS
         assert len(c.sb) == len(c.ib) == len(c.vb) == len(c.db) == c.cap
-        assert len(c.out) == C.FILL_MAX == 64 and C.BLOCK_MAX == 32
+        assert len(c.out) == C.FILL_MAX == 128 and C.BLOCK_MAX == 32
     assert C.END == -1 and C.UNDERRUN == S.UNDERRUN
 
 
@@ -129,33 +129,35 @@ def test_a_new_loop_has_done_nothing():
     assert hal.writes == [] and eng.asks == [] and hal.asks == [] and sup.blocks == []
 
 
-def test_prime_fills_the_whole_lead_in_chunks_of_64():
-    hal, eng, sup, c = make(5000, 1000, room=100)
+def test_prime_fills_the_whole_lead_in_chunks_of_fill_max():
+    F = C.FILL_MAX
+    hal, eng, sup, c = make(5000, 1000, room=F + 36)
     c.prime()
-    assert hal.writes == [64, 36], hal.writes
-    assert hal.written == list(range(1, 101))
-    assert c.written == 100 and not c.engine_done and hal.drained == 0
+    assert hal.writes == [F, 36], hal.writes
+    assert hal.written == list(range(1, F + 37))
+    assert c.written == F + 36 and not c.engine_done and hal.drained == 0
     assert sup.blocks == []                       # priming checks nothing
     # An engine shorter than the lead: prime stops when it has nothing more.
-    hal, eng, sup, c = make(5000, 100, room=200)
+    hal, eng, sup, c = make(5000, F + 36, room=2 * F)
     c.prime()
-    assert hal.writes == [64, 36] and c.written == 100
-    hal, eng, sup, c = make(5000, 128, room=128)
+    assert hal.writes == [F, 36] and c.written == F + 36
+    hal, eng, sup, c = make(5000, 2 * F, room=2 * F)
     c.prime()
-    assert hal.writes == [64, 64] and c.written == 128 and eng.asks == [64, 64]
+    assert hal.writes == [F, F] and c.written == 2 * F and eng.asks == [F, F]
     # No room: nothing.
-    hal, eng, sup, c = make(5000, 64, room=0)
+    hal, eng, sup, c = make(5000, F, room=0)
     c.prime()
     assert hal.writes == [] and eng.asks == [] and c.written == 0
-    for room, chunks in ((31, [31]), (1, [1]), (64, [64]), (65, [64, 1]), (129, [64, 64, 1])):
+    for room, chunks in ((31, [31]), (1, [1]), (F, [F]), (F + 1, [F, 1]), (2 * F + 1, [F, F, 1])):
         hal, eng, sup, c = make(5000, 1000, room=room)
         c.prime()
         assert hal.writes == chunks and eng.asks == chunks, (room, hal.writes)
         assert c.written == room and hal.written == list(range(1, room + 1))
 
 
-def test_step_writes_what_the_queue_offers_up_to_64():
-    for room, want in ((1, 1), (5, 5), (63, 63), (64, 64), (65, 64), (500, 64)):
+def test_step_writes_what_the_queue_offers_up_to_fill_max():
+    F = C.FILL_MAX
+    for room, want in ((1, 1), (5, 5), (F - 1, F - 1), (F, F), (F + 1, F), (5 * F, F)):
         hal, eng, sup, c = make(5000, 10000, room=room)
         assert c.step(0) == 0
         assert hal.writes == [want] and eng.asks == [want], (room, hal.writes)
@@ -198,32 +200,33 @@ def test_every_written_sample_is_checked_in_order_in_blocks():
 
 
 def test_sense_is_asked_for_several_blocks_until_fewer_come_back():
+    K = C.SENSE_BLOCKS
+    cap = 5 * K                         # K blocks of 5 samples at 5 kS/s
     hal, eng, sup, c = make(5000, 100000, room=0)
-    hal.written = list(range(1, 24))
-    hal.measure()                       # 23 measured: 20 in one call (4 blocks), then 3
+    hal.written = list(range(1, cap + 4))
+    hal.measure()                       # cap + 3 measured: cap in one call (K blocks), then 3
     assert c.step(42) == 0
-    assert sup.blocks == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15], [16, 17, 18, 19, 20],
-                          [21, 22, 23]]
-    assert hal.asks == [20, 20]
-    assert sup.ages == [42] * 5
-    assert c.checked == 23 and c.last_m == 3
+    assert sup.blocks == [list(range(5 * k + 1, 5 * k + 6)) for k in range(K)] + [[cap + 1, cap + 2, cap + 3]]
+    assert hal.asks == [cap, cap]
+    assert sup.ages == [42] * (K + 1)
+    assert c.checked == cap + 3 and c.last_m == 3
     # Fewer than asked (two blocks): checked in blocks, no second ask.
-    hal.written += list(range(24, 34))
+    hal.written += list(range(cap + 4, cap + 14))
     hal.measure()
     hal.asks = []
     assert c.step(43) == 0
-    assert sup.blocks[5:] == [[24, 25, 26, 27, 28], [29, 30, 31, 32, 33]]
-    assert hal.asks == [20] and c.last_m == 5 and c.checked == 33
+    assert sup.blocks[K + 1:] == [list(range(cap + 4, cap + 9)), list(range(cap + 9, cap + 14))]
+    assert hal.asks == [cap] and c.last_m == 5 and c.checked == cap + 13
     # Exactly what was asked: one more ask, which finds nothing.
-    hal.written += list(range(34, 54))
+    hal.written += list(range(cap + 14, 2 * cap + 14))
     hal.measure()
     hal.asks = []
     assert c.step(44) == 0
-    assert hal.asks == [20, 20] and len(sup.blocks) == 11 and c.checked == 53
+    assert hal.asks == [cap, cap] and len(sup.blocks) == 2 * K + 3 and c.checked == 2 * cap + 13
     # Nothing measured: one ask, no check.
     hal.asks = []
     assert c.step(45) == 0
-    assert hal.asks == [20] and len(sup.blocks) == 11
+    assert hal.asks == [cap] and len(sup.blocks) == 2 * K + 3
 
 
 def test_a_fault_returns_at_once_with_its_block():
@@ -255,7 +258,7 @@ def test_end_only_once_every_sample_is_checked():
     hal.measure()
     assert c.step(0) == C.END and c.checked == 12
     assert c.step(0) == C.END and hal.drained == 1     # the engine is asked no more
-    assert eng.asks == [64, 64]
+    assert eng.asks == [min(100, C.FILL_MAX), min(88, C.FILL_MAX)]    # the room less the 12 written
 
 
 def test_tap_sees_every_checked_sample():
@@ -299,7 +302,7 @@ def test_a_fast_trip_is_the_fault_and_nothing_is_written_or_checked_after_it():
         hal.r = -1 - code
         assert c.step(0) == code, code
         assert hal.writes == [20] and c.written == 20 and eng.asks == [20]
-        assert sup.blocks == [] and hal.asks == [20]    # the first pass's sense call only
+        assert sup.blocks == [] and hal.asks == [c.cap]    # the first pass's sense call only
         assert c.checked == 0 and not c.busy
         assert c.step(0) == code and c.written == 20    # and again while the HAL says so
     # -1 stays the underrun, -2 is a trip named open-circuit.

@@ -81,10 +81,11 @@ def test_a_deadline_half_the_clock_ahead_is_still_ahead():
 
 
 def test_run_does_not_sleep_while_it_writes():
+    F = C.FILL_MAX
     hal, eng, sup, c = make(5000, 100000)
-    clk = Clock(hal, 0, lead=200)                  # room for 200: 64, 64, 64, 8 before a sleep
+    clk = Clock(hal, 0, lead=3 * F + 8)            # room for 3F + 8: F, F, F, 8 before a sleep
     assert c.run(0, 1, clk.ticks, clk.wait) == 0
-    assert hal.writes[:4] == [64, 64, 64, 8] and clk.waits == [1]
+    assert hal.writes[:4] == [F, F, F, 8] and clk.waits == [1]
     assert c.busy                                   # the last pass wrote the 5 measured ones back
 
 
@@ -156,39 +157,42 @@ def chunky(total, free):
 
 
 def test_what_the_queue_offered_is_written_over_the_next_passes():
-    # A chunk of 128 offered once: 64 now, the other 64 in the next pass, though room()
+    F = C.FILL_MAX
+    # A chunk of 2F offered once: F now, the other F in the next pass, though room()
     # offers nothing then (the rest of the chunk is still free).
-    hal, eng, sup, c = chunky(100000, 128)
-    assert c.step(0) == 0 and hal.writes == [64] and c.busy
-    assert c.step(0) == 0 and hal.writes == [64, 64] and c.busy
-    assert c.step(0) == 0 and hal.writes == [64, 64] and not c.busy       # nothing owed now
-    assert hal.written == list(range(1, 129)) and hal.free == 0
-    # 200 free: 64, 64, 64, 8 over four passes; room grows meanwhile: it is taken as offered.
-    hal, eng, sup, c = chunky(100000, 200)
+    hal, eng, sup, c = chunky(100000, 2 * F)
+    assert c.step(0) == 0 and hal.writes == [F] and c.busy
+    assert c.step(0) == 0 and hal.writes == [F, F] and c.busy
+    assert c.step(0) == 0 and hal.writes == [F, F] and not c.busy       # nothing owed now
+    assert hal.written == list(range(1, 2 * F + 1)) and hal.free == 0
+    # 3F + 8 free: F, F, F, 8 over four passes; room grows meanwhile: it is taken as offered.
+    hal, eng, sup, c = chunky(100000, 3 * F + 8)
     assert c.step(0) == 0 and c.step(0) == 0
-    hal.free += 140                             # 72 + 140 = 212 free now, all offered
+    hal.free += 2 * F + 12                      # F + 8 + 2F + 12 free now, all offered
     assert c.step(0) == 0 and c.step(0) == 0 and c.step(0) == 0 and c.step(0) == 0
-    assert hal.writes == [64, 64, 64, 64, 64, 20], hal.writes
+    assert hal.writes == [F, F, F, F, F, 20], hal.writes
     assert c.step(0) == 0 and hal.writes[-1] == 20 and not c.busy
-    assert c.written == 340 == len(hal.written)
+    assert c.written == 5 * F + 20 == len(hal.written)
 
 
 def test_nothing_is_owed_past_the_end_of_the_session():
-    hal, eng, sup, c = chunky(80, 256)
-    assert c.step(0) == 0 and hal.writes == [64]
-    assert c.step(0) == 0 and hal.writes == [64, 16] and not c.engine_done
+    F = C.FILL_MAX
+    hal, eng, sup, c = chunky(F + 16, 4 * F)
+    assert c.step(0) == 0 and hal.writes == [F]
+    assert c.step(0) == 0 and hal.writes == [F, 16] and not c.engine_done
     assert c.step(0) == 0 and c.engine_done and hal.drained == 1
-    assert c.step(0) == 0 and hal.drained == 1 and eng.asks == [64, 64, 64]
-    hal.measured = list(range(1, 81))
-    assert c.step(0) == C.END and c.checked == 80
+    assert c.step(0) == 0 and hal.drained == 1 and eng.asks == [F, F, F]
+    hal.measured = list(range(1, F + 17))
+    assert c.step(0) == C.END and c.checked == F + 16
 
 
 def test_run_keeps_what_it_owes_across_calls():
-    hal, eng, sup, c = chunky(100000, 192)
-    assert c.run(0, None, None, None) == 0 and hal.writes == [64]
-    assert c.run(0, None, None, None) == 0 and hal.writes == [64, 64]
-    assert c.run(0, None, None, None) == 0 and hal.writes == [64, 64, 64]
-    assert c.run(0, None, None, None) == 0 and hal.writes == [64, 64, 64]
+    F = C.FILL_MAX
+    hal, eng, sup, c = chunky(100000, 3 * F)
+    assert c.run(0, None, None, None) == 0 and hal.writes == [F]
+    assert c.run(0, None, None, None) == 0 and hal.writes == [F, F]
+    assert c.run(0, None, None, None) == 0 and hal.writes == [F, F, F]
+    assert c.run(0, None, None, None) == 0 and hal.writes == [F, F, F]
 
 
 def test_run_returns_a_fast_trip_at_the_next_pass_and_writes_nothing_after_it():

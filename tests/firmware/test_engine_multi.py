@@ -403,6 +403,35 @@ def test_fill_all_with_heap_locked():
         assert any(states[j * 8 + state] for j in range(len(engines))), state
 
 
+def test_fill_driven_is_fill_all_without_the_return():
+    """The block loop's fill (tes.multicontrol): every driven electrode's samples as
+    fill_all gives them, through every phase, and the return's array never written."""
+    names = ("C3", "FC1", "FC5")
+    chans = [cur("FC1", waveform="sine", amplitude_uA=-700, offset_uA=100, frequency_mHz=6000, phase_deg=90),
+             cur("FC5", waveform="noise", amplitude_uA=800, band_mHz=[101000, 400000], seed=9, noise_sd_uA=200)]
+    p = mproto([mseg(chans, duration_ms=300), {"kind": "pause", "duration_ms": 50},
+                mseg([cur("FC1", amplitude_uA=-300), cur("FC5", amplitude_uA=300)], ramp_shape="cosine")],
+               names, "C3", fs=2000)
+    assert V.check(p, LIM) == []
+    a, b = Engine(p), Engine(p)
+    outs_a = [array("i", [0] * 64) for _ in range(3)]
+    outs_b = [array("i", [0] * 64) for _ in range(3)]
+    outs_b[2][0] = 12345                # the return's: must stay as it is
+    total = 0
+    n = 1
+    while True:
+        k = a.fill_all(outs_a, n)
+        assert b.fill_driven(outs_b, n) == k
+        if k == 0:
+            break
+        for c in range(2):
+            assert list(outs_a[c][:k]) == list(outs_b[c][:k]), (total, c)
+        total += k
+        n = n % 61 + 3                  # fills of varying length, across the phase boundaries
+    assert total == a.total and b.state == E.DONE
+    assert outs_b[2][0] == 12345 and all(x == 0 for x in outs_b[2][1:])
+
+
 def test_a_soft_stop_ramps_every_channel_down_as_one():
     names = ("F4", "P4", "Cz")
     p = mproto([mseg([cur("F4", amplitude_uA=2000), cur("P4", waveform="sine", amplitude_uA=-1500,
