@@ -440,7 +440,8 @@ class Engine:
 
     @micropython.native
     def fill_driven(self, outs, n):
-        """fill_all without the return's samples (outs[channels] is not touched): the block
+        """fill_all without the return's samples (outs[channels] is not touched) for a montage
+        of several driven electrodes (fill_all itself for the two-electrode forms): the block
         loop's (tes.multicontrol), which never sends the return to a DAC and takes its current
         from what is sensed. The driven electrodes' samples are fill_all's, to the bit."""
         if not self.multi:
