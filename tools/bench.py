@@ -694,6 +694,34 @@ def bench_hil():
                 sj.get("outcome"), "" if sj.get("outcome") == "completed" else " (%s)" % sj.get("reason"),
                 idle, on.get("emulated_s") or 0, match), "completed, idle >= %d%%" % HIL_GOALS[fs],
             sj.get("outcome") == "completed" and idle >= HIL_GOALS[fs])
+    lines = hil_app_share(frozen, "pico2-mcp4922")
+    DETAILS["hil_two_site_app_share"] = lines
+    busy = [ln for ln in lines if " busy " in ln]
+    row(8, "virtual RP2040, two sources 5 kS/s: the app loop's busy share (tools/bench_blockcost_mp.py)",
+        busy[0].split(": ", 1)[1] if busy else "no 'app' lines", "-", None)
+    log("  where it goes (each part of the block path and the tick, wrappers included):")
+    for ln in lines:
+        log("    " + ln)
+
+
+def hil_app_share(uf2, board):
+    """tools/bench_blockcost_mp.py on a fresh virtual board after `tesctl deploy --frozen`,
+    at its REPL (the app left): its "app" lines, where the busy CPU of a session of every
+    source goes (docs/hardware.md "Where the CPU goes")."""
+    from tesctl import deploy as D
+    from tesctl import hil
+    flash = os.path.join(OUT, "hil-flash-app.bin")
+    with hil.open_hil(uf2=uf2, board=board, flash=flash, erase=True) as server:
+        port = server.path
+        p = subprocess.run([TESCTL, "deploy", "--port", port, "--board", board, "--frozen"],
+                           capture_output=True, text=True, timeout=600)
+        if p.returncode:
+            raise RuntimeError("deploy: " + last_error(p))
+        D.leave_app(port, log)
+        D.wait_for_repl(port, 120)
+        out = D.mpremote(port, ["run", os.path.join(ROOT, "tools", "bench_blockcost_mp.py")], resume=True,
+                         timeout=1800)
+    return [ln for ln in out.splitlines() if ln.startswith("app ")]
 
 
 def hil_two_site(fs):
