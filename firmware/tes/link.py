@@ -243,6 +243,7 @@ class Encoder:
         self._telem_crc = memoryview(self._raw)[:HEADER + TELEM_SIZE]
         self._telem_out = self._mv[:TELEM_FRAME]
 
+    @micropython.native     # every frame but the single-source TELEM: no heap frame per call
     def frame(self, typ, seq, payload=b""):
         n = _build_raw(self._raw, typ, seq, payload)
         w = cobs_encode_into(self._raw, n, self._out, 0)
@@ -265,6 +266,7 @@ class Encoder:
         return self._telem_out
 
 
+@micropython.native
 def _build_raw(raw, typ, seq, payload):
     if typ < 0 or typ > 0xFF:
         raise ValueError("type out of range")
@@ -543,6 +545,7 @@ PHASE_MAX = 18000                               # centidegrees
 TELEM_FRAME = HEADER + TELEM_SIZE + TRAILER + 2  # COBS adds 1 byte, then the 0x00: 54
 
 
+@micropython.native     # 50 TELEM frames a second
 def pack_telem(buf, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, set_rms_uA=0, meas_rms_uA=0,
                meas_peak_uA=0, v_rms_mV=0, z_phase_cdeg=None, at=0):
     """Pack a TELEM payload into buf[at:] (>= TELEM_SIZE bytes, reused). Returns TELEM_SIZE.
