@@ -97,7 +97,6 @@ class App:
         self.raw_index = 0
         self.raw_dropped = 0
         self._raw_tap = self.raw_append     # bound once: binding in the block path would allocate
-        self._telem_ext = None              # a multi-electrode session's TELEM payload, made at its first frame
         hal.zero()               # output off at boot, whatever came before
         self.storage = hal.storage()
         self.recovered = J.recover(self.storage, hal.ticks_ms(), hal.retained())
@@ -293,12 +292,13 @@ class App:
 
     @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def send_telem(self, set_uA, meas_uA, v_mV, z_ohm, set_rms_uA=0, meas_rms_uA=0, meas_peak_uA=0, v_rms_mV=0,
-                   z_phase_cdeg=None, rows=None):
+                   z_phase_cdeg=None, ext=0):
         """One TELEM frame. In a session: the means of the supervisor's window() (set,
         measured, voltage), and from its period() the RMS, the peak, z_ohm (the RMS ratio
         over whole periods) and the lock-in phase; docs/wire.md says which is which.
-        rows (a multi-electrode session): one per electrode, montage order, appended as
-        the frame's extension (link.pack_telem_electrodes); None: the frame as ever."""
+        ext (a multi-electrode session): the length of the frame's extension, the rows
+        per electrode that tes.multicontrol.telemetry wrote into the link's encoder
+        (link.Encoder.raw from link.EXT_AT); 0: the frame as ever."""
         hal = self.hal
         now = hal.ticks_ms()
         self.last_telem = now
@@ -318,17 +318,8 @@ class App:
             flags |= L.F_RAW
         if hal.SIMULATED:
             flags |= L.F_SIM
-        if rows is None:
-            self.link.telemetry(self.state, set_uA, meas_uA, v_mV, z_ohm, charge, flags, set_rms_uA, meas_rms_uA,
-                                meas_peak_uA, v_rms_mV, z_phase_cdeg)
-            return
-        buf = self._telem_ext
-        if buf is None:
-            buf = self._telem_ext = bytearray(L.TELEM_SIZE + 1 + L.TELEM_EL_MAX * L.TELEM_EL_SIZE)
-        n = L.pack_telem(buf, now, self.state, set_uA, meas_uA, v_mV, z_ohm, charge, flags, set_rms_uA, meas_rms_uA,
-                         meas_peak_uA, v_rms_mV, z_phase_cdeg)
-        n += L.pack_telem_electrodes(buf, n, rows)
-        self.link.send(L.TELEM, memoryview(buf)[:n])
+        self.link.telemetry(self.state, set_uA, meas_uA, v_mV, z_ohm, charge, flags, set_rms_uA, meas_rms_uA,
+                            meas_peak_uA, v_rms_mV, z_phase_cdeg, ext)
 
     def raw_append(self, buf, n):
         """Copy the block's set samples into the raw buffer (no allocation: the tick sends

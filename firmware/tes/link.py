@@ -235,33 +235,47 @@ class Encoder:
     valid until the next call."""
 
     def __init__(self):
-        self._raw = bytearray(MAX_RAW)
+        self.raw = bytearray(MAX_RAW)
         self._out = bytearray(MAX_ENCODED + 1)
         self._mv = memoryview(self._out)
         # TELEM, 50 a second: its frame is built in place, always TELEM_FRAME bytes (COBS
         # of n < 254 bytes is n + 1 long), from views made once here.
-        self._telem_crc = memoryview(self._raw)[:HEADER + TELEM_SIZE]
+        self._telem_crc = memoryview(self.raw)[:EXT_AT]
         self._telem_out = self._mv[:TELEM_FRAME]
+        self._ext_n = 0
+        self._ext_crc = None
 
     @micropython.native     # every frame but the single-source TELEM: no heap frame per call
     def frame(self, typ, seq, payload=b""):
-        n = _build_raw(self._raw, typ, seq, payload)
-        w = cobs_encode_into(self._raw, n, self._out, 0)
+        n = _build_raw(self.raw, typ, seq, payload)
+        w = cobs_encode_into(self.raw, n, self._out, 0)
         self._out[w] = 0
         return self._mv[:w + 1]
 
+    @micropython.native     # 50 frames a second
     def telem(self, seq, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, set_rms_uA=0,
-              meas_rms_uA=0, meas_peak_uA=0, v_rms_mV=0, z_phase_cdeg=None):
+              meas_rms_uA=0, meas_peak_uA=0, v_rms_mV=0, z_phase_cdeg=None, ext=0):
         """frame(TELEM, seq, a pack_telem payload), byte for byte, with no copy and no
-        allocation (on an RP2040 the general path cost ~0.3 ms a frame)."""
-        raw = self._raw
+        allocation (on an RP2040 the general path cost ~0.3 ms a frame). ext: the length of
+        a multi-electrode extension already written at raw[EXT_AT:] (tes.multi.telem_rows),
+        sent after the fields (tes.multicontrol.telemetry; no other frame in between)."""
+        raw = self.raw
         raw[0] = TELEM
         raw[1] = seq & 0xFF
         raw[2] = (seq >> 8) & 0xFF
         pack_telem(raw, t_ms, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, set_rms_uA, meas_rms_uA,
                    meas_peak_uA, v_rms_mV, z_phase_cdeg, HEADER)
-        struct.pack_into("<I", raw, HEADER + TELEM_SIZE, crc32(self._telem_crc))
-        cobs_encode_into(raw, HEADER + TELEM_SIZE + TRAILER, self._out, 0)
+        if ext:
+            n = EXT_AT + ext
+            if n != self._ext_n:           # one length a session: its view made once
+                self._ext_n = n
+                self._ext_crc = memoryview(raw)[:n]
+            struct.pack_into("<I", raw, n, crc32(self._ext_crc))
+            w = cobs_encode_into(raw, n + TRAILER, self._out, 0)
+            self._out[w] = 0
+            return self._mv[:w + 1]
+        struct.pack_into("<I", raw, EXT_AT, crc32(self._telem_crc))
+        cobs_encode_into(raw, EXT_AT + TRAILER, self._out, 0)
         self._out[TELEM_FRAME - 1] = 0
         return self._telem_out
 
@@ -543,6 +557,7 @@ PHASE_MAX = 18000                               # centidegrees
 
 
 TELEM_FRAME = HEADER + TELEM_SIZE + TRAILER + 2  # COBS adds 1 byte, then the 0x00: 54
+EXT_AT = HEADER + TELEM_SIZE                    # a TELEM frame's extension, in Encoder.raw
 
 
 @micropython.native     # 50 TELEM frames a second
@@ -600,12 +615,12 @@ TELEM_EL_MAX = 9               # electrodes: 8 sources and the return
 TELEM_EL_FIELDS = ("set_uA", "meas_uA", "v_mV", "z_ohm", "set_rms_uA", "meas_rms_uA", "v_rms_mV")
 
 
-@micropython.native     # 50 frames a second of a multi-electrode session
 def pack_telem_electrodes(buf, at, rows):
     """Pack the per-electrode extension into buf[at:] (1 + len(rows) * TELEM_EL_SIZE bytes)
     and return its length. rows: (set_mean_uA, meas_mean_uA, v_mean_mV, z_ohm, set_rms_uA,
     meas_rms_uA, v_rms_mV) per electrode, montage order; z_ohm None or < 0 is unknown (the
-    bytes of Z_UNKNOWN: -1 as an i32)."""
+    bytes of Z_UNKNOWN: -1 as an i32). The codec's packer (tests, a scripted device); the
+    device writes its rows from its supervisors' states (tes.multi.telem_rows)."""
     e = len(rows)
     if e > TELEM_EL_MAX:
         raise ValueError("too many electrodes")

@@ -91,3 +91,90 @@ def split(rsb, rib, rvb, rdb, sbs, ibs, vbs, dbs, m: int, C: int):
     while k < m:
         rv[k] = ri[k]
         k += 1
+
+
+
+@micropython.viper
+def telem_rows(buf, at: int, sts, order_obj, prow_obj, fig_obj, C: int) -> int:
+    order = ptr32(order_obj)  # noqa: F821
+    prow = ptr32(prow_obj)  # noqa: F821
+    fig = ptr32(fig_obj)  # noqa: F821
+    sg = int(1) << 31
+    tset = 0
+    tmeas = 0
+    top = 0
+    c = 0
+    while c < C:
+        st = ptr32(sts[c])  # noqa: F821
+        n = int(st[31])                         # tes.supervisor W_N; W_SET, W_I, W_V follow
+        o = 4 + 3 * c
+        k = 0
+        while k < 3:
+            if n == 0:
+                fig[o + k] = 0
+            else:
+                a = (st[32 + k] ^ sg) - sg
+                if a >= 0:
+                    fig[o + k] = a // n
+                else:
+                    fig[o + k] = 0 - ((0 - a) // n)
+            k += 1
+        if n != 0:
+            k = 31
+            while k < 38:                       # W_END
+                st[k] = 0
+                k += 1
+        tset += (fig[o] ^ sg) - sg
+        tmeas += (fig[o + 1] ^ sg) - sg
+        v = (fig[o + 2] ^ sg) - sg
+        t = (fig[4 + 3 * top + 2] ^ sg) - sg
+        if v < 0:
+            v = 0 - v
+        if t < 0:
+            t = 0 - t
+        if v > t:
+            top = c
+        c += 1
+    st = ptr32(sts[C])  # noqa: F821
+    k = 31
+    while k < 38:
+        st[k] = 0
+        k += 1
+    fig[0] = tset
+    fig[1] = tmeas
+    fig[2] = fig[4 + 3 * top + 2]
+    fig[3] = prow[5 * top + 3]
+    b = ptr8(buf)  # noqa: F821
+    b[at] = C + 1
+    r = 4 + 3 * (C + 1)                         # the row's 7 words, then its bytes
+    o = at + 1
+    k = 0
+    while k <= C:
+        c = int(order[k])
+        p = 5 * c
+        if c == C:
+            fig[r] = 0 - tset
+            fig[r + 1] = 0 - tmeas
+            fig[r + 2] = 0
+            fig[r + 3] = -1
+            fig[r + 6] = 0
+        else:
+            f = 4 + 3 * c
+            fig[r] = fig[f]
+            fig[r + 1] = fig[f + 1]
+            fig[r + 2] = fig[f + 2]
+            fig[r + 3] = prow[p]
+            fig[r + 6] = prow[p + 3]
+        fig[r + 4] = prow[p + 1]
+        fig[r + 5] = prow[p + 2]
+        j = 0
+        while j < 7:
+            x = int(fig[r + j])
+            b[o] = x & 0xFF
+            b[o + 1] = (x >> 8) & 0xFF
+            b[o + 2] = (x >> 16) & 0xFF
+            b[o + 3] = (x >> 24) & 0xFF
+            o += 4
+            j += 1
+        k += 1
+    return o - at

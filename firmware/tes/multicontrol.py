@@ -32,6 +32,8 @@ except ImportError:  # CPython
 
 from array import array
 
+from tes import link as L
+from tes import multi as MP
 from tes import supervisor as S
 from tes import validate as V
 from tes.control import FILL_MAX, Control
@@ -60,8 +62,8 @@ def supervisors(proto, limits, board, fs, period):
         lim = dict(limits)
         if peak[name] < lim["max_current_uA"]:
             lim["max_current_uA"] = peak[name]
-        out.append(S.Supervisor(lim, {"impedance_max_ohm": zs[k]}, fs,
-                                compliance_mV=comp, dac_tol_uA=tol, period_samples=period))
+        out.append(S.Supervisor(lim, {"impedance_max_ohm": zs[k]}, fs, compliance_mV=comp, dac_tol_uA=tol,
+                                period_samples=period, lockin=False))   # TELEM's rows carry no phase
     st = out[-1].st
     st[S.T_ZMAX] = S.OPEN_OHM   # the return's v = i reads 1 kOhm: no lockout applies
     st[S.T_NOISY] = 0           # a sum of C noisy channels; stuck only if the set moves
@@ -163,10 +165,17 @@ class MultiSup:
         self.sups = sups
         self.ret = sups[-1]
         self.st = self.ret.st
+        self.sts = [s.st for s in sups]
 
     @property
+    @micropython.native     # every TELEM frame: no list, no call per electrode
     def charge_uC(self):
-        return max([s.charge_uC for s in self.sups])
+        q = 0
+        k = S.S_QUC
+        for st in self.sts:
+            if st[k] > q:           # Supervisor.charge_uC
+                q = st[k]
+        return q
 
     @property
     def stim_ms(self):
@@ -213,6 +222,12 @@ class MultiControl(Control):
         self.checks = [s.kernel_run for s in sups]
         self.codes = array("i", [0] * (C + 1))      # per electrode: (samples checked << 5) | code
         self.zbase = array("i", [0] * C)            # each driven electrode's first impedance window
+        # TELEM (telemetry()): each electrode's latest period() (tes.multi.telem_rows' prow),
+        # the L_CNT it was read at, the rows' montage order, the kernel's figures
+        self.prow = array("i", [-1, 0, 0, 0, 0] * (C + 1))
+        self.pseen = array("i", [0] * (C + 1))
+        self.torder = array("i", [0] * (C + 1))
+        self.tfig = array("i", [0] * (4 + 3 * (C + 1) + 7))
         self.electrode = NONE               # the electrode the last check's fault names (C: the return)
         self.esb = self.sbs[C]              # the evidence: the named electrode's arrays...
         self.eib = self.ibs[C]
@@ -405,34 +420,44 @@ class MultiControl(Control):
 
 # ---- the app's part of such a session (here, not in tes.app: a board pays for its bytecode
 # only when it runs one) ---------------------------------------------------------------------
-@micropython.native     # every tick, 50 a second: no heap frame, ~0.1 ms less a frame on the chip
+@micropython.native     # every tick, 50 a second
 def telemetry(app, s):
     """TELEM of a session of several driven electrodes: a row per electrode (montage order)
     and the main fields (docs/wire.md): the total current (the return's, signed as the
     driven ones), the voltage of the driven electrode with the largest mean |v|. The
     return's means are minus the sums of the driven rows': each column sums to zero.
-    -> False when nothing was measured since the last frame."""
+    The rows go straight from the supervisors' states into the link encoder's frame
+    (engine.mk.telem_rows: tes.multi's, its viper twin on a board; send_telem's ext), no
+    tuple and no copy; period() runs only for an electrode whose
+    impedance window completed since the last frame. -> False when nothing was measured
+    since the last frame."""
     sups = s.sups
     C = s.channels
-    w = sups[C].window()
-    if w is None:
+    ctl = s.control
+    sts = ctl.sts
+    if sts[C][S.W_N] == 0:
         return False
-    pr = sups[C].period()
-    rows = []
-    tset = tmeas = 0
-    top = None
-    for c in range(C):
-        w = sups[c].window() or (0, 0, 0, 0, 0, 0, 0)
-        p = sups[c].period()
-        row = (w[1], w[3], w[5], p[6] if p else None, p[1] if p else 0, p[2] if p else 0, p[4] if p else 0)
-        tset += w[1]
-        tmeas += w[3]
-        if top is None or abs(w[5]) > abs(top[2]):
-            top = row
-        rows.append(row)
-    rows.append((-tset, -tmeas, 0, None, pr[1] if pr else 0, pr[2] if pr else 0, 0))
-    app.send_telem(tset, tmeas, top[2], None, pr[1] if pr else 0, pr[2] if pr else 0, pr[3] if pr else 0,
-                   top[6], None, rows=[rows[k] for k in s.order])
+    prow = ctl.prow
+    seen = ctl.pseen
+    latched = S.L_CNT
+    for c in range(C + 1):
+        k = sts[c][latched]
+        if k != seen[c]:
+            seen[c] = k
+            p = sups[c].period()
+            if p is not None:
+                z = p[6]
+                o = MP.TR_LEN * c
+                # (an int32 field; unknown: -1. z <= 300,000 here: at most 30 V over >= 100 uA)
+                prow[o] = z if z is not None and 0 <= z <= 0x3FFFFFFF else -1
+                prow[o + 1] = p[1]
+                prow[o + 2] = p[2]
+                prow[o + 3] = p[4]
+                prow[o + 4] = p[3]
+    fig = ctl.tfig
+    n = s.engine.mk.telem_rows(app.link.enc.raw, L.EXT_AT, sts, ctl.torder, prow, fig, C)
+    o = MP.TR_LEN * C
+    app.send_telem(fig[0], fig[1], fig[2], None, prow[o + 1], prow[o + 2], prow[o + 4], fig[3], None, ext=n)
     return True
 
 

@@ -60,10 +60,10 @@ class LinkService:
 
     @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def telemetry(self, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, set_rms_uA=0, meas_rms_uA=0,
-                  meas_peak_uA=0, v_rms_mV=0, z_phase_cdeg=None):
+                  meas_peak_uA=0, v_rms_mV=0, z_phase_cdeg=None, ext=0):
         self.port.write(self.enc.telem(self.tx_seq, self.hal.ticks_ms(), state, set_uA, meas_uA,
                                        v_mV, z_ohm, charge_uC, flags, set_rms_uA, meas_rms_uA, meas_peak_uA,
-                                       v_rms_mV, z_phase_cdeg))
+                                       v_rms_mV, z_phase_cdeg, ext))
         self.tx_seq = (self.tx_seq + 1) & L.SEQ_MASK
 
     def raw_samples(self, first, vals, n):
@@ -78,6 +78,7 @@ class LinkService:
         self.last_flush = self.hal.ticks_ms()
         self.port.flush()
 
+    @micropython.native   # every TELEM frame
     def heard_within(self, ms):
         return ticks_diff(self.hal.ticks_ms(), self.last_rx) <= ms
 

@@ -92,7 +92,8 @@ class Session:
             self.sup = MC.MultiSup(self.sups)
             self.control = MC.MultiControl(hal, self.engine, self.sups, fs, C)
             # TELEM rows in montage order: each electrode's index in names
-            self.order = [self.names.index(n) for n in V.electrode_names(proto)]
+            for k, n in enumerate(V.electrode_names(proto)):
+                self.control.torder[k] = self.names.index(n)
         else:
             sense = board.get("sense") or {}
             self.sup = Supervisor(limits, proto["safety"], fs,

@@ -171,7 +171,8 @@ L_QH = const(65)
 L_DL = const(66)
 L_DH = const(67)
 S_PPI = const(68)       # measured current two samples back
-STATE_LEN = const(69)
+T_LOCKIN = const(69)    # 1: the lock-in sums (P_P*, P_Q*, P_D*) and period()'s phase; 0: none
+STATE_LEN = const(70)
 W_END = const(38)       # window() clears W_N .. W_END - 1
 # A telemetry window holds at most about this many samples (its sums stay small ints).
 W_MAX = const(1000)
@@ -220,6 +221,7 @@ def check(st, sb, ib, vb, db, n, host_age_ms, j0):
     wisq = 0
     wvsq = 0
     ppi = st[S_PPI]
+    lock = st[T_LOCKIN]
     wp = 0
     wq = 0
     wd = 0
@@ -270,10 +272,11 @@ def check(st, sb, ib, vb, db, n, host_age_ms, j0):
         wssq += (s * s) >> 6
         wisq += (i * i) >> 6
         wvsq += (v * v) >> 10
-        wp += (pv * pi) >> 4
-        a = i - ppi
-        wq += (pv * a) >> 4
-        wd += (a * a) >> 4
+        if lock:
+            wp += (pv * pi) >> 4
+            a = i - ppi
+            wq += (pv * a) >> 4
+            wd += (a * a) >> 4
         ppi = pi
         pi = i
         pv = v
@@ -473,8 +476,9 @@ class Supervisor:
 
     def __init__(self, limits, protocol_safety, fs, compliance_mV=30000, dac_tol_uA=50,
                  noisy_adc=True, charge_budget_uC=None, stim_budget_ms=None, period_samples=0,
-                 fast=True):
+                 fast=True, lockin=True):
         st = self.st = _new_state()
+        st[T_LOCKIN] = 1 if lockin else 0      # off: no phase (a multi session sends none)
         st[T_IOVER] = limits["max_current_uA"] + OVER_MARGIN_uA
         st[T_VCOMP] = compliance_mV * COMPLIANCE_PCT // 100
         st[T_VHEAD] = compliance_mV * HEADROOM_PCT // 100
@@ -552,7 +556,7 @@ class Supervisor:
         v_rms = isqrt(_mean2(st[L_VH], st[L_VL], n) << 10)
         ph = None
         ipk = st[L_IPK]
-        if self.periodic and i_rms >= Z_MIN_uA and 135 * i_rms <= 100 * ipk <= 148 * i_rms:
+        if self.periodic and st[T_LOCKIN] and i_rms >= Z_MIN_uA and 135 * i_rms <= 100 * ipk <= 148 * i_rms:
             ph = _phase_cdeg(st)
         self._p = (n, isqrt(_mean2(st[L_SH], st[L_SL], n) << 6), i_rms, ipk, v_rms, st[L_VPK],
                    v_rms * 1000 // i_rms if i_rms >= Z_MIN_uA else None, ph)

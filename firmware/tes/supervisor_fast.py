@@ -90,6 +90,7 @@ _P_QH = const(59)
 _P_DL = const(60)
 _P_DH = const(61)
 _S_PPI = const(68)
+_T_LOCKIN = const(69)
 _P_LO = const(16777216)
 
 
@@ -106,6 +107,7 @@ def check_run(st_obj, sb_obj, ib_obj, vb_obj, db_obj, m: int, host_age_ms: int, 
     iover = int(st[_T_IOVER])
     vcomp = int(st[_T_VCOMP])
     dtol = int(st[_T_DACTOL])
+    lock = int(st[_T_LOCKIN])
     j0 = j1
     last = j1 + m
     code = _OK
@@ -205,10 +207,11 @@ def check_run(st_obj, sb_obj, ib_obj, vb_obj, db_obj, m: int, host_age_ms: int, 
             wssq += (s * s) >> 6
             wisq += (i * i) >> 6
             wvsq += (v * v) >> 10
-            wp += (pv * pi) >> 4
-            a = i - ppi
-            wq += (pv * a) >> 4
-            wd += (a * a) >> 4
+            if lock:
+                wp += (pv * pi) >> 4
+                a = i - ppi
+                wq += (pv * a) >> 4
+                wd += (a * a) >> 4
             ppi = pi
             pi = i
             pv = v

@@ -24,9 +24,12 @@ class Lcg:
         return lo + (self.x >> 8) % (hi - lo + 1)
 
 
-def make(fs, period=0):
+def make(fs, period=0, lockin=True):
     lim = {"max_current_uA": 4000, "max_charge_uC": 7200000, "max_stim_ms": 2400000}
-    return S.Supervisor(lim, {"impedance_max_ohm": 20000}, fs, period_samples=period, fast=False)
+    return S.Supervisor(lim, {"impedance_max_ohm": 20000}, fs, period_samples=period, fast=False, lockin=lockin)
+
+
+LOCKIN_SLOTS = list(range(S.P_PL, S.P_DH + 1)) + list(range(S.L_PL, S.L_DH + 1)) + [S.T_LOCKIN]
 
 
 def scenario(rng, kind):
@@ -58,9 +61,11 @@ def run_pair(seed):
     rng = Lcg(seed)
     fs = (1000, 1280, 5000, 20000, 50000)[seed % 5]
     period = rng.next(0, 3) * 100
-    plain = make(fs, period=period)
+    lock = seed % 3 != 0                # a multi session's supervisors run without the lock-in
+    plain = make(fs, period=period, lockin=lock)
     fast = make(fs, period=0)
-    ref = make(fs, period=period)       # the plain code on the same samples at offset 0
+    ref = make(fs, period=period, lockin=lock)      # the plain code on the same samples at offset 0
+    other = make(fs, period=period, lockin=not lock)    # ...and with the lock-in the other way
     for k in range(len(fast.st)):
         fast.st[k] = plain.st[k]
     n_max = min(32, fs // 1000 or 1)
@@ -86,6 +91,12 @@ def run_pair(seed):
         a = S.check(plain.st, sb, ib, vb, db, n, age, j0)
         c = S.check(ref.st, rb[0], rb[1], rb[2], rb[3], n, age, 0)
         assert a == c and list(plain.st) == list(ref.st), (seed, blk, j0, a, c)
+        # the lock-in changes nothing but its own sums, which stay zero without it
+        assert S.check(other.st, rb[0], rb[1], rb[2], rb[3], n, age, 0) == a, (seed, blk)
+        off = other.st if lock else plain.st
+        assert [other.st[k] for k in range(S.STATE_LEN) if k not in LOCKIN_SLOTS] == \
+            [plain.st[k] for k in range(S.STATE_LEN) if k not in LOCKIN_SLOTS], (seed, blk)
+        assert not any(off[k] for k in LOCKIN_SLOTS), (seed, blk)
         if F is None:
             continue                        # no twin here: the offset check above is the test
         b = F.check(fast.st, sb, ib, vb, db, n, age, j0)
@@ -97,6 +108,12 @@ def run_pair(seed):
             plain.window()
             ref.window()
             fast.window()
+            other.window()
+        if blk % 50 == 49 and period:       # no phase without the lock-in
+            p, q = plain.period(), other.period()
+            if p is not None:
+                assert p[:7] == q[:7], (seed, blk, p, q)
+                assert (p if not lock else q)[7] is None, (seed, blk)
 
 
 def test_viper_twin_is_bit_exact():
