@@ -70,6 +70,12 @@ class Hal:
         last one may be short); the caller checks them in blocks of b whatever comes."""
         raise NotImplementedError
 
+    # sense_split(sbs, ibs, vbs, dbs, n, b), optional (C >= 2): sense() with electrode c's
+    # m samples in sbs[c], ibs[c], vbs[c], dbs[c] (c < C) and the return's at index C as
+    # tes.multi.split gives them from sense()'s interleaved ones. A driver that offers it
+    # saves the multi block loop a pass over every sample (hal.rp2_multi); without it the
+    # loop splits what sense() gives.
+
     def arm_trip(self, iover_uA, vcomp_mV):
         """The supervisor's per-sample HARD limits for this session (called before start()):
         a driver that can (hal.rp2) checks every sense sample against them between the

@@ -132,6 +132,57 @@ def get_sense_multi(adc, sring, sb, ib, vb, db, n, k0, cfg):
             a += nch
 
 
+def get_sense_split(adc, sring, sbs, ibs, vbs, dbs, n, k0, cfg):
+    """get_sense_multi's samples straight into one array per electrode, as tes.multi.split
+    would give them from its interleaved ones: electrode c's set, current, voltage and
+    readback in sbs[c], ibs[c], vbs[c], dbs[c] (c < C), the return's (index C) minus the
+    sums of set, current and readback, its voltage its current. One pass and one call
+    instead of two (a two-source session spent ~8 % of the RP2040 in sense and split)."""
+    mid = cfg[G_MID]
+    ki = cfg[G_KI]
+    si = cfg[G_SI]
+    hi = 1 << (si - 1)
+    kv = cfg[G_KV]
+    sv = cfg[G_SV]
+    hv = 1 << (sv - 1)
+    nc = cfg[N_C]
+    nch = cfg[N_NCH]
+    ma = cfg[N_MASKA]
+    ms = cfg[N_MASKS]
+    rs = sbs[nc]
+    ri = ibs[nc]
+    for c in range(nc):
+        o = N_HEAD + N_SRC * c
+        ci = cfg[o + N_OI]
+        cv = cfg[o + N_OV]
+        s = sbs[c]
+        i = ibs[c]
+        v = vbs[c]
+        d = dbs[c]
+        x = k0 * nc + c
+        a = nch * k0
+        for k in range(n):
+            y = sring[x & ms]
+            s[k] = y
+            d[k] = y
+            z = ((adc[(a + ci) & ma] - mid) * ki + hi) >> si
+            i[k] = z
+            v[k] = ((adc[(a + cv) & ma] - mid) * kv + hv) >> sv
+            if c == 0:
+                rs[k] = -y
+                ri[k] = -z
+            else:
+                rs[k] -= y
+                ri[k] -= z
+            x += nc
+            a += nch
+    rd = dbs[nc]
+    rv = vbs[nc]
+    for k in range(n):
+        rd[k] = rs[k]           # the readback is the set here
+        rv[k] = ri[k]
+
+
 def _pow2(x, what):
     if x < 1 or x & (x - 1):
         raise ValueError("%s = %d: must be a power of two" % (what, x))

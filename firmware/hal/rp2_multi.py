@@ -8,7 +8,8 @@ CPU has not refilled puts out zero current; the ADC round robin by DMA; the fast
 hard timer interrupt; the cut) with two words per sample and four conversions per sample:
 current and voltage of each source, in ADC-input order, no DAC readback (the RP2040 has four
 inputs). The kernels are hal.blocks_multi_fast's: put_words_multi, get_sense_multi (its
-"readback" is the set value: a DAC that does not follow shows as a tracking error) and
+"readback" is the set value: a DAC that does not follow shows as a tracking error; a session
+of two driven electrodes senses through get_sense_split, the same samples per electrode) and
 trip_scan_multi (every source on hal.blocks.trip_scan's rules, the source that tripped in
 q[Q_TSRC]).
 
@@ -117,6 +118,20 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
         if m:
             k = q[_Q_KS]
             _mkern.get_sense_multi(self._adc, self._set, set_out, i_out, v_out, d_out, m, k, self._sget)
+            q[_Q_KS] = (k + m) & K_MASK
+        return m
+
+    @micropython.native
+    def sense_split(self, sbs, ibs, vbs, dbs, n, b):
+        """sense() with each electrode's samples in its own arrays and the return's (index C)
+        as tes.multi.split gives them (hal.base.Hal.sense_split): one kernel call, one pass."""
+        q = self._q
+        if q[_Q_UNDER]:
+            return 0
+        m = _qblock(q, n, b)
+        if m:
+            k = q[_Q_KS]
+            _mkern.get_sense_split(self._adc, self._set, sbs, ibs, vbs, dbs, m, k, self._sget)
             q[_Q_KS] = (k + m) & K_MASK
         return m
 

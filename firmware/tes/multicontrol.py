@@ -208,8 +208,9 @@ class MultiControl(Control):
         cap = self.cap
         self.outs = _arrays(C + 1, FILL_MAX)        # engine.fill_driven -> per electrode
         self.out = array("i", [0] * (FILL_MAX * C))     # -> hal.write, interleaved
-        w = cap * C
-        self.rsb = array("i", [0] * w)              # hal.sense, interleaved
+        # hal.sense, interleaved (none where the driver's sense_split gives them per electrode)
+        w = 0 if getattr(hal, "sense_split", None) is not None else cap * C
+        self.rsb = array("i", [0] * w)
         self.rib = array("i", [0] * w)
         self.rvb = array("i", [0] * w)
         self.rdb = array("i", [0] * w)
@@ -237,6 +238,7 @@ class MultiControl(Control):
         # Control's loop calls these (bound once: binding allocates, the loop runs heap-locked)
         self._fill_driven = engine.fill_driven     # the return's samples: from what is sensed
         self._hal_sense = hal.sense
+        self._hal_sense_split = getattr(hal, "sense_split", None)     # (hal.base: optional)
         self._neg = engine.mk.neg_into
         self._interleave = engine.mk.interleave     # tes.multi's, or its viper twin on a board
         self._split = engine.mk.split
@@ -299,14 +301,19 @@ class MultiControl(Control):
 
     @micropython.native
     def sense_split(self, sb, ib, vb, db, cap, b):
-        """Control's sense: hal.sense's interleaved samples split per electrode; sb gets the
-        total current's set (the driven ones' sum) for the raw stream's tap."""
-        m = self._hal_sense(self.rsb, self.rib, self.rvb, self.rdb, cap, b)
-        if m:
-            C = self.C
-            self._split(self.rsb, self.rib, self.rvb, self.rdb, self.sbs, self.ibs, self.vbs, self.dbs, m, C)
-            if self.tap is not None:
-                self._neg(sb, self.sbs[C], 0, m)
+        """Control's sense: hal.sense's interleaved samples split per electrode (or the
+        driver's sense_split, which gives them so); sb gets the total current's set (the
+        driven ones' sum) for the raw stream's tap."""
+        C = self.C
+        ss = self._hal_sense_split
+        if ss is not None:
+            m = ss(self.sbs, self.ibs, self.vbs, self.dbs, cap, b)
+        else:
+            m = self._hal_sense(self.rsb, self.rib, self.rvb, self.rdb, cap, b)
+            if m:
+                self._split(self.rsb, self.rib, self.rvb, self.rdb, self.sbs, self.ibs, self.vbs, self.dbs, m, C)
+        if m and self.tap is not None:
+            self._neg(sb, self.sbs[C], 0, m)
         return m
 
     @micropython.native

@@ -280,6 +280,57 @@ def test_viper_twins_are_bit_exact():
             assert list(a) == list(b), trial
 
 
+def test_sense_split_is_sense_then_split():
+    # get_sense_split, the two-source driver's one call a pass, against what every other HAL
+    # and this one before gave: get_sense_multi's interleaved samples split per electrode by
+    # tes.multi.split (the return minus the sums, its voltage its current); the plain kernel
+    # and the viper twin, heap locked, nothing written past n samples.
+    from tes import multi
+    try:
+        import micropython
+        lock = hasattr(micropython, "heap_lock")
+    except ImportError:
+        lock = False
+    x = 4242
+    sc = calib.sense_scales(draft())
+    for trial in range(40):
+        nc = 1 + trial % 4
+        x = rnd(x)
+        ms, ma = (127, 255)[(x >> 3) & 1], (511, 2047)[(x >> 5) & 1]
+        n = 1 + (x >> 7) % 40
+        k0 = (x >> 2) % (1 << 22)
+        if trial % 5 == 0:
+            k0 = (1 << 22) - 1 - n // 2                       # the sample counter's last values
+        sring = array("i", [0] * (ms + 1))
+        for j in range(ms + 1):
+            x = rnd(x)
+            sring[j] = (x >> 8) % 13001 - 6500
+        adc = array("H", [0] * (ma + 1))
+        for h in range(ma + 1):
+            x = rnd(x)
+            adc[h] = (x >> 9) & 0xFFF
+        g = array("i", [0] * (M.N_HEAD + M.N_SRC * nc))
+        g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
+        g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, ma, ms
+        for c in range(nc):
+            x = rnd(x)
+            M.set_source(g, c, 2 * c + (x & 1), 2 * c + 1 - (x & 1), (x >> 3) % 4, (x >> 6) % 4)
+        inter = [array("i", [0] * (n * nc)) for _ in range(4)]
+        M.get_sense_multi(adc, sring, inter[0], inter[1], inter[2], inter[3], n, k0, g)
+        want = [[array("i", [5] * (n + 2)) for _ in range(nc + 1)] for _ in range(4)]
+        multi.split(inter[0], inter[1], inter[2], inter[3], want[0], want[1], want[2], want[3], n, nc)
+        for kern in kernels():
+            got = [[array("i", [5] * (n + 2)) for _ in range(nc + 1)] for _ in range(4)]
+            if lock:
+                micropython.heap_lock()
+            try:
+                kern.get_sense_split(adc, sring, got[0], got[1], got[2], got[3], n, k0, g)
+            finally:
+                if lock:
+                    micropython.heap_unlock()
+            assert [[list(a) for a in b] for b in got] == [[list(a) for a in b] for b in want], (kern, trial)
+
+
 # ---- no allocation, ints within 2**30 ------------------------------------------------------
 
 def test_the_kernels_allocate_nothing_at_the_largest_counts():

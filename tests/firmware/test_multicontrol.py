@@ -9,6 +9,7 @@ import sys
 from array import array
 
 from tes import engine as E
+from tes import multi
 from tes import multicontrol as MC
 from tes import supervisor as S
 from tes.control import END
@@ -457,3 +458,42 @@ if given is not None:
     @given(hst.data())
     def test_hypothesis_random_montages_name_the_faulting_electrode(data):
         check_case(*random_case(lambda lo, hi: data.draw(hst.integers(lo, hi))))
+
+
+class SplitHal(FakeHal):
+    """FakeHal with the optional sense_split (hal.base; hal.rp2_multi's one-call sense): its
+    interleaved samples split per electrode as tes.multi.split does, counted."""
+
+    def __init__(self, **kw):
+        FakeHal.__init__(self, **kw)
+        self.splits = 0
+        self._raw = [array("i", [0] * 400 * 9) for _ in range(4)]
+
+    def sense_split(self, sbs, ibs, vbs, dbs, n, b):
+        r = self._raw
+        m = self.sense(r[0], r[1], r[2], r[3], n, b)
+        if m:
+            multi.split(r[0], r[1], r[2], r[3], sbs, ibs, vbs, dbs, m, self.C)
+            self.splits += 1
+        return m
+
+
+def test_a_drivers_sense_split_gives_the_same_session():
+    # The block loop through the driver's sense_split (no interleaved arrays of its own)
+    # runs the same session, fault and name as through sense() and its own split.
+    cases = [(mproto([cur("F4", 1000, "sine", 6000), cur("P4", -700, "sine", 6000, 180), cur("T8", 300)]), {}),
+             (four(), {4: ("open", 600)}), (four(), {1: ("over", 900, 300)})]
+    for p, faults in cases:
+        got = []
+        for H in (FakeHal, SplitHal):
+            hal = H()
+            hal.faults = dict(faults)
+            s = session(p, hal)
+            tap = _Tap()
+            s.control.tap = tap.add
+            code = run(s, locked=True)
+            c = s.control
+            got.append((code, c.electrode, c.checked, c.written, tap.n, [list(st) for st in c.sts]))
+            if H is SplitHal:
+                assert hal.splits > 0 and len(c.rsb) == 0
+        assert got[0] == got[1], (faults, got[0][:5], got[1][:5])
