@@ -34,7 +34,7 @@ if c == 0:
     gc_ = sense_cfg(PICO, (0, 0, 0), 4095, 2047)
 else:
     pc, gc_ = M.cfgs(draft() if c == 2 else one_source(), 1024, 2048, 4096)
-put = F.put_words if c == 0 else MF.put_words_multi
+put = F.put_words if c == 0 else (lambda o, s, b, n, k, p: MF.put_words_multi(o, s, b, n, k, p, 1, c))
 get = F.get_sense if c == 0 else MF.get_sense_multi
 k = 4000
 if kern == "trip":

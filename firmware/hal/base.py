@@ -70,6 +70,9 @@ class Hal:
         last one may be short); the caller checks them in blocks of b whatever comes."""
         raise NotImplementedError
 
+    # write_blocks(buf, n, stride), optional (C >= 2): write() of the C channels' n samples
+    # each at buf[c * stride + j] (one block per channel, as the multi engine fills them)
+    # instead of interleaved: the multi block loop then skips its interleaving pass.
     # sense_split(sbs, ibs, vbs, dbs, n, b), optional (C >= 2): sense() with electrode c's
     # m samples in sbs[c], ibs[c], vbs[c], dbs[c] (c < C) and the return's at index C as
     # tes.multi.split gives them from sense()'s interleaved ones. A driver that offers it

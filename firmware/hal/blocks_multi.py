@@ -52,10 +52,12 @@ N_OV = const(1)       #   ring (round-robin position + NCH * latency: set_source
 N_SRC = const(2)
 
 
-def put_words_multi(ring, sring, buf, n, k0, cfg):
-    """buf[0:n*C] (uA, interleaved) -> the DAC words of samples k0..k0+n-1, and their set
-    currents. Source by source (its calibration loaded once), each as hal.calib.ua_to_code:
-    nearest code, the hardware limit, the DAC range."""
+def put_words_multi(ring, sring, buf, n, k0, cfg, cs, st):
+    """Source c's set currents (uA) for samples k0..k0+n-1 at buf[c*cs + j*st] (j < n: cs = 1,
+    st = C interleaved as hal.write takes them; cs = a stride, st = 1 one block per source, as
+    the multi block loop's fill leaves them) -> their DAC words and the set ring. Source by
+    source (its calibration loaded once), each as hal.calib.ua_to_code: nearest code, the
+    hardware limit, the DAC range."""
     nc = cfg[M_C]
     mw = cfg[M_MASKW]
     ms = cfg[M_MASKS]
@@ -69,9 +71,9 @@ def put_words_multi(ring, sring, buf, n, k0, cfg):
         top = cfg[o + P_TOP]
         base = cfg[o + P_BASE]
         lim = hw * sc
-        i = c                   # buf's index: j*C + c for sample k0 + j
+        i = c * cs              # buf's index: c*cs + j*st for sample k0 + j
         x = k0 * nc + c         # the rings' index, before the mask
-        end = n * nc
+        end = i + n * st
         while i < end:
             s = buf[i]
             sring[x & ms] = s
@@ -93,7 +95,7 @@ def put_words_multi(ring, sring, buf, n, k0, cfg):
             elif (z - code) * su > lim:
                 code += 1
             ring[x & mw] = base | code
-            i += nc
+            i += st
             x += nc
 
 

@@ -34,7 +34,7 @@ _N_SRC = const(2)
 
 
 @micropython.viper
-def put_words_multi(ring_obj, sring_obj, buf_obj, n: int, k0: int, cfg_obj):
+def put_words_multi(ring_obj, sring_obj, buf_obj, n: int, k0: int, cfg_obj, cs: int, st: int):
     ring = ptr16(ring_obj)
     sring = ptr32(sring_obj)
     buf = ptr32(buf_obj)
@@ -54,9 +54,9 @@ def put_words_multi(ring_obj, sring_obj, buf_obj, n: int, k0: int, cfg_obj):
         top = int(cfg[o + _P_TOP])
         base = int(cfg[o + _P_BASE])
         lim = hw * sc
-        i = c
+        i = c * cs
         x = k0 * nc + c
-        end = n * nc
+        end = i + n * st
         while i < end:
             s = (buf[i] ^ sg) - sg
             sring[x & ms] = s
@@ -78,7 +78,7 @@ def put_words_multi(ring_obj, sring_obj, buf_obj, n: int, k0: int, cfg_obj):
             elif (z - code) * su > lim:
                 code += 1
             ring[x & mw] = base | code
-            i += nc
+            i += st
             x += nc
         c += 1
 

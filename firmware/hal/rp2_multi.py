@@ -103,9 +103,19 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
         q = self._q
         k = q[_Q_KW]
         if self._c == 2:
-            _mkern.put_words_multi(self._out, self._set, buf, n, k, self._put2)
+            _mkern.put_words_multi(self._out, self._set, buf, n, k, self._put2, 1, 2)
         else:
             _kern.put_words(self._out, self._set, buf, n, k, self._put)
+        _qroom(q, _M32[self._r_d], _M32[self._r_s])     # too late counts as an underrun (Rp2Hal.write)
+        q[_Q_KW] = (k + n) & K_MASK
+
+    @micropython.native
+    def write_blocks(self, buf, n, stride):
+        """write() of a session of both sources, source c's n samples at buf[c*stride + j]
+        (hal.base.Hal.write_blocks): no interleaving pass before the conversion."""
+        q = self._q
+        k = q[_Q_KW]
+        _mkern.put_words_multi(self._out, self._set, buf, n, k, self._put2, stride, 1)
         _qroom(q, _M32[self._r_d], _M32[self._r_s])     # too late counts as an underrun (Rp2Hal.write)
         q[_Q_KW] = (k + n) & K_MASK
 

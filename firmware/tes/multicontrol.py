@@ -206,8 +206,18 @@ class MultiControl(Control):
         self.sups = sups
         self.C = C
         cap = self.cap
-        self.outs = _arrays(C + 1, FILL_MAX)        # engine.fill_driven -> per electrode
-        self.out = array("i", [0] * (FILL_MAX * C))     # -> hal.write, interleaved
+        # engine.fill_driven -> per electrode, then interleaved into out for hal.write; or,
+        # where the driver takes one block per source (write_blocks, hal.base: optional),
+        # electrode c's at flat[c * FILL_MAX:], written as they are (no interleaving pass)
+        self._hal_write_blocks = getattr(hal, "write_blocks", None)
+        if self._hal_write_blocks is not None:
+            self.flat = array("i", [0] * (FILL_MAX * (C + 1)))
+            mv = memoryview(self.flat)
+            self.outs = [mv[c * FILL_MAX:(c + 1) * FILL_MAX] for c in range(C + 1)]
+            self.out = array("i")
+        else:
+            self.outs = _arrays(C + 1, FILL_MAX)
+            self.out = array("i", [0] * (FILL_MAX * C))
         # hal.sense, interleaved (none where the driver's sense_split gives them per electrode)
         w = 0 if getattr(hal, "sense_split", None) is not None else cap * C
         self.rsb = array("i", [0] * w)
@@ -242,7 +252,11 @@ class MultiControl(Control):
         self._neg = engine.mk.neg_into
         self._interleave = engine.mk.interleave     # tes.multi's, or its viper twin on a board
         self._split = engine.mk.split
-        self._fill = self.fill_words
+        if self._hal_write_blocks is not None:
+            self._fill = self.fill_blocks
+            self._write = self.write_blocks
+        else:
+            self._fill = self.fill_words
         self._sense = self.sense_split
         self._check = self.check_all
         self._multi = True
@@ -298,6 +312,17 @@ class MultiControl(Control):
         k = self._fill_driven(self.outs, n)
         self._interleave(out, self.outs, k, self.C)
         return k
+
+    @micropython.native
+    def fill_blocks(self, out, n):
+        """Control's fill where the driver takes one block per source: n samples of every
+        driven electrode, each in its own block of flat (out is not used)."""
+        return self._fill_driven(self.outs, n)
+
+    @micropython.native
+    def write_blocks(self, out, n):
+        """Control's write then: the driver's write_blocks of flat (out is not used)."""
+        self._hal_write_blocks(self.flat, n, FILL_MAX)
 
     @micropython.native
     def sense_split(self, sb, ib, vb, db, cap, b):

@@ -56,7 +56,7 @@ def kernels():
 
 
 def put(kern, ring, sring, buf, n, k0, cfg):
-    kern.put_words_multi(ring, sring, buf, n, k0, cfg)
+    kern.put_words_multi(ring, sring, buf, n, k0, cfg, 1, cfg[M.M_C])     # interleaved
 
 
 def sense(kern, adc, sring, outs, n, k0, cfg):
@@ -125,7 +125,7 @@ def test_words_are_each_sources_calibrated_code_on_its_own_channel():
             for j in range(32):
                 buf[2 * j], buf[2 * j + 1] = start + j, -start - j
             k0 = (start + 6000) & 0xFFFF       # wraps both rings
-            M.put_words_multi(ring, sring, buf, 32, k0, cfg)
+            M.put_words_multi(ring, sring, buf, 32, k0, cfg, 1, cfg[M.M_C])
             for j in range(64):
                 c = j & 1
                 x = 2 * k0 + j
@@ -156,7 +156,7 @@ def test_one_source_writes_what_hal_blocks_writes():
             ra, rb = array("H", [0] * 256), array("H", [1] * 256)
             sa, sb = array("i", [0] * 128), array("i", [1] * 128)
             B.put_words(ra, sa, buf, 100, k0, bc)
-            M.put_words_multi(rb, sb, buf, 100, k0, pc)
+            M.put_words_multi(rb, sb, buf, 100, k0, pc, 1, pc[M.M_C])
             for h in range(256):                  # only the slots written (100 of 256)
                 if ((h - k0) & 255) < 100:
                     assert ra[h] == rb[h], (conv, h)
@@ -258,8 +258,8 @@ def test_viper_twins_are_bit_exact():
             buf[j] = (x >> 8) % 13001 - 6500
         ring_a, ring_b = array("H", [0] * (mw + 1)), array("H", [0] * (mw + 1))
         s_a, s_b = array("i", [0] * (ms + 1)), array("i", [0] * (ms + 1))
-        M.put_words_multi(ring_a, s_a, buf, n, k0, cfg)
-        F.put_words_multi(ring_b, s_b, buf, n, k0, cfg)
+        M.put_words_multi(ring_a, s_a, buf, n, k0, cfg, 1, nc)
+        F.put_words_multi(ring_b, s_b, buf, n, k0, cfg, 1, nc)
         assert list(ring_a) == list(ring_b) and list(s_a) == list(s_b), trial
         adc = array("H", [0] * (ma + 1))
         for h in range(ma + 1):
@@ -278,6 +278,34 @@ def test_viper_twins_are_bit_exact():
         sense(F, adc, s_a, ob, n, k0, g)
         for a, b in zip(oa, ob):
             assert list(a) == list(b), trial
+
+
+def test_put_of_one_block_per_source_is_put_of_the_interleaved():
+    # The multi block loop's write (hal.rp2_multi write_blocks): each source's samples in a
+    # block of its own (cs = the stride, st = 1) give the words and set ring the interleaved
+    # layout gives (cs = 1, st = C); the plain kernel and the viper twin.
+    x = 99
+    for trial in range(30):
+        nc = 1 + trial % 3
+        convs = [CONVS[(trial + c) % len(CONVS)] for c in range(nc)]
+        cfg = put_of(convs, 255, 127)
+        x = rnd(x)
+        n = 1 + (x >> 7) % 40
+        k0 = (x >> 2) % (1 << 22)
+        stride = 48
+        flat = array("i", [7777] * (stride * nc))
+        inter = array("i", [0] * (n * nc))
+        for c in range(nc):
+            for j in range(n):
+                x = rnd(x)
+                flat[c * stride + j] = inter[j * nc + c] = (x >> 8) % 13001 - 6500
+        for kern in kernels():
+            ra, rb = array("H", [0] * 256), array("H", [0] * 256)
+            sa, sb = array("i", [0] * 128), array("i", [0] * 128)
+            kern.put_words_multi(ra, sa, inter, n, k0, cfg, 1, nc)
+            kern.put_words_multi(rb, sb, flat, n, k0, cfg, stride, 1)
+            assert list(ra) == list(rb) and list(sa) == list(sb), (kern, trial)
+            assert any(ra), trial
 
 
 def test_sense_split_is_sense_then_split():
@@ -361,7 +389,8 @@ def test_the_kernels_allocate_nothing_at_the_largest_counts():
         pw, gs = kern.put_words_multi, kern.get_sense_multi
         micropython.heap_lock()
         try:
-            pw(ring, sring, buf, n, k0, cfg)
+            pw(ring, sring, buf, n, k0, cfg, n, 1)         # one block per source: the largest index
+            pw(ring, sring, buf, n, k0, cfg, 1, nc)         # interleaved
             gs(adc, sring, outs[0], outs[1], outs[2], outs[3], n, k0, g)
         finally:
             micropython.heap_unlock()

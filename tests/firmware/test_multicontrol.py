@@ -461,13 +461,24 @@ if given is not None:
 
 
 class SplitHal(FakeHal):
-    """FakeHal with the optional sense_split (hal.base; hal.rp2_multi's one-call sense): its
-    interleaved samples split per electrode as tes.multi.split does, counted."""
+    """FakeHal with the optional sense_split and write_blocks (hal.base; hal.rp2_multi's): its
+    interleaved samples split per electrode as tes.multi.split does, and one block per
+    source interleaved into write(), each counted."""
 
     def __init__(self, **kw):
         FakeHal.__init__(self, **kw)
         self.splits = 0
+        self.blocks = 0
         self._raw = [array("i", [0] * 400 * 9) for _ in range(4)]
+        self._words = array("i", [0] * 128 * 9)
+
+    def write_blocks(self, buf, n, stride):
+        C = self.C
+        for c in range(C):
+            for j in range(n):
+                self._words[j * C + c] = buf[c * stride + j]
+        self.write(self._words, n)
+        self.blocks += 1
 
     def sense_split(self, sbs, ibs, vbs, dbs, n, b):
         r = self._raw
@@ -478,9 +489,10 @@ class SplitHal(FakeHal):
         return m
 
 
-def test_a_drivers_sense_split_gives_the_same_session():
-    # The block loop through the driver's sense_split (no interleaved arrays of its own)
-    # runs the same session, fault and name as through sense() and its own split.
+def test_a_drivers_sense_split_and_write_blocks_give_the_same_session():
+    # The block loop through the driver's sense_split and write_blocks (no interleaved
+    # arrays of its own) runs the same session, samples, fault and name as through sense()
+    # and write() with its own split and interleave.
     cases = [(mproto([cur("F4", 1000, "sine", 6000), cur("P4", -700, "sine", 6000, 180), cur("T8", 300)]), {}),
              (four(), {4: ("open", 600)}), (four(), {1: ("over", 900, 300)})]
     for p, faults in cases:
@@ -493,7 +505,8 @@ def test_a_drivers_sense_split_gives_the_same_session():
             s.control.tap = tap.add
             code = run(s, locked=True)
             c = s.control
-            got.append((code, c.electrode, c.checked, c.written, tap.n, [list(st) for st in c.sts]))
+            got.append((code, c.electrode, c.checked, c.written, tap.n, [list(st) for st in c.sts],
+                        list(hal.out[:c.written * hal.C])))
             if H is SplitHal:
-                assert hal.splits > 0 and len(c.rsb) == 0
+                assert hal.splits > 0 and len(c.rsb) == 0 and hal.blocks > 0 and len(c.out) == 0
         assert got[0] == got[1], (faults, got[0][:5], got[1][:5])
