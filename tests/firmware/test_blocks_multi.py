@@ -59,6 +59,23 @@ def put(kern, ring, sring, buf, n, k0, cfg):
     kern.put_words_multi(ring, sring, buf, n, k0, cfg, 1, cfg[M.M_C])     # interleaved
 
 
+def random_sense(x, nc, ma, ms):
+    """A random ADC ring of ma + 1 conversions and a sense cfg of nc sources (the draft
+    board's scales, each source's channels and latencies drawn) -> (x, adc, cfg)."""
+    adc = array("H", [0] * (ma + 1))
+    for h in range(ma + 1):
+        x = rnd(x)
+        adc[h] = (x >> 9) & 0xFFF
+    g = array("i", [0] * (M.N_HEAD + M.N_SRC * nc))
+    sc = calib.sense_scales(draft())
+    g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
+    g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, ma, ms
+    for c in range(nc):
+        x = rnd(x)
+        M.set_source(g, c, 2 * c + (x & 1), 2 * c + 1 - (x & 1), (x >> 3) % 4, (x >> 6) % 4)
+    return x, adc, g
+
+
 def sense(kern, adc, sring, outs, n, k0, cfg):
     kern.get_sense_multi(adc, sring, outs[0], outs[1], outs[2], outs[3], n, k0, cfg)
 
@@ -261,17 +278,7 @@ def test_viper_twins_are_bit_exact():
         M.put_words_multi(ring_a, s_a, buf, n, k0, cfg, 1, nc)
         F.put_words_multi(ring_b, s_b, buf, n, k0, cfg, 1, nc)
         assert list(ring_a) == list(ring_b) and list(s_a) == list(s_b), trial
-        adc = array("H", [0] * (ma + 1))
-        for h in range(ma + 1):
-            x = rnd(x)
-            adc[h] = (x >> 9) & 0xFFF
-        g = array("i", [0] * (M.N_HEAD + M.N_SRC * nc))
-        sc = calib.sense_scales(draft())
-        g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
-        g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, ma, ms
-        for c in range(nc):
-            x = rnd(x)
-            M.set_source(g, c, 2 * c + (x & 1), 2 * c + 1 - (x & 1), (x >> 3) % 4, (x >> 6) % 4)
+        x, adc, g = random_sense(x, nc, ma, ms)
         oa = [array("i", [0] * (n * nc)) for _ in range(4)]
         ob = [array("i", [-1] * (n * nc)) for _ in range(4)]
         sense(M, adc, s_a, oa, n, k0, g)
@@ -320,7 +327,6 @@ def test_sense_split_is_sense_then_split():
     except ImportError:
         lock = False
     x = 4242
-    sc = calib.sense_scales(draft())
     for trial in range(40):
         nc = 1 + trial % 4
         x = rnd(x)
@@ -333,16 +339,7 @@ def test_sense_split_is_sense_then_split():
         for j in range(ms + 1):
             x = rnd(x)
             sring[j] = (x >> 8) % 13001 - 6500
-        adc = array("H", [0] * (ma + 1))
-        for h in range(ma + 1):
-            x = rnd(x)
-            adc[h] = (x >> 9) & 0xFFF
-        g = array("i", [0] * (M.N_HEAD + M.N_SRC * nc))
-        g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
-        g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, ma, ms
-        for c in range(nc):
-            x = rnd(x)
-            M.set_source(g, c, 2 * c + (x & 1), 2 * c + 1 - (x & 1), (x >> 3) % 4, (x >> 6) % 4)
+        x, adc, g = random_sense(x, nc, ma, ms)
         inter = [array("i", [0] * (n * nc)) for _ in range(4)]
         M.get_sense_multi(adc, sring, inter[0], inter[1], inter[2], inter[3], n, k0, g)
         want = [[array("i", [5] * (n + 2)) for _ in range(nc + 1)] for _ in range(4)]
