@@ -37,7 +37,6 @@ class LinkService:
 
     # ---- out ------------------------------------------------------------------------------
     @micropython.native   # no heap frame per call (bytecode calls allocate one)
-    @micropython.native   # no heap frame per call (bytecode calls allocate one)
     def send(self, typ, payload=b""):
         self.port.write(self.enc.frame(typ, self.tx_seq, payload))
         self.tx_seq = (self.tx_seq + 1) & L.SEQ_MASK
