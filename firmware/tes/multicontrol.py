@@ -224,10 +224,14 @@ class MultiControl(Control):
         self.rib = array("i", [0] * w)
         self.rvb = array("i", [0] * w)
         self.rdb = array("i", [0] * w)
-        self.sbs = _arrays(C + 1, cap)              # per electrode (the return last)
-        self.ibs = _arrays(C + 1, cap)
-        self.vbs = _arrays(C + 1, cap)
-        self.dbs = _arrays(C + 1, cap)
+        # per electrode (the return last): set, measured, voltage, readback one after another
+        # in one array, so a Thumb kernel finds them a stride apart (supervisor.use_samples)
+        self.sbs, self.ibs, self.vbs, self.dbs = [], [], [], []
+        for _ in range(C + 1):
+            mv = memoryview(array("i", [0] * (4 * cap)))
+            for k, bufs in enumerate((self.sbs, self.ibs, self.vbs, self.dbs)):
+                bufs.append(mv[k * cap:(k + 1) * cap])
+        S.use_samples(getattr(hal, "check_samples", None))     # (hal.base: optional)
         self.zero_v = array("i", [0] * cap)        # the return's voltage, for the evidence
         self.sts = [s.st for s in sups]
         self.checks = [s.kernel_run for s in sups]

@@ -172,7 +172,30 @@ L_DL = const(66)
 L_DH = const(67)
 S_PPI = const(68)       # measured current two samples back
 T_LOCKIN = const(69)    # 1: the lock-in sums (P_P*, P_Q*, P_D*) and period()'s phase; 0: none
-STATE_LEN = const(70)
+# check_run's per-sample results where a Thumb kernel computes them (hal.check_thumb; the
+# plain and viper loops keep them in locals): the buffers' distance, one block's flags, sums
+# of |s|, |s - s_prev|, |i|, the charge's |i|, |v|, |i - s|, peaks of |i|, |v|, |s|, sums
+# of s, i, v, s*s >> 6, i*i >> 6, v*v >> 10, and the kernel's end address
+X_STRIDE = const(70)
+X_DACBAD = const(71)
+X_STILLBAD = const(72)
+X_SABS = const(73)
+X_SDIF = const(74)
+X_IABS = const(75)
+X_QABS = const(76)
+X_VABS = const(77)
+X_EABS = const(78)
+X_IPK = const(79)
+X_VPK = const(80)
+X_SPK = const(81)
+X_WSET = const(82)
+X_WI = const(83)
+X_WV = const(84)
+X_WSSQ = const(85)
+X_WISQ = const(86)
+X_WVSQ = const(87)
+X_END = const(88)
+STATE_LEN = const(89)
 W_END = const(38)       # window() clears W_N .. W_END - 1
 # A telemetry window holds at most about this many samples (its sums stay small ints).
 W_MAX = const(1000)
@@ -439,6 +462,13 @@ try:
     from tes import supervisor_fast as _fast    # viper twin on MicroPython
 except (ImportError, SyntaxError):              # CPython, or a port without viper
     _fast = None
+
+
+def use_samples(fn):
+    """The viper check_run's per-sample loop by fn (hal.check_thumb.samples' contract, a
+    driver's check_samples) where it applies, or by viper again (None). No-op without viper."""
+    if _fast is not None:
+        _fast.use_samples(fn)
 
 
 def check_run(st, sb, ib, vb, db, m, host_age_ms, j0, b):

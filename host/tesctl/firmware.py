@@ -27,7 +27,9 @@ _ONLY_FOR = {"sim.py": "sim", "simnet.py": "sim", "rp2.py": "rp2", "pio_dac.py":
              "esp32.py": "esp32",
              # a board of several sources (issue 12): its driver and kernels (every rp2 board
              # holds them; one of one source never imports them)
-             "rp2_multi.py": "rp2", "blocks_multi.py": "rp2", "blocks_multi_fast.py": "rp2"}
+             "rp2_multi.py": "rp2", "blocks_multi.py": "rp2", "blocks_multi_fast.py": "rp2",
+             # Thumb machine code: the RP2040's alone (no other port assembles it)
+             "check_thumb.py": "rp2"}
 # mpy-cross -march per MCU (.mpy for boards; the sim gets sources)
 ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 

@@ -745,7 +745,7 @@ def test_magnitudes_of_minus_one():
 
 
 def test_state_layout():
-    names = [n for n in dir(S) if n[:2] in ("T_", "S_", "W_", "P_", "L_") and n not in ("W_MAX", "W_END", "P_LO")]
+    names = [n for n in dir(S) if n[:2] in ("T_", "S_", "W_", "P_", "L_", "X_") and n not in ("W_MAX", "W_END", "P_LO")]
     idx = sorted(getattr(S, n) for n in names)
     assert idx == list(range(S.STATE_LEN)), idx         # every slot once, none shared
     assert len(S.Supervisor(dict(CEILING), {"impedance_max_ohm": 20000}, FS).st) == S.STATE_LEN

@@ -78,7 +78,7 @@ def _fakes(monkeypatch):
         return addr.setdefault(id(buf), 0x20000000 + 0x8000 * len(addr))
 
     uctypes = types.SimpleNamespace(addressof=addressof, bytearray_at=lambda a, n: bytearray(n))
-    mp = types.SimpleNamespace(const=lambda x: x, native=lambda f: f, viper=lambda f: f)
+    mp = types.SimpleNamespace(const=lambda x: x, native=lambda f: f, viper=lambda f: f, asm_thumb=lambda f: f)
     for name, mod in (("rp2", rp2), ("machine", machine), ("uctypes", uctypes), ("micropython", mp)):
         monkeypatch.setitem(sys.modules, name, mod)
     for name in ("uint", "ptr8", "ptr16", "ptr32"):          # viper's annotation names
@@ -90,7 +90,7 @@ def _fakes(monkeypatch):
     return sms
 
 
-FAKED = ("hal.rp2", "hal.rp2_multi", "hal.pio_dac", "hal.blocks_fast", "hal.blocks_multi_fast")
+FAKED = ("hal.rp2", "hal.rp2_multi", "hal.pio_dac", "hal.blocks_fast", "hal.blocks_multi_fast", "hal.check_thumb")
 
 
 @pytest.fixture
