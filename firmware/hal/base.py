@@ -78,9 +78,9 @@ class Hal:
     # tes.multi.split gives them from sense()'s interleaved ones. A driver that offers it
     # saves the multi block loop a pass over every sample (hal.rp2_multi); without it the
     # loop splits what sense() gives.
-    # check_samples(st_address, sample_address, n), optional: the supervisor's per-sample loop in machine code
-    # (hal.check_thumb.samples' contract); the multi block loop hands it to
-    # tes.supervisor.use_samples, its supervisors' check_run call it for every block.
+    # check_samples(st_address, sample_address, n), optional: the supervisor's per-sample
+    # loop in machine code (hal.check_thumb.samples' contract); the multi block loop hands it
+    # to tes.supervisor.use_samples, and its supervisors' check_run call it for every block.
 
     def arm_trip(self, iover_uA, vcomp_mV):
         """The supervisor's per-sample HARD limits for this session (called before start()):

@@ -44,7 +44,7 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
     # up to 2 ms later than on the single-source driver.
     PASS_MS = 4
     # the supervisors' per-sample loop in Thumb code (hal.base.Hal.check_samples): ~180
-    # cycles a sample against ~1,400 for the viper loop (three checks were a sixth of the chip)
+    # cycles a sample against ~700 for the viper loop (tools/bench_check_mp.py)
     check_samples = staticmethod(check_thumb.samples)
 
     def _sources(self, board, cal):
