@@ -52,7 +52,7 @@ def run_session(seed):
     for k in range(S.STATE_LEN):
         fast.st[k] = plain.st[k]
     cap = 64
-    flat, (sb, ib, vb, db) = layout(cap)
+    _, (sb, ib, vb, db) = layout(cap)
     kern = Kernel(cap)
     sample = scenario(rng, ("extreme", "still", "sine", "dc")[seed % 4])
     t = 0
