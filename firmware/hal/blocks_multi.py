@@ -185,6 +185,96 @@ def get_sense_split(adc, sring, sbs, ibs, vbs, dbs, n, k0, cfg):
         rv[k] = ri[k]
 
 
+# hal.split_thumb's frame (array('i'), SF_LEN + SF_REC * (C + 1) words): what get_sense_split
+# reads, as addresses and numbers, filled by split_frame; the kernel's byte offsets are these x 4
+SF_ADC = const(0)     # the ADC ring's address (halfwords)
+SF_MA = const(1)
+SF_SRING = const(2)   # the set ring's address (words)
+SF_MS = const(3)
+SF_NC = const(4)
+SF_NCH = const(5)
+SF_MID = const(6)
+SF_KI = const(7)
+SF_SI = const(8)
+SF_HI = const(9)
+SF_KV = const(10)
+SF_SV = const(11)
+SF_HV = const(12)
+SF_END = const(13)    # 13..16: the kernel's scratch
+SF_X0 = const(16)
+SF_LEN = const(20)    # then electrode e's record at SF_LEN + SF_REC * e, the return's last:
+SF_REC = const(8)     #   s, i, v, d (its arrays' addresses), ci, cv (its ADC ring offsets)
+
+
+def split_frame(fr, cfg, adc_at, sring_at, sbs, ibs, vbs, dbs, addressof):
+    """Fill fr, hal.split_thumb.split's frame, so that split(address of fr, n, k0) does
+    get_sense_split(adc, sring, sbs, ibs, vbs, dbs, n, k0, cfg) (adc at adc_at, sring at
+    sring_at; addressof: uctypes.addressof on a board). Allocates nothing (the block loop
+    runs heap-locked and binds it at its first sense)."""
+    nc = cfg[N_C]
+    fr[SF_ADC] = adc_at
+    fr[SF_MA] = cfg[N_MASKA]
+    fr[SF_SRING] = sring_at
+    fr[SF_MS] = cfg[N_MASKS]
+    fr[SF_NC] = nc
+    fr[SF_NCH] = cfg[N_NCH]
+    fr[SF_MID] = cfg[G_MID]
+    fr[SF_KI] = cfg[G_KI]
+    fr[SF_SI] = cfg[G_SI]
+    fr[SF_HI] = 1 << (cfg[G_SI] - 1)
+    fr[SF_KV] = cfg[G_KV]
+    fr[SF_SV] = cfg[G_SV]
+    fr[SF_HV] = 1 << (cfg[G_SV] - 1)
+    for e in range(nc + 1):
+        r = SF_LEN + SF_REC * e
+        fr[r] = addressof(sbs[e])
+        fr[r + 1] = addressof(ibs[e])
+        fr[r + 2] = addressof(vbs[e])
+        fr[r + 3] = addressof(dbs[e])
+        if e < nc:
+            o = N_HEAD + N_SRC * e
+            fr[r + 4] = cfg[o + N_OI]
+            fr[r + 5] = cfg[o + N_OV]
+
+
+# hal.put_thumb's frame (array('i'), PF_LEN + PF_REC * C words): what put_words_multi reads
+# for one block per source, as addresses and numbers, filled by put_frame
+PF_RING = const(0)    # the output ring's address (halfwords)
+PF_MW = const(1)
+PF_SRING = const(2)   # the set ring's address (words)
+PF_MS = const(3)
+PF_NC = const(4)
+PF_BUF = const(5)     # source 0's block's address
+PF_CS = const(6)      # bytes from a source's block to the next's
+PF_LEN = const(12)    # 7..11: the kernel's scratch; then source c's record at PF_LEN + PF_REC * c:
+PF_REC = const(8)     #   z, sc, su, half, hw, top, base, lim (put_words_multi's locals)
+
+
+def put_frame(fr, cfg, ring_at, sring_at, buf_at, stride):
+    """Fill fr, hal.put_thumb.put's frame, so that put(address of fr, n, k0) does
+    put_words_multi(ring, sring, buf, n, k0, cfg, stride, 1) (the rings at ring_at and
+    sring_at, buf at buf_at). Allocates nothing."""
+    nc = cfg[M_C]
+    fr[PF_RING] = ring_at
+    fr[PF_MW] = cfg[M_MASKW]
+    fr[PF_SRING] = sring_at
+    fr[PF_MS] = cfg[M_MASKS]
+    fr[PF_NC] = nc
+    fr[PF_BUF] = buf_at
+    fr[PF_CS] = 4 * stride
+    for c in range(nc):
+        o = M_HEAD + M_SRC * c
+        r = PF_LEN + PF_REC * c
+        fr[r] = cfg[o + P_Z]
+        fr[r + 1] = cfg[o + P_SC]
+        fr[r + 2] = cfg[o + P_SU]
+        fr[r + 3] = cfg[o + P_SU] >> 1
+        fr[r + 4] = cfg[o + P_HW]
+        fr[r + 5] = cfg[o + P_TOP]
+        fr[r + 6] = cfg[o + P_BASE]
+        fr[r + 7] = cfg[o + P_HW] * cfg[o + P_SC]
+
+
 def _pow2(x, what):
     if x < 1 or x & (x - 1):
         raise ValueError("%s = %d: must be a power of two" % (what, x))

@@ -9,7 +9,9 @@ hard timer interrupt; the cut) with two words per sample and four conversions pe
 current and voltage of each source, in ADC-input order, no DAC readback (the RP2040 has four
 inputs). The kernels are hal.blocks_multi_fast's: put_words_multi, get_sense_multi (its
 "readback" is the set value: a DAC that does not follow shows as a tracking error; a session
-of two driven electrodes senses through get_sense_split, the same samples per electrode) and
+of two driven electrodes senses through hal.split_thumb, get_sense_split's samples per
+electrode in Thumb code, and writes through hal.put_thumb, put_words_multi's words of one block
+per source in Thumb code) and
 trip_scan_multi (every source on hal.blocks.trip_scan's rules, the source that tripped in
 q[Q_TSRC]).
 
@@ -23,13 +25,15 @@ import micropython
 import uctypes
 from micropython import const
 
-from hal import blocks, blocks_multi, check_thumb, mcp4922
+from hal import blocks, blocks_multi, check_thumb, mcp4922, put_thumb, split_thumb
 from hal import blocks_fast as _kern
 from hal import blocks_multi_fast as _mkern
 from hal.rp2 import _M32, K_MASK, Rp2Hal
 
 _qroom = _kern.queue_room
 _qblock = _kern.queue_block
+_split = split_thumb.split
+_put = put_thumb.put
 _Q_KW = const(5)            # hal.blocks.Q_KW, Q_KS, Q_UNDER
 _Q_KS = const(6)
 _Q_UNDER = const(9)
@@ -76,6 +80,16 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
         adc = board["sense"]["adc"]
         self._q[blocks.Q_LAT] = max(adc["latency_samples"][0], adc["latency_samples"][1])
         self._nch = 4
+        # sense_split's kernel (hal.split_thumb) reads its rings, arrays and scaling from here;
+        # bound at a session's first sense_split (_bind_split)
+        self._frame = array("i", [0] * (blocks_multi.SF_LEN + blocks_multi.SF_REC * (self.channels + 1)))
+        self._frame_at = uctypes.addressof(self._frame)
+        self._frame_for = None
+        # write_blocks' (hal.put_thumb), bound at a session's first write_blocks (_bind_put)
+        self._pframe = array("i", [0] * (blocks_multi.PF_LEN + blocks_multi.PF_REC * self.channels))
+        self._pframe_at = uctypes.addressof(self._pframe)
+        self._pframe_for = None
+        self._pstride = 0
         return adc["current_channels"] + adc["voltage_channels"]
 
     def _bind_trip(self):
@@ -89,6 +103,8 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
         for i in range(blocks_multi.Q_TSRC, blocks_multi.Q_LEN_MULTI):
             q[i] = 0                    # the trip's per-source state (Rp2Hal.start clears the rest)
         self._bind_trip()
+        self._frame_for = None          # the sense cfg may differ: bind the frames again
+        self._pframe_for = None
         super().start(fs, channels)
 
     def arm_trip(self, iover_uA, vcomp_mV):
@@ -115,10 +131,13 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
     @micropython.native
     def write_blocks(self, buf, n, stride):
         """write() of a session of both sources, source c's n samples at buf[c*stride + j]
-        (hal.base.Hal.write_blocks): no interleaving pass before the conversion."""
+        (hal.base.Hal.write_blocks): no interleaving pass before the conversion, which is
+        Thumb code (hal.put_thumb: ~100 cycles a sample and source against ~600 in viper)."""
         q = self._q
         k = q[_Q_KW]
-        _mkern.put_words_multi(self._out, self._set, buf, n, k, self._put2, stride, 1)
+        if buf is not self._pframe_for or stride != self._pstride:
+            self._bind_put(buf, stride)
+        _put(self._pframe_at, n, k)     # put_words_multi(out, set, buf, n, k, put2, stride, 1)
         _qroom(q, _M32[self._r_d], _M32[self._r_s])     # too late counts as an underrun (Rp2Hal.write)
         q[_Q_KW] = (k + n) & K_MASK
 
@@ -137,16 +156,34 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
     @micropython.native
     def sense_split(self, sbs, ibs, vbs, dbs, n, b):
         """sense() with each electrode's samples in its own arrays and the return's (index C)
-        as tes.multi.split gives them (hal.base.Hal.sense_split): one kernel call, one pass."""
+        as tes.multi.split gives them (hal.base.Hal.sense_split): hal.blocks_multi.
+        get_sense_split's work in Thumb code (hal.split_thumb: ~120 cycles a sample and
+        source against ~800 in viper)."""
         q = self._q
         if q[_Q_UNDER]:
             return 0
         m = _qblock(q, n, b)
         if m:
+            if sbs is not self._frame_for:
+                self._bind_split(sbs, ibs, vbs, dbs)
             k = q[_Q_KS]
-            _mkern.get_sense_split(self._adc, self._set, sbs, ibs, vbs, dbs, m, k, self._sget)
+            _split(self._frame_at, m, k)
             q[_Q_KS] = (k + m) & K_MASK
         return m
+
+    def _bind_split(self, sbs, ibs, vbs, dbs):
+        # at a session's first sense, heap-locked: split_frame allocates nothing (an address
+        # below 2**30 is a small int)
+        blocks_multi.split_frame(self._frame, self._sget, uctypes.addressof(self._adc), uctypes.addressof(self._set),
+                                 sbs, ibs, vbs, dbs, uctypes.addressof)
+        self._frame_for = sbs
+
+    def _bind_put(self, buf, stride):
+        # at a session's first write_blocks, heap-locked: put_frame allocates nothing
+        blocks_multi.put_frame(self._pframe, self._put2, uctypes.addressof(self._out), uctypes.addressof(self._set),
+                               uctypes.addressof(buf), stride)
+        self._pframe_for = buf
+        self._pstride = stride
 
 
 Hal = Rp2MultiHal

@@ -358,6 +358,18 @@ def test_sense_split_is_sense_then_split():
 
 # ---- no allocation, ints within 2**30 ------------------------------------------------------
 
+def sense_2048(nc):
+    """(the draft board's sense scales, a sense cfg of nc sources over a 2048-halfword ADC
+    ring and a 1024-value set ring, latency 4)."""
+    g = array("i", [0] * (M.N_HEAD + M.N_SRC * nc))
+    sc = calib.sense_scales(draft())
+    g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
+    g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, 2047, 1023
+    for c in range(nc):
+        M.set_source(g, c, 2 * c, 2 * c + 1, 4, 4)
+    return sc, g
+
+
 def test_the_kernels_allocate_nothing_at_the_largest_counts():
     # The heap locked around each kernel (the block path runs so), at the sample counter's
     # top and MAX_SOURCES sources: the largest index any kernel computes. On the 32-bit port
@@ -374,12 +386,7 @@ def test_the_kernels_allocate_nothing_at_the_largest_counts():
     cfg = put_of([CONVS[c % len(CONVS)] for c in range(nc)], 1023, 1023)
     buf = array("i", [(j * 611) % 12001 - 6000 for j in range(n * nc)])
     ring, sring = array("H", [0] * 1024), array("i", [0] * 1024)
-    g = array("i", [0] * (M.N_HEAD + M.N_SRC * nc))
-    sc = calib.sense_scales(draft())
-    g[B.G_MID], g[B.G_KI], g[B.G_SI], g[B.G_KV], g[B.G_SV] = sc["mid"], sc["ki"], sc["si"], sc["kv"], sc["sv"]
-    g[M.N_C], g[M.N_NCH], g[M.N_MASKA], g[M.N_MASKS] = nc, 2 * nc, 2047, 1023
-    for c in range(nc):
-        M.set_source(g, c, 2 * c, 2 * c + 1, 4, 4)
+    sc, g = sense_2048(nc)
     adc = array("H", [4095] * 2048)
     outs = [array("i", [0] * (n * nc)) for _ in range(4)]
     for kern in kernels():
@@ -394,6 +401,43 @@ def test_the_kernels_allocate_nothing_at_the_largest_counts():
         assert sring[(k0 * nc) & 1023] == buf[0] and outs[0][n * nc - 1] == buf[n * nc - 1]
         assert outs[1][0] == calib.scaled(4095 - sc["mid"], sc["ki"], sc["si"])
     assert 2 * nc * (k0 + n + 4) + 2 * nc < 1 << 30
+
+
+def test_the_thumb_kernels_frames_are_filled_without_allocating():
+    # hal.rp2_multi binds hal.split_thumb's and hal.put_thumb's frames at a session's first
+    # sense and write, inside the heap-locked block loop: split_frame and put_frame with the
+    # port's own uctypes.addressof (the frames' contents are checked on rp2040js,
+    # tests/hil/test_split_thumb.py and test_put_thumb.py)
+    try:
+        import micropython
+        import uctypes
+    except ImportError:
+        return      # CPython
+    if not hasattr(micropython, "heap_lock"):
+        return
+    nc = 2
+    cfg = put_of([CONVS[c] for c in range(nc)], 1023, 1023)
+    sc, g = sense_2048(nc)
+    flat = array("i", [0] * (4 * 40 * (nc + 1)))
+    mv = memoryview(flat)
+    bufs = [[mv[(4 * e + t) * 40:(4 * e + t + 1) * 40] for e in range(nc + 1)] for t in range(4)]
+    sf = array("i", [0] * (M.SF_LEN + M.SF_REC * (nc + 1)))
+    pf = array("i", [0] * (M.PF_LEN + M.PF_REC * nc))
+    adc, ring, sring = array("H", [0] * 2048), array("H", [0] * 1024), array("i", [0] * 1024)
+    at = uctypes.addressof
+    micropython.heap_lock()
+    try:
+        M.split_frame(sf, g, at(adc), at(sring), bufs[0], bufs[1], bufs[2], bufs[3], at)
+        M.put_frame(pf, cfg, at(ring), at(sring), at(flat), 64)
+    finally:
+        micropython.heap_unlock()
+    base = at(flat)     # (a 64-bit port's addresses do not fit the frame's words: mod 2**32)
+    assert [(sf[M.SF_LEN + M.SF_REC * e + t] - base) & 0xFFFFFFFF for e in range(nc + 1) for t in range(4)] == \
+        [4 * 40 * (4 * e + t) for e in range(nc + 1) for t in range(4)]
+    assert sf[M.SF_HI] == 1 << (sc["si"] - 1) and sf[M.SF_NCH] == 2 * nc
+    o = M.M_HEAD + M.M_SRC          # source 1's conversion: its lim is hw * sc
+    assert (pf[M.PF_BUF] - base) & 0xFFFFFFFF == 0 and pf[M.PF_CS] == 256
+    assert pf[M.PF_LEN + M.PF_REC + 7] == cfg[o + B.P_HW] * cfg[o + B.P_SC]
 
 
 
