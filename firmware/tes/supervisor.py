@@ -401,21 +401,22 @@ def check(st, sb, ib, vb, db, n, host_age_ms, j0):
             st[P_IPK] = ipk
         if vpk > st[P_VPK]:
             st[P_VPK] = vpk
-        a = st[P_PL] + wp
-        if a < 0 or a >= P_LO:
-            st[P_PH] = st[P_PH] + (a >> 24)
-            a = a & 16777215
-        st[P_PL] = a
-        a = st[P_QL] + wq
-        if a < 0 or a >= P_LO:
-            st[P_QH] = st[P_QH] + (a >> 24)
-            a = a & 16777215
-        st[P_QL] = a
-        a = st[P_DL] + wd
-        if a >= P_LO:
-            st[P_DH] = st[P_DH] + (a >> 24)
-            a = a & 16777215
-        st[P_DL] = a
+        if lock:            # (without it wp = wq = wd = 0: the sums stay as they are)
+            a = st[P_PL] + wp
+            if a < 0 or a >= P_LO:
+                st[P_PH] = st[P_PH] + (a >> 24)
+                a = a & 16777215
+            st[P_PL] = a
+            a = st[P_QL] + wq
+            if a < 0 or a >= P_LO:
+                st[P_QH] = st[P_QH] + (a >> 24)
+                a = a & 16777215
+            st[P_QL] = a
+            a = st[P_DL] + wd
+            if a >= P_LO:
+                st[P_DH] = st[P_DH] + (a >> 24)
+                a = a & 16777215
+            st[P_DL] = a
         st[S_ZN] = st[S_ZN] + n
         if st[S_ZN] >= st[T_ZWIN]:
             st[L_N] = st[S_ZN]
@@ -489,6 +490,7 @@ def check_run(st, sb, ib, vb, db, m, host_age_ms, j0, b):
     return j << 5
 
 
+@micropython.native     # period(): the tick's, for each electrode at each impedance window
 def isqrt(x):
     """floor(sqrt(x)) for 0 <= x < 2**30, integers only."""
     if x <= 0:
@@ -614,6 +616,7 @@ def _phase_cdeg(st):
     return int(round(math.degrees(math.atan2(q, p * math.sqrt(d / i2))) * 100))
 
 
+@micropython.native
 def _mean2(hi, lo, n):
     """(hi * 2**24 + lo) // n, exactly, for a two-word sum (lo < 2**24) and n < 2**22,
     with ints under 2**30: long division a byte of lo at a time."""

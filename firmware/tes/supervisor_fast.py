@@ -374,21 +374,22 @@ def check_run(st_obj, sb_obj, ib_obj, vb_obj, db_obj, m: int, host_age_ms: int, 
                 st[_P_IPK] = ipk
             if vpk > int(st[_P_VPK]):
                 st[_P_VPK] = vpk
-            a = int(st[_P_PL]) + wp
-            if a < 0 or a >= _P_LO:
-                st[_P_PH] = ((st[_P_PH] ^ sg) - sg) + (a >> 24)
-                a = a & 16777215
-            st[_P_PL] = a
-            a = int(st[_P_QL]) + wq
-            if a < 0 or a >= _P_LO:
-                st[_P_QH] = ((st[_P_QH] ^ sg) - sg) + (a >> 24)
-                a = a & 16777215
-            st[_P_QL] = a
-            a = int(st[_P_DL]) + wd
-            if a >= _P_LO:
-                st[_P_DH] = int(st[_P_DH]) + (a >> 24)
-                a = a & 16777215
-            st[_P_DL] = a
+            if lock:        # (without it wp = wq = wd = 0: the sums stay as they are)
+                a = int(st[_P_PL]) + wp
+                if a < 0 or a >= _P_LO:
+                    st[_P_PH] = ((st[_P_PH] ^ sg) - sg) + (a >> 24)
+                    a = a & 16777215
+                st[_P_PL] = a
+                a = int(st[_P_QL]) + wq
+                if a < 0 or a >= _P_LO:
+                    st[_P_QH] = ((st[_P_QH] ^ sg) - sg) + (a >> 24)
+                    a = a & 16777215
+                st[_P_QL] = a
+                a = int(st[_P_DL]) + wd
+                if a >= _P_LO:
+                    st[_P_DH] = int(st[_P_DH]) + (a >> 24)
+                    a = a & 16777215
+                st[_P_DL] = a
             st[_S_ZN] = int(st[_S_ZN]) + n
             if int(st[_S_ZN]) >= int(st[_T_ZWIN]):
                 st[_L_N] = st[_S_ZN]
