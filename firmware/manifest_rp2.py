@@ -5,4 +5,4 @@ include("$(PORT_DIR)/boards/manifest.py")
 include("manifest.py")
 package("hal", files=["rp2.py", "pio_dac.py", "rp2_pacing.py", "rp2_multi.py", "blocks_multi.py",
                      "blocks_multi_fast.py", "check_thumb.py", "split_thumb.py",
-                     "put_thumb.py"], base_path=".")
+                     "put_thumb.py", "sine_thumb.py"], base_path=".")

@@ -81,6 +81,9 @@ class Hal:
     # check_samples(st_address, sample_address, n), optional: the supervisor's per-sample
     # loop in machine code (hal.check_thumb.samples' contract); the multi block loop hands it
     # to tes.supervisor.use_samples, and its supervisors' check_run call it for every block.
+    # sine_flat(out, st, f, n), optional: a sine plateau's block in machine code
+    # (hal.sine_thumb.sine_flat's contract: tes.kernels' osc_sine then env_flat); the multi
+    # block loop hands it to its engine (tes.engine.Engine.use_sine_flat).
 
     def arm_trip(self, iover_uA, vcomp_mV):
         """The supervisor's per-sample HARD limits for this session (called before start()):

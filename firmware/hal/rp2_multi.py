@@ -25,7 +25,7 @@ import micropython
 import uctypes
 from micropython import const
 
-from hal import blocks, blocks_multi, check_thumb, mcp4922, put_thumb, split_thumb
+from hal import blocks, blocks_multi, check_thumb, mcp4922, put_thumb, sine_thumb, split_thumb
 from hal import blocks_fast as _kern
 from hal import blocks_multi_fast as _mkern
 from hal.rp2 import _M32, K_MASK, Rp2Hal
@@ -50,6 +50,9 @@ class Rp2MultiHal(Rp2Hal):      # (its block path's methods are native)
     # the supervisors' per-sample loop in Thumb code (hal.base.Hal.check_samples): ~180
     # cycles a sample against ~700 for the viper loop (tools/bench_check_mp.py)
     check_samples = staticmethod(check_thumb.samples)
+    # the engine's sine plateau (hal.base.Hal.sine_flat): ~50 cycles a sample against ~290
+    # for the viper osc_sine and env_flat (tests/hil/test_sine_thumb.py)
+    sine_flat = staticmethod(sine_thumb.sine_flat)
 
     def _sources(self, board, cal):
         if board.get("current_sources", 1) != 2 or board["dac"].get("channels", 1) != 2:

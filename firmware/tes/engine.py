@@ -150,6 +150,9 @@ def build_phases(proto):
 
 
 class Engine:
+    sine_flat = None        # use_sine_flat()
+    sf_frame = None
+
     def __init__(self, proto, fast=True):
         self.fs = proto["sample_rate_hz"]
         multi = "electrodes" in proto["montage"]
@@ -372,6 +375,19 @@ class Engine:
             done += m
         return done
 
+    def use_sine_flat(self, fn):
+        """A sine plateau's block by fn(out, st, f, n) from now on (hal.base: a driver's
+        optional sine_flat; tes.kernels.SF_LEN's frame f), the same samples as osc_sine then
+        env_flat; None: those two kernels."""
+        self.sine_flat = fn
+        if fn is not None and self.sf_frame is None:
+            f = self.sf_frame = array("i", [0] * K.SF_LEN)
+            try:
+                import uctypes
+                f[0] = uctypes.addressof(SINE)
+            except ImportError:     # CPython: a stand-in kernel (tests) reads the table itself
+                pass
+
     @micropython.native
     def _block(self, out, start, m):
         env = self.env
@@ -387,6 +403,15 @@ class Engine:
             k.osc_const(out, start, m, self.amp)
             return
         st = self.st
+        if kind == 1 and env == 0:
+            sf = self.sine_flat
+            if sf is not None:          # a board's machine code: osc_sine then env_flat, one pass
+                f = self.sf_frame
+                f[1] = self.amp
+                f[2] = self.off
+                f[3] = start
+                sf(out, st, f, m)
+                return
         if kind == 0:
             k.osc_const(out, start, m, K.FULL)
         elif kind == 1:

@@ -37,6 +37,9 @@ NOISE_BASE = const(18)
 
 PHASE_MASK = const(0xFFFFF)
 FULL = const(32768)
+# A board's sine plateau in one call (hal.sine_thumb.sine_flat(out, st, f, n): osc_sine then
+# env_flat): its frame f, array('i') of SF_LEN: the table's address, amp, off, start, scratch
+SF_LEN = const(8)
 
 
 @micropython.native

@@ -232,6 +232,7 @@ class MultiControl(Control):
             for k, bufs in enumerate((self.sbs, self.ibs, self.vbs, self.dbs)):
                 bufs.append(mv[k * cap:(k + 1) * cap])
         S.use_samples(getattr(hal, "check_samples", None))     # (hal.base: optional)
+        engine.use_sine_flat(getattr(hal, "sine_flat", None))  # (hal.base: optional)
         self.zero_v = array("i", [0] * cap)        # the return's voltage, for the evidence
         self.sts = [s.st for s in sups]
         self.checks = [s.kernel_run for s in sups]

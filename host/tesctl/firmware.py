@@ -29,7 +29,8 @@ _ONLY_FOR = {"sim.py": "sim", "simnet.py": "sim", "rp2.py": "rp2", "pio_dac.py":
              # holds them; one of one source never imports them)
              "rp2_multi.py": "rp2", "blocks_multi.py": "rp2", "blocks_multi_fast.py": "rp2",
              # Thumb machine code: the RP2040's alone (no other port assembles it)
-             "check_thumb.py": "rp2", "split_thumb.py": "rp2", "put_thumb.py": "rp2"}
+             "check_thumb.py": "rp2", "split_thumb.py": "rp2", "put_thumb.py": "rp2",
+             "sine_thumb.py": "rp2"}
 # mpy-cross -march per MCU (.mpy for boards; the sim gets sources)
 ARCH = {"rp2": "armv6m", "esp32": "xtensawin"}
 

@@ -21,6 +21,7 @@ from tes import engine as E
 from tes import kernels as K
 from tes import validate as V
 from tes.engine import Engine
+from tes.tables import SINE
 from tes.limits import CEILING
 
 import test_validate_montage as VM
@@ -66,11 +67,13 @@ def flat_proto(p, c, mirrored=False):
             "segments": segs, "sham": p["sham"], "safety": p["safety"]}
 
 
-def run(p, stop=None, block=97, every=True, fast=True):
+def run(p, stop=None, block=97, every=True, fast=True, sine_flat=None):
     """Every sample of p, with a soft stop (sample, ms): every=True, fill_all: a list of
     columns, one per electrode in the engine's order (driven channels, then the return);
-    every=False, fill: one column. And the number of samples."""
+    every=False, fill: one column. And the number of samples. sine_flat: the engine's
+    (Engine.use_sine_flat)."""
     eng = Engine(p, fast)
+    eng.use_sine_flat(sine_flat)
     cols_n = eng.channels + 1 if every else 1
     extra = stop[1] * p["sample_rate_hz"] // 1000 + 1 if stop else 1
     cols = [array("i", [0] * (eng.total + extra)) for _ in range(cols_n)]
@@ -430,6 +433,40 @@ def test_fill_driven_is_fill_all_without_the_return():
         n = n % 61 + 3                  # fills of varying length, across the phase boundaries
     assert total == a.total and b.state == E.DONE
     assert outs_b[2][0] == 12345 and all(x == 0 for x in outs_b[2][1:])
+
+
+def test_a_drivers_sine_plateau_kernel_gives_the_same_samples():
+    # Engine.use_sine_flat (a board's machine code for osc_sine then env_flat in one call,
+    # hal.sine_thumb, held to those kernels on rp2040js): here a stand-in that does exactly
+    # that from the frame the engine hands it. Random montages (ramps, soft stops, pauses,
+    # every waveform): the same samples with it as without, and it is called for sine
+    # plateaus only, with the table's address in the frame where the port has one.
+    try:
+        import uctypes
+        table_at = uctypes.addressof(SINE) & 0xFFFFFFFF
+    except ImportError:
+        table_at = None
+    calls = []
+
+    def sine_flat(out, st, f, n):
+        assert table_at is None or f[0] & 0xFFFFFFFF == table_at
+        calls.append(n)
+        K.osc_sine(out, f[3], n, st, SINE)
+        K.env_flat(out, f[3], n, f[1], f[2])
+        return 0
+    sines = 0
+    for seed in range(8 if VIPER or not MICROPYTHON else 3):
+        rnd = _Lcg(100 + seed)
+        p, stop, block = gen_proto(rnd)
+        n0 = len(calls)
+        want = run(p, stop, block)
+        got = run(p, stop, block, sine_flat=sine_flat)
+        assert got == want, seed
+        waves = [c.get("waveform", "dc") for s in p["segments"] if s["kind"] == "stim" for c in s["currents"]]
+        if "sine" not in waves:
+            assert len(calls) == n0, seed
+        sines += "sine" in waves
+    assert sines and calls                          # the stand-in ran, on plateaus of sines
 
 
 def test_a_soft_stop_ramps_every_channel_down_as_one():

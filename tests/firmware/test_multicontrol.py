@@ -9,12 +9,14 @@ import sys
 from array import array
 
 from tes import engine as E
+from tes import kernels as K
 from tes import multi
 from tes import multicontrol as MC
 from tes import supervisor as S
 from tes.control import END
 from tes.limits import board_limits
 from tes.session import STIM, Session
+from tes.tables import SINE
 
 from devrun import BOARD
 
@@ -461,14 +463,16 @@ if given is not None:
 
 
 class SplitHal(FakeHal):
-    """FakeHal with the optional sense_split and write_blocks (hal.base; hal.rp2_multi's): its
-    interleaved samples split per electrode as tes.multi.split does, and one block per
-    source interleaved into write(), each counted."""
+    """FakeHal with the optional sense_split, write_blocks and sine_flat (hal.base;
+    hal.rp2_multi's): its interleaved samples split per electrode as tes.multi.split does,
+    one block per source interleaved into write(), a sine plateau's block by the engine's
+    two kernels, each counted."""
 
     def __init__(self, **kw):
         FakeHal.__init__(self, **kw)
         self.splits = 0
         self.blocks = 0
+        self.sines = 0
         self._raw = [array("i", [0] * 400 * 9) for _ in range(4)]
         self._words = array("i", [0] * 128 * 9)
 
@@ -479,6 +483,14 @@ class SplitHal(FakeHal):
                 self._words[j * C + c] = buf[c * stride + j]
         self.write(self._words, n)
         self.blocks += 1
+
+    def sine_flat(self, out, st, f, n):
+        """hal.sine_thumb.sine_flat's contract in plain code (tests/hil/test_sine_thumb.py
+        holds the machine code to the same two kernels)."""
+        K.osc_sine(out, f[3], n, st, SINE)
+        K.env_flat(out, f[3], n, f[1], f[2])
+        self.sines += 1
+        return 0
 
     def sense_split(self, sbs, ibs, vbs, dbs, n, b):
         r = self._raw
@@ -509,4 +521,5 @@ def test_a_drivers_sense_split_and_write_blocks_give_the_same_session():
                         list(hal.out[:c.written * hal.C])))
             if H is SplitHal:
                 assert hal.splits > 0 and len(c.rsb) == 0 and hal.blocks > 0 and len(c.out) == 0
+                assert hal.sines > 0 or not any(x.get("waveform") == "sine" for x in p["segments"][0]["currents"])
         assert got[0] == got[1], (faults, got[0][:5], got[1][:5])

@@ -91,7 +91,7 @@ def _fakes(monkeypatch):
 
 
 FAKED = ("hal.rp2", "hal.rp2_multi", "hal.pio_dac", "hal.blocks_fast", "hal.blocks_multi_fast", "hal.check_thumb",
-         "hal.split_thumb", "hal.put_thumb")
+         "hal.split_thumb", "hal.put_thumb", "hal.sine_thumb")
 
 
 @pytest.fixture
