@@ -310,7 +310,7 @@ class App:
             charge = s.sup.charge_uC
             if s.proto.get("sham"):
                 flags |= L.F_SHAM
-        if not self.link.heard_within(HEARTBEAT_LATE_MS) and s is not None:
+        if s is not None and ticks_diff(now, self.link.last_rx) > HEARTBEAT_LATE_MS:    # (link.heard_within)
             flags |= L.F_HOST_LATE
         if self.state == L.FAULT:
             flags |= L.F_FAULT

@@ -265,6 +265,7 @@ class MultiControl(Control):
         self._sense = self.sense_split
         self._check = self.check_all
         self._multi = True
+        self._ck = (C, self.codes, self.checks, self.sts, self.sbs, self.ibs, self.vbs, self.dbs, self.zbase)
 
     def evidence(self):
         """The faulting block, tes.app's fault event: (set, measured, voltage, readback, first)."""
@@ -357,15 +358,7 @@ class MultiControl(Control):
         written one). decide() names the electrode. (Control calls it with j0 = 0 but for
         a soft code that left samples, which this never returns: j0 is honoured all the
         same, or such a call would check the batch's first samples again.)"""
-        C = self.C
-        codes = self.codes
-        checks = self.checks
-        sts = self.sts
-        sbs = self.sbs
-        ibs = self.ibs
-        vbs = self.vbs
-        dbs = self.dbs
-        zb = self.zbase
+        C, codes, checks, sts, sbs, ibs, vbs, dbs, zb = self._ck     # (one lookup, not nine)
         self.electrode = NONE
         jh = m + 1                  # the first hard fault's block end, over every electrode
         js = m + 1                  # ...and the first soft one's

@@ -46,3 +46,33 @@ def test_fifty_frames_a_second_whatever_the_pass_length():
         assert 99 <= len(times) <= 101, (pass_ms, tick_ms, len(times))
         gaps = [b - a for a, b in zip(times, times[1:])]
         assert max(gaps) <= 20 + pass_ms + tick_ms, (pass_ms, tick_ms, max(gaps))     # no tick skipped
+
+
+def test_telemetry_flags_a_host_late_after_a_second_of_silence():
+    # F_HOST_LATE (docs/wire.md): set in every TELEM frame once more than HEARTBEAT_LATE_MS
+    # (1 s) passed since the host's last frame, clear while it keeps talking; the
+    # supervisor's host-lost rule (3 s) is another matter.
+    from tes.app import HEARTBEAT_LATE_MS
+    d = DeviceRun(protocol(5000, "dc", 9000), "telem-host-late", start=False)
+    d.load()
+    d.check()
+    d.send(L.START, {"sha256": d.app.sha})
+    flags = []
+    real = d.app.link.telemetry
+
+    def keep(state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, f, *rest):
+        flags.append((d.hal.ticks_ms(), f))
+        return real(state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, f, *rest)
+    d.app.link.telemetry = keep
+    t0 = d.hal.ticks_ms()
+    d.run_until(t0 + 1500)                              # a talking host
+    assert flags and not any(f & L.F_HOST_LATE for _, f in flags)
+    quiet = d.hal.ticks_ms()
+    d.app.last_rx = quiet
+    del flags[:]
+    d.run_until(quiet + 2000, host_alive=False)         # silence
+    assert d.app.session is not None
+    late = [t - quiet for t, f in flags if f & L.F_HOST_LATE]
+    on_time = [t - quiet for t, f in flags if not f & L.F_HOST_LATE]
+    assert late and on_time and max(on_time) <= HEARTBEAT_LATE_MS + 1 and min(late) > HEARTBEAT_LATE_MS
+    assert min(late) <= HEARTBEAT_LATE_MS + 40                # the next frame or the one after
