@@ -58,7 +58,6 @@ class LinkService:
         self.send_json(L.EVENT, fields)
 
     @micropython.native   # no heap frame per call (bytecode calls allocate one)
-    @micropython.native   # 50 frames a second
     def telemetry(self, state, set_uA, meas_uA, v_mV, z_ohm, charge_uC, flags, set_rms_uA=0, meas_rms_uA=0,
                   meas_peak_uA=0, v_rms_mV=0, z_phase_cdeg=None, ext=0):
         self.port.write(self.enc.telem(self.tx_seq, self.hal.ticks_ms(), state, set_uA, meas_uA,
