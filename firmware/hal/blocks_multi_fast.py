@@ -124,62 +124,6 @@ def get_sense_multi(adc_obj, sring_obj, sb_obj, ib_obj, vb_obj, db_obj, n: int, 
         c += 1
 
 
-@micropython.viper
-def get_sense_split(adc_obj, sring_obj, sbs, ibs, vbs, dbs, n: int, k0: int, cfg_obj):
-    adc = ptr16(adc_obj)
-    sring = ptr32(sring_obj)
-    cfg = ptr32(cfg_obj)
-    mid = int(cfg[_G_MID])
-    ki = int(cfg[_G_KI])
-    si = int(cfg[_G_SI])
-    hi = int(1) << (si - 1)
-    kv = int(cfg[_G_KV])
-    sv = int(cfg[_G_SV])
-    hv = int(1) << (sv - 1)
-    nc = int(cfg[_N_C])
-    nch = int(cfg[_N_NCH])
-    ma = int(cfg[_N_MASKA])
-    ms = int(cfg[_N_MASKS])
-    rs = ptr32(sbs[nc])
-    ri = ptr32(ibs[nc])
-    c = 0
-    while c < nc:
-        o = _N_HEAD + _N_SRC * c
-        ci = int(cfg[o + _N_OI])
-        cv = int(cfg[o + _N_OV])
-        s = ptr32(sbs[c])
-        i = ptr32(ibs[c])
-        v = ptr32(vbs[c])
-        d = ptr32(dbs[c])
-        x = k0 * nc + c
-        a = nch * k0
-        k = 0
-        while k < n:
-            y = int(sring[x & ms])
-            s[k] = y
-            d[k] = y
-            z = ((int(adc[(a + ci) & ma]) - mid) * ki + hi) >> si
-            i[k] = z
-            v[k] = ((int(adc[(a + cv) & ma]) - mid) * kv + hv) >> sv
-            if c == 0:
-                rs[k] = 0 - y
-                ri[k] = 0 - z
-            else:
-                rs[k] = rs[k] - y
-                ri[k] = ri[k] - z
-            x += nc
-            a += nch
-            k += 1
-        c += 1
-    rd = ptr32(dbs[nc])
-    rv = ptr32(vbs[nc])
-    k = 0
-    while k < n:
-        rd[k] = rs[k]
-        rv[k] = ri[k]
-        k += 1
-
-
 # hal.blocks' K_*, Q_* and TRIP_* (and hal.blocks_multi's Q_TSRC)
 _K_MASK = const(0x3FFFFF)
 _K_HALF = const(0x200000)
