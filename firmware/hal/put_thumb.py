@@ -1,18 +1,19 @@
 """The two-source driver's DAC words in Thumb-1 machine code (RP2040, Cortex-M0+):
 hal.blocks_multi.put_words_multi for one block per source (the multi block loop's
 write_blocks), each set current (uA) to its DAC word as hal.calib.ua_to_code (nearest code,
-the hardware limit, the DAC range) and into the set ring, ~70 cycles a sample and source
-against ~600 for its viper twin (docs/hardware.md "Where the CPU goes").
+the hardware limit, the DAC range) and into the set ring, ~100 cycles a sample and source
+on rp2040js (16 of them its charge for the divider's two writes) against ~600 for its viper
+twin (docs/hardware.md "Where the CPU goes").
 
 put(f, n, k0), f the address of a frame hal.blocks_multi.put_frame filled (PF_* there: the
 rings', the block's addresses, each source's conversion), converts samples k0..k0+n-1
 (n >= 1) of every source as put_words_multi(ring, sring, buf, n, k0, cfg, stride, 1)
 would, bit for bit. Its divisions go to the RP2040's SIO divider (unsigned: both dividends
-are >= 0 on the reference's two branches; results 8 cycles after the divisor's write, which
-the code waits; the pico-sdk saves and restores the divider around an interrupt's use of it).
-Returns 0. It writes the frame's scratch slots. Held to put_words_multi on rp2040js's core
-(tests/hil/test_put_thumb.py), whose divider answers at once: the 8-cycle wait is the
-datasheet's, not measured here.
+are >= 0 on the reference's two branches; results readable from the 9th cycle after the
+divisor's write, which the code waits as the pico-sdk's own sequence does; the pico-sdk saves
+and restores the divider around an interrupt's use of it). Returns 0. It writes the frame's
+scratch slots. Held to put_words_multi on rp2040js's core (tests/hil/test_put_thumb.py),
+whose divider the test runner gives the chip's latency: a read before the 9th cycle fails.
 
 Only for an armv6m build (mpy-cross -march=armv6m, the rp2 port): rp2 boards only
 (host/tesctl/firmware.py).
