@@ -238,6 +238,9 @@ def format_profile(p):
     if p.get("callers"):
         rows.append("  who called (stack scan, heuristic):")
         rows += ["  %5.1f%%  %s" % (100 * r["share"], r["name"]) for r in p["callers"]]
+    if p.get("python"):
+        rows.append("  by frozen Python function, the runtime it calls included (stack scan, heuristic):")
+        rows += ["  %5.1f%%  %s" % (100 * r["share"], r["name"]) for r in p["python"]]
     return "\n".join(rows)
 
 

@@ -122,3 +122,18 @@ def test_stats_line_format():
                     "last interval 2.500 s emulated in 10.0 s wall (0.250x, 0.125x while busy), CPU idle 40.0%; "
                     "last output-enabled stretch 0.170 s, CPU idle 2.1%; resets: watchdog timeout at 1.250 s")
     assert json.dumps(fig)
+
+
+def test_profile_lines_format():
+    text = hil.format_profile({"samples": 400, "top": [{"name": "mp_map_lookup", "share": 0.25}],
+                               "callers": [{"name": "gc_alloc < m_malloc", "share": 0.005}],
+                               "python": [{"name": "tes_multicontrol_MultiControl_check_all", "share": 0.125}]})
+    assert text.splitlines() == [
+        "hil profile: 400 samples of the busy CPU since the last report",
+        "   25.0%  mp_map_lookup",
+        "  who called (stack scan, heuristic):",
+        "    0.5%  gc_alloc < m_malloc",
+        "  by frozen Python function, the runtime it calls included (stack scan, heuristic):",
+        "   12.5%  tes_multicontrol_MultiControl_check_all"]
+    assert hil.format_profile({"samples": 0, "top": [], "callers": [], "python": []}).splitlines() == [
+        "hil profile: 0 samples of the busy CPU since the last report"]

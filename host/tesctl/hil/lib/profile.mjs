@@ -1,11 +1,18 @@
 // Where the emulated CPU spends its busy cycles: the program counter sampled every
 // `every` instructions, attributed to the firmware's functions by the ELF symbol table
-// of the image (the .elf built with the .uf2). Code in RAM (MicroPython's native and viper
-// code, copied functions) counts as "RAM". A developer's aid: `tesctl hil --profile ELF`,
-// read with the `profile` control line.
+// of the image (the .elf built with the .uf2), the SDK's RAM functions included. Other code
+// in RAM (MicroPython's native and viper code loaded from .mpy) counts as "RAM". Frozen
+// Python functions (mpy-tool's fun_data_<module>_<name> arrays: native code runs there) are
+// named too, and each sample is also charged to the innermost frozen Python function found on
+// the stack (its PC, else the first return address into one): the Python-level view, inclusive
+// of the runtime it calls. A developer's aid: `tesctl hil --profile ELF`, read with the
+// `profile` control line.
 import { readFileSync } from 'node:fs';
 
-/** Parse an ELF32 little-endian file's function symbols -> sorted [{start, end, name}]. */
+const FROZEN = 'fun_data_';
+
+/** Parse an ELF32 little-endian file's function symbols, and the frozen Python functions'
+ * code arrays (objects named fun_data_*), -> sorted [{start, end, name}]. */
 export function elfFunctions(bytes) {
   const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -26,13 +33,14 @@ export function elfFunctions(bytes) {
     if (s.type !== 2) continue; // SHT_SYMTAB
     const str = sec(s.link);
     for (let o = s.offset; o + 16 <= s.offset + s.size; o += s.entsize || 16) {
-      const info = b[o + 12];
-      if ((info & 0xf) !== 2) continue; // STT_FUNC
-      const value = v.getUint32(o + 4, true) & ~1; // Thumb bit
+      const type = b[o + 12] & 0xf;
+      if (type !== 2 && type !== 1) continue; // STT_FUNC, STT_OBJECT
       const size = v.getUint32(o + 8, true);
       let p = str.offset + v.getUint32(o, true);
       let name = '';
       while (b[p]) name += String.fromCharCode(b[p++]);
+      if (type === 1 && !name.startsWith(FROZEN)) continue; // data, not code
+      const value = type === 2 ? v.getUint32(o + 4, true) & ~1 : v.getUint32(o + 4, true); // Thumb bit
       out.push({ start: value, end: value + Math.max(size, 2), name });
     }
   }
@@ -48,6 +56,26 @@ export class Profiler {
     this.samples = 0;
     this.watch = new Set(['gc_alloc']);   // for these, also who called (a stack scan)
     this.callers = new Map();
+    this.python = new Map();
+  }
+
+  /** The innermost frozen Python function: the one holding the PC, else the first return
+   * address (an odd word) on the stack into one, else null. */
+  pythonFrame(core, here) {
+    if (here.startsWith(FROZEN)) return here;
+    let sp = core.SP;
+    for (let k = 0; k < 256 && sp < 0x20042000; k++, sp += 4) {
+      let w;
+      try {
+        w = core.readUint32(sp);
+      } catch {
+        break;
+      }
+      if (!(w & 1) || w < 0x10000000 || w >= 0x20042000) continue;
+      const n = this.name((w & ~1) - 2);
+      if (n.startsWith(FROZEN)) return n;
+    }
+    return null;
   }
 
   /** Return addresses found on the stack from sp up (odd words into flash code), as
@@ -74,7 +102,6 @@ export class Profiler {
   }
 
   name(pc) {
-    if (pc >= 0x20000000 && pc < 0x20042000) return 'RAM (native/viper code)';
     const f = this.fns;
     let lo = 0;
     let hi = f.length - 1;
@@ -83,7 +110,8 @@ export class Profiler {
       if (f[mid].start <= pc) lo = mid + 1;
       else hi = mid - 1;
     }
-    return hi >= 0 && pc < f[hi].end ? f[hi].name : `0x${pc.toString(16)}`;
+    if (hi >= 0 && pc < f[hi].end) return f[hi].name;
+    return pc >= 0x20000000 && pc < 0x20042000 ? 'RAM (native/viper code)' : `0x${pc.toString(16)}`;
   }
 
   /** Call once per busy instruction with the core (before the instruction runs). */
@@ -97,6 +125,8 @@ export class Profiler {
       const c = `${n} < ${this.chain(core)}`;
       this.callers.set(c, (this.callers.get(c) || 0) + 1);
     }
+    const py = this.pythonFrame(core, n) || '(no frozen Python function on the stack)';
+    this.python.set(py, (this.python.get(py) || 0) + 1);
   }
 
   /** Top functions by share of busy samples since the last report (then cleared). */
@@ -104,9 +134,13 @@ export class Profiler {
     const rows = [...this.hits.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
     const total = this.samples || 1;
     const calls = [...this.callers.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12);
+    const py = [...this.python.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
     const out = { samples: this.samples, top: rows.map(([name, n]) => ({ name, share: n / total })),
-      callers: calls.map(([name, n]) => ({ name, share: n / total })) };
+      callers: calls.map(([name, n]) => ({ name, share: n / total })),
+      python: py.map(([name, n]) => ({ name: name.startsWith(FROZEN) ? name.slice(FROZEN.length) : name,
+        share: n / total })) };
     this.callers.clear();
+    this.python.clear();
     this.hits.clear();
     this.samples = 0;
     return out;

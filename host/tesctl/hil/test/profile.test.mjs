@@ -78,3 +78,29 @@ test('every Nth instruction is sampled', () => {
   for (let k = 0; k < 95; k++) p.tick(core);
   assert.equal(p.report().samples, 9);
 });
+
+test('frozen Python functions and RAM functions are named; samples go to the innermost Python function', () => {
+  const syms = [...SYMS,
+    { name: 'fun_data_tes_app_App_tick', value: 0x10040100, size: 0x80, type: 1 },   // frozen native code
+    { name: 'fun_data_hal_rp2_sense', value: 0x10040201, size: 0x40, type: 1 },       // bytecode: odd is fine
+    { name: 'mp_usbd_schedule_task', value: 0x200000c1, size: 0x14 },                 // an SDK function in RAM
+  ];
+  const p = new Profiler(elfFunctions(tinyElf(syms)), 1);
+  assert.equal(p.name(0x10040140), 'fun_data_tes_app_App_tick');
+  assert.equal(p.name(0x200000c8), 'mp_usbd_schedule_task');
+  assert.equal(p.name(0x20010000), 'RAM (native/viper code)');
+  const stack = { 0x2003ff00: 0x1000, 0x2003ff04: 0x10040141, 0x2003ff08: 0x10040211 };  // even word, then returns
+  const core = { PC: 0x10001010, SP: 0x2003ff00, readUint32: (a) => stack[a] ?? 0 };
+  p.tick(core);                        // gc_alloc called from App.tick
+  core.PC = 0x10040150;
+  p.tick(core);                        // in App.tick's own code
+  core.PC = 0x10002400;
+  core.SP = 0x2003ff08;
+  p.tick(core);                        // the VM; the first return address on the stack is into sense
+  core.SP = 0x2003ff0c;
+  p.tick(core);                        // nothing frozen above
+  const r = p.report();
+  assert.deepEqual(r.python.map((x) => [x.name, x.share]), [['tes_app_App_tick', 0.5], ['hal_rp2_sense', 0.25],
+    ['(no frozen Python function on the stack)', 0.25]]);
+  assert.equal(p.report().python.length, 0);
+});
