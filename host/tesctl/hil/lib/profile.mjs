@@ -59,22 +59,26 @@ export class Profiler {
     this.python = new Map();
   }
 
-  /** The innermost frozen Python function: the one holding the PC, else the first return
-   * address (an odd word) on the stack into one, else null. */
-  pythonFrame(core, here) {
-    if (here.startsWith(FROZEN)) return here;
+  /** The names of the code that odd words on the stack from sp up return into (at most
+   * `words` words read; `top` bounds the addresses taken: flash only, or RAM too). */
+  *returns(core, words, top) {
     let sp = core.SP;
-    for (let k = 0; k < 256 && sp < 0x20042000; k++, sp += 4) {
+    for (let k = 0; k < words && sp < 0x20042000; k++, sp += 4) {
       let w;
       try {
         w = core.readUint32(sp);
       } catch {
-        break;
+        return;
       }
-      if (!(w & 1) || w < 0x10000000 || w >= 0x20042000) continue;
-      const n = this.name((w & ~1) - 2);
-      if (n.startsWith(FROZEN)) return n;
+      if ((w & 1) && w >= 0x10000000 && w < top) yield this.name((w & ~1) - 2);
     }
+  }
+
+  /** The innermost frozen Python function: the one holding the PC, else the first return
+   * address on the stack into one, else null. */
+  pythonFrame(core, here) {
+    if (here.startsWith(FROZEN)) return here;
+    for (const n of this.returns(core, 256, 0x20042000)) if (n.startsWith(FROZEN)) return n;
     return null;
   }
 
@@ -82,17 +86,9 @@ export class Profiler {
    * function names: a heuristic call chain, good enough to tell who allocates. */
   chain(core, depth = 5) {
     const out = [];
-    let sp = core.SP;
-    for (let k = 0; k < 96 && out.length < depth && sp < 0x20042000; k++, sp += 4) {
-      let w;
-      try {
-        w = core.readUint32(sp);
-      } catch {
-        break;
-      }
-      if (!(w & 1) || w < 0x10000000 || w >= 0x10200000) continue;
-      const n = this.name((w & ~1) - 2);
+    for (const n of this.returns(core, 96, 0x10200000)) {
       if (!n.startsWith('0x') && out[out.length - 1] !== n) out.push(n);
+      if (out.length >= depth) break;
     }
     return out.join(' < ');
   }

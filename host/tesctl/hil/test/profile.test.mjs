@@ -102,5 +102,6 @@ test('frozen Python functions and RAM functions are named; samples go to the inn
   const r = p.report();
   assert.deepEqual(r.python.map((x) => [x.name, x.share]), [['tes_app_App_tick', 0.5], ['hal_rp2_sense', 0.25],
     ['(no frozen Python function on the stack)', 0.25]]);
+  assert.deepEqual(r.callers.map((x) => [x.name, x.share]), [['gc_alloc < fun_data_tes_app_App_tick < fun_data_hal_rp2_sense', 0.25]]);
   assert.equal(p.report().python.length, 0);
 });
