@@ -7,6 +7,17 @@ OUT_MAX = 8192          # queued bytes: more than tes.app's FLUSH_BYTES plus a l
 SEND_CHUNK = 4096       # a pipe that polls writable takes this much without blocking (PIPE_BUF)
 
 
+def copy_into(dst, at, src, frm, k):
+    """dst[at:at + k] = src[frm:frm + k], front to back (so dst may be src, at <= frm)."""
+    dst[at:at + k] = src[frm:frm + k]
+
+
+try:
+    from tes.port_fast import copy_into  # noqa: F811 (viper twin: no slice assignment's tail move)
+except (ImportError, SyntaxError, NameError):    # CPython, or a port without viper
+    pass
+
+
 class StreamPort:
     """Nothing here allocates while nothing arrives: the tick polls with ipoll (MicroPython:
     no result list) and queues output in one preallocated buffer (on an RP2040 every
@@ -73,7 +84,7 @@ class StreamPort:
             if k > OUT_MAX:
                 self._send(data)
                 return
-        self.mv[self.n:self.n + k] = data
+        copy_into(self.buf, self.n, data, 0, k)
         self.n += k
 
     @property
@@ -111,7 +122,7 @@ class StreamPort:
         if sent:
             rest = n - sent
             if rest:
-                self.buf[0:rest] = self.buf[sent:n]
+                copy_into(self.buf, 0, self.buf, sent, rest)
             self.n = rest
 
     def _send(self, data):
