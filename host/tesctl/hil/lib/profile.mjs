@@ -54,7 +54,7 @@ export class Profiler {
     this.countdown = every;
     this.hits = new Map();
     this.samples = 0;
-    this.watch = new Set(['gc_alloc']);   // for these, also who called (a stack scan)
+    this.watch = new Set(['gc_alloc', 'memmove']);   // who allocates, who copies: a stack scan
     this.callers = new Map();
     this.python = new Map();
   }
