@@ -44,7 +44,8 @@ MODULES = {
     # test_app_faults last: one of its tests runs ~17 s, the others kill most mutants first (-x)
     "firmware/tes/supervisor.py": ["tests/firmware/test_supervisor_rules.py", "tests/firmware/test_supervisor_fast.py",
                                    "tests/firmware/test_soft_stop.py", "tests/firmware/test_supervisor_sim.py",
-                                   "tests/host/test_supervisor_props.py", "tests/firmware/test_app_faults.py"],
+                                   "tests/host/test_supervisor_props.py",
+                                   "tests/firmware/test_changed_lines_mutants.py", "tests/firmware/test_app_faults.py"],
     # the validator's part of test_protocols only: its previews (~90 s) test the engine
     "firmware/tes/validate.py": ["tests/firmware/test_validate_bounds.py", "tests/firmware/test_validate_edges.py",
                                  "tests/host/test_schema.py",
@@ -55,17 +56,19 @@ MODULES = {
                                "tests/host/test_board_props.py", "tests/firmware/test_validate_bounds.py"],
     "firmware/tes/link.py": ["tests/firmware/test_link_bounds.py", "tests/firmware/test_link_contract.py",
                              "tests/firmware/test_link.py", "tests/firmware/test_link_telem.py",
-                             "tests/firmware/test_link_edges.py", "tests/host/test_link_props.py"],
+                             "tests/firmware/test_link_edges.py", "tests/host/test_link_props.py",
+                             "tests/firmware/test_changed_lines_mutants.py"],
     "firmware/tes/engine.py": ["tests/firmware/test_engine_ramps.py", "tests/firmware/test_engine_basic.py",
                                "tests/firmware/test_engine_fidelity.py", "tests/firmware/test_soft_stop.py",
-                               "tests/firmware/test_engine_golden.py"],
+                               "tests/firmware/test_engine_golden.py", "tests/firmware/test_changed_lines_mutants.py"],
     "firmware/hal/blocks.py": ["tests/firmware/test_blocks.py"],
     "firmware/tes/control.py": ["tests/firmware/test_control.py", "tests/firmware/test_control_run.py",
                                 "tests/firmware/test_soft_stop.py",
                                 "tests/firmware/test_supervisor_sim.py", "tests/firmware/test_app_faults.py",
                                 "tests/firmware/test_control_soft.py"],
     "firmware/tes/multicontrol.py": ["tests/firmware/test_multicontrol.py", "tests/firmware/test_review_multi.py",
-                                     "tests/firmware/test_app_multi.py", "tests/firmware/test_multi_lockout.py"],
+                                     "tests/firmware/test_app_multi.py", "tests/firmware/test_multi_lockout.py",
+                                     "tests/firmware/test_multicontrol_mutants.py"],
     "host/tesctl/protofile.py": ["tests/host/test_protofile_golden.py", "tests/host/test_protofile_edges.py",
                                  "tests/host/test_protofile_mutants.py",
                                  "tests/host/test_protocols.py::test_protocol_validates",
@@ -260,16 +263,20 @@ def mutants_of(module):
 
 
 def load_equivalent():
-    """{(module, line text, mutation): reason} from tools/mutants_equivalent.txt."""
+    """{(module, line text, mutation): reason} from tools/mutants_equivalent.txt. The module
+    is up to the first " | ", the mutation and the reason after the last two: a source
+    line may hold " | " itself (a comment's "(k << 5) | code"); a reason may not."""
     eq = {}
     if not EQUIVALENT.exists():
         return eq
     for raw in EQUIVALENT.read_text().splitlines():
         if not raw.strip() or raw.startswith("#"):
             continue
-        parts = [p.strip() for p in raw.split(" | ")]
-        if len(parts) != 4:
+        head = raw.split(" | ", 1)
+        tail = head[-1].rsplit(" | ", 2)
+        if len(head) != 2 or len(tail) != 3:
             raise SystemExit("%s: bad line (module | line | mutation | reason): %s" % (EQUIVALENT, raw))
+        parts = [p.strip() for p in [head[0]] + tail]
         eq[tuple(parts[:3])] = parts[3]
     return eq
 
